@@ -1,0 +1,13 @@
+//! ferrograd-ir: dtypes, the primitive op set, the hash-consed lazy graph, index expressions for
+//! movement ops (views), the scheduler that cuts a graph into fused kernels, and the
+//! backend-neutral kernel IR ([`Program`]).
+
+pub mod dtype;
+pub mod graph;
+pub mod ops;
+pub mod program;
+
+pub use dtype::{DType, Scalar};
+pub use graph::{numel, toposort, Node, NodeRef};
+pub use ops::{BinaryOp, BufferHandle, Op, ReduceOp, TernaryOp, UnaryOp};
+pub use program::{Inst, Memory, Param, Program, ProgramBuilder, VType, ValueId};

@@ -1,0 +1,92 @@
+//! The contract every backend implements. Small on purpose: memory, copies, compile, launch.
+
+use crate::error::Result;
+use ferrograd_ir::{DType, Program};
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+/// Device memory as the backend represents it. The runtime never looks inside.
+pub type RawBuffer = Box<dyn Any + Send + Sync>;
+
+/// A compiled kernel as the backend represents it.
+pub type CompiledKernel = Arc<dyn Any + Send + Sync>;
+
+/// What kind of hardware a device is; used to pick the best default device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DeviceKind {
+    /// A CPU.
+    Cpu,
+    /// A software (CPU-emulated) GPU such as lavapipe.
+    VirtualGpu,
+    /// A GPU sharing memory with the CPU.
+    IntegratedGpu,
+    /// A GPU with its own memory.
+    DiscreteGpu,
+}
+
+/// What `ferrograd devices` shows about a device.
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
+    /// Canonical name (`cpu`, `vulkan:0`, ...).
+    pub name: String,
+    /// Human-readable description (model, driver).
+    pub description: String,
+    /// Kind of hardware.
+    pub kind: DeviceKind,
+    /// Memory available to tensors, in bytes.
+    pub memory_bytes: u64,
+    /// Parallel compute units (cores, SMs).
+    pub compute_units: usize,
+    /// Widest SIMD vector in bytes.
+    pub vector_bytes: usize,
+    /// Supported dtypes.
+    pub dtypes: Vec<DType>,
+    /// Other capabilities worth knowing, as `key=value` strings.
+    pub extra: Vec<String>,
+}
+
+impl fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dtypes: Vec<&str> = self.dtypes.iter().map(|d| d.name()).collect();
+        write!(
+            f,
+            "{:<12} {:?} — {}\n    memory {:.1} GiB, {} compute units, {}-byte vectors\n    dtypes: {}",
+            self.name,
+            self.kind,
+            self.description,
+            self.memory_bytes as f64 / (1u64 << 30) as f64,
+            self.compute_units,
+            self.vector_bytes,
+            dtypes.join(" ")
+        )?;
+        for e in &self.extra {
+            write!(f, "\n    {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A compute device. Calls on one device may come from several threads.
+pub trait Device: Send + Sync + 'static {
+    /// Capabilities and identity.
+    fn info(&self) -> &DeviceInfo;
+    /// Allocates `bytes` bytes of device memory (contents unspecified).
+    fn allocate(&self, bytes: usize) -> Result<RawBuffer>;
+    /// Copies `data` into the start of `dst`.
+    fn write(&self, dst: &RawBuffer, data: &[u8]) -> Result<()>;
+    /// Copies the start of `src` into `out`.
+    fn read(&self, src: &RawBuffer, out: &mut [u8]) -> Result<()>;
+    /// Turns a Program into device code. The runtime caches the result by the Program's hash.
+    fn compile(&self, program: &Program) -> Result<CompiledKernel>;
+    /// Runs a compiled kernel with `buffers` bound to the Program's params, in order.
+    fn launch(&self, kernel: &CompiledKernel, buffers: &[&RawBuffer]) -> Result<()>;
+    /// Waits for every launched kernel and copy to finish.
+    fn synchronize(&self) -> Result<()>;
+    /// Lanes the kernel optimizer should use for vectors of `dtype` (1 disables vectors).
+    fn preferred_lanes(&self, dtype: DType) -> u8;
+    /// Number of parallel workers the CPU-style launch splits across (for heuristics).
+    fn parallelism(&self) -> usize {
+        self.info().compute_units
+    }
+}
