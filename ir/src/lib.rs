@@ -4,8 +4,12 @@
 
 pub mod dtype;
 pub mod graph;
+pub mod index;
+pub mod lower;
 pub mod ops;
 pub mod program;
+pub mod schedule;
+pub mod view;
 
 pub use dtype::{DType, Scalar};
 pub use graph::{numel, toposort, Node, NodeRef};

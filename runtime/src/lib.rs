@@ -1,8 +1,15 @@
 //! ferrograd-runtime: the [`Device`] contract, pooled buffers, the compile cache, the device
 //! registry and the executor that realizes lazy graphs.
 
+pub mod buffer;
 pub mod device;
 pub mod error;
+pub mod pool;
+pub mod realize;
+pub mod registry;
 
+pub use buffer::{Buffer, DeviceHandle};
 pub use device::{CompiledKernel, Device, DeviceInfo, DeviceKind, RawBuffer};
 pub use error::{Error, Result};
+pub use realize::{download, programs, realize, stats, upload, Stats};
+pub use registry::{default_device, device, devices, register_backend, Backend};

@@ -1,0 +1,458 @@
+//! Symbolic index arithmetic with range analysis.
+//!
+//! Movement ops turn into index expressions over a kernel's loop variables. An [`Idx`] is a
+//! canonical sum `Σ coef·atom + konst` where an atom is a loop variable or a floor division /
+//! modulo of another sum by a positive constant. Every operation simplifies using the variables'
+//! ranges, so `(i*4 + j) / 4` becomes `i` when `0 <= j < 4`, and `(i*4 + j) % 4` becomes `j`.
+//!
+//! Division and modulo are only split when the operand is known non-negative, so truncating
+//! (C-style) and flooring semantics agree on every expression a backend receives.
+
+use std::collections::BTreeMap;
+
+/// A leaf of an index sum.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Atom {
+    /// A loop variable.
+    Var(u32),
+    /// `floor(inner / d)`, d > 1.
+    Div(Box<Idx>, i64),
+    /// `inner mod d`, d > 1.
+    Mod(Box<Idx>, i64),
+}
+
+/// A canonical index expression: sorted terms with non-zero coefficients plus a constant.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Idx {
+    terms: Vec<(Atom, i64)>,
+    konst: i64,
+}
+
+/// Inclusive value ranges of the loop variables (indexed by variable number).
+#[derive(Clone, Debug, Default)]
+pub struct IdxCtx {
+    ranges: Vec<(i64, i64)>,
+}
+
+impl Idx {
+    /// The constant `c`.
+    pub fn konst(c: i64) -> Idx {
+        Idx { terms: Vec::new(), konst: c }
+    }
+    /// The constant value, if this expression has no variables.
+    pub fn as_const(&self) -> Option<i64> {
+        self.terms.is_empty().then_some(self.konst)
+    }
+    /// The terms `(atom, coefficient)`.
+    pub fn terms(&self) -> &[(Atom, i64)] {
+        &self.terms
+    }
+    /// The constant part.
+    pub fn constant(&self) -> i64 {
+        self.konst
+    }
+    /// Coefficient of variable `v` if the expression is affine in it (it appears only as a plain
+    /// term, not inside a div or mod); `Some(0)` if it does not appear at all.
+    pub fn affine_coef(&self, v: u32) -> Option<i64> {
+        let mut coef = 0;
+        for (atom, c) in &self.terms {
+            match atom {
+                Atom::Var(x) if *x == v => coef = *c,
+                Atom::Var(_) => {}
+                Atom::Div(inner, _) | Atom::Mod(inner, _) => {
+                    if inner.mentions(v) {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(coef)
+    }
+    /// True if variable `v` occurs anywhere in the expression.
+    pub fn mentions(&self, v: u32) -> bool {
+        self.terms.iter().any(|(atom, _)| match atom {
+            Atom::Var(x) => *x == v,
+            Atom::Div(inner, _) | Atom::Mod(inner, _) => inner.mentions(v),
+        })
+    }
+    /// Evaluates with concrete variable values.
+    pub fn eval(&self, vars: &[i64]) -> i64 {
+        let mut acc = self.konst;
+        for (atom, c) in &self.terms {
+            let a = match atom {
+                Atom::Var(v) => vars[*v as usize],
+                Atom::Div(inner, d) => inner.eval(vars).div_euclid(*d),
+                Atom::Mod(inner, d) => inner.eval(vars).rem_euclid(*d),
+            };
+            acc += c * a;
+        }
+        acc
+    }
+    /// Counts the ALU operations needed to compute this expression (adds, muls, divs, mods).
+    pub fn op_count(&self) -> usize {
+        let mut n = 0;
+        for (i, (atom, c)) in self.terms.iter().enumerate() {
+            if i > 0 {
+                n += 1;
+            }
+            if *c != 1 {
+                n += 1;
+            }
+            if let Atom::Div(inner, _) | Atom::Mod(inner, _) = atom {
+                n += 1 + inner.op_count();
+            }
+        }
+        if self.konst != 0 && !self.terms.is_empty() {
+            n += 1;
+        }
+        n
+    }
+    fn from_terms(map: BTreeMap<Atom, i64>, konst: i64) -> Idx {
+        Idx { terms: map.into_iter().filter(|(_, c)| *c != 0).collect(), konst }
+    }
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    let (mut a, mut b) = (a.abs(), b.abs());
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+impl IdxCtx {
+    /// A context with no variables.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Declares a new variable ranging over `0..size` and returns it (a size-1 variable is the
+    /// constant 0).
+    pub fn var(&mut self, size: usize) -> Idx {
+        self.var_range(0, size as i64 - 1)
+    }
+
+    /// Declares a variable with the inclusive range `lo..=hi`.
+    pub fn var_range(&mut self, lo: i64, hi: i64) -> Idx {
+        if lo == hi {
+            return Idx::konst(lo);
+        }
+        let v = self.ranges.len() as u32;
+        self.ranges.push((lo, hi));
+        Idx { terms: vec![(Atom::Var(v), 1)], konst: 0 }
+    }
+
+    /// The variable number of the last declared variable.
+    pub fn num_vars(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// The inclusive range of variable `v`.
+    pub fn var_bounds(&self, v: u32) -> (i64, i64) {
+        self.ranges[v as usize]
+    }
+
+    /// The inclusive range of values `e` can take.
+    pub fn range(&self, e: &Idx) -> (i64, i64) {
+        let (mut lo, mut hi) = (e.konst, e.konst);
+        for (atom, c) in &e.terms {
+            let (alo, ahi) = self.atom_range(atom);
+            let (x, y) = (alo.saturating_mul(*c), ahi.saturating_mul(*c));
+            lo = lo.saturating_add(x.min(y));
+            hi = hi.saturating_add(x.max(y));
+        }
+        (lo, hi)
+    }
+
+    fn atom_range(&self, atom: &Atom) -> (i64, i64) {
+        match atom {
+            Atom::Var(v) => self.ranges[*v as usize],
+            Atom::Div(inner, d) => {
+                let (lo, hi) = self.range(inner);
+                (lo.div_euclid(*d), hi.div_euclid(*d))
+            }
+            Atom::Mod(inner, d) => {
+                let (lo, hi) = self.range(inner);
+                if lo >= 0 && hi < *d {
+                    (lo, hi)
+                } else {
+                    (0, d - 1)
+                }
+            }
+        }
+    }
+
+    /// `a + b`.
+    pub fn add(&self, a: &Idx, b: &Idx) -> Idx {
+        let mut map: BTreeMap<Atom, i64> = a.terms.iter().cloned().collect();
+        for (atom, c) in &b.terms {
+            *map.entry(atom.clone()).or_insert(0) += c;
+        }
+        self.fold_div_mod_pairs(map, a.konst + b.konst)
+    }
+
+    /// `a + c`.
+    pub fn add_const(&self, a: &Idx, c: i64) -> Idx {
+        Idx { terms: a.terms.clone(), konst: a.konst + c }
+    }
+
+    /// `a * c`.
+    pub fn mul(&self, a: &Idx, c: i64) -> Idx {
+        if c == 0 {
+            return Idx::konst(0);
+        }
+        Idx { terms: a.terms.iter().map(|(atom, k)| (atom.clone(), k * c)).collect(), konst: a.konst * c }
+    }
+
+    /// Rewrites `k·n·(x / n) + k·(x % n)` into `k·x` (the pair that merged dimensions produce).
+    fn fold_div_mod_pairs(&self, mut map: BTreeMap<Atom, i64>, mut konst: i64) -> Idx {
+        loop {
+            let pair = map.iter().find_map(|(atom, &c)| match atom {
+                Atom::Mod(inner, n) => {
+                    let div = Atom::Div(inner.clone(), *n);
+                    (map.get(&div) == Some(&(c * n))).then(|| (atom.clone(), div, (**inner).clone(), c))
+                }
+                _ => None,
+            });
+            let Some((mod_atom, div_atom, inner, c)) = pair else { break };
+            map.remove(&mod_atom);
+            map.remove(&div_atom);
+            for (atom, k) in inner.terms {
+                *map.entry(atom).or_insert(0) += k * c;
+            }
+            konst += inner.konst * c;
+        }
+        Idx::from_terms(map, konst)
+    }
+
+    /// `floor(a / d)` for d > 0.
+    pub fn div(&self, a: &Idx, d: i64) -> Idx {
+        assert!(d > 0, "index division by {d}");
+        if d == 1 {
+            return a.clone();
+        }
+        let (lo, hi) = self.range(a);
+        if lo.div_euclid(d) == hi.div_euclid(d) {
+            return Idx::konst(lo.div_euclid(d));
+        }
+        // Split off the multiples of d when the remainder is provably non-negative.
+        let mut quot = BTreeMap::new();
+        let mut rest = BTreeMap::new();
+        for (atom, c) in &a.terms {
+            if c % d == 0 {
+                quot.insert(atom.clone(), c / d);
+            } else {
+                rest.insert(atom.clone(), *c);
+            }
+        }
+        let rest = Idx::from_terms(rest, a.konst.rem_euclid(d));
+        let (rlo, rhi) = self.range(&rest);
+        if !quot.is_empty() && rlo >= 0 {
+            let q = Idx::from_terms(quot, a.konst.div_euclid(d));
+            let tail = if rhi < d { Idx::konst(0) } else { self.div(&rest, d) };
+            return self.add(&q, &tail);
+        }
+        if lo < 0 {
+            return Idx { terms: vec![(Atom::Div(Box::new(a.clone()), d), 1)], konst: 0 };
+        }
+        // Common factor: (g·x) / d == x / (d/g) when g divides d.
+        let g = a.terms.iter().fold(gcd(a.konst, d), |g, (_, c)| gcd(g, *c));
+        if g > 1 {
+            return self.div(&self.exact_div(a, g), d / g);
+        }
+        // Nested division: (x / a) / d == x / (a·d).
+        if a.konst == 0 && a.terms.len() == 1 {
+            if let (Atom::Div(inner, n), 1) = &a.terms[0] {
+                return self.div(inner, n * d);
+            }
+        }
+        Idx { terms: vec![(Atom::Div(Box::new(a.clone()), d), 1)], konst: 0 }
+    }
+
+    /// `a mod d` for d > 0.
+    pub fn modulo(&self, a: &Idx, d: i64) -> Idx {
+        assert!(d > 0, "index modulo by {d}");
+        if d == 1 {
+            return Idx::konst(0);
+        }
+        let (lo, hi) = self.range(a);
+        if lo >= 0 && hi < d {
+            return a.clone();
+        }
+        if lo.div_euclid(d) == hi.div_euclid(d) {
+            return self.add_const(a, -lo.div_euclid(d) * d);
+        }
+        let mut rest = BTreeMap::new();
+        for (atom, c) in &a.terms {
+            if c % d != 0 {
+                rest.insert(atom.clone(), *c);
+            }
+        }
+        let rest = Idx::from_terms(rest, a.konst.rem_euclid(d));
+        let (rlo, _) = self.range(&rest);
+        if rlo >= 0 && rest != *a {
+            return self.modulo(&rest, d);
+        }
+        if lo < 0 {
+            return Idx { terms: vec![(Atom::Mod(Box::new(a.clone()), d), 1)], konst: 0 };
+        }
+        let g = a.terms.iter().fold(gcd(a.konst, d), |g, (_, c)| gcd(g, *c));
+        if g > 1 {
+            return self.mul(&self.modulo(&self.exact_div(a, g), d / g), g);
+        }
+        Idx { terms: vec![(Atom::Mod(Box::new(a.clone()), d), 1)], konst: 0 }
+    }
+
+    fn exact_div(&self, a: &Idx, g: i64) -> Idx {
+        Idx { terms: a.terms.iter().map(|(atom, c)| (atom.clone(), c / g)).collect(), konst: a.konst / g }
+    }
+
+    /// Replaces every variable `v` by `subst[v]` and re-simplifies in `self` (the context of the
+    /// substituted expressions).
+    pub fn substitute(&self, e: &Idx, subst: &[Idx]) -> Idx {
+        let mut acc = Idx::konst(e.konst);
+        for (atom, c) in &e.terms {
+            let a = match atom {
+                Atom::Var(v) => subst[*v as usize].clone(),
+                Atom::Div(inner, d) => self.div(&self.substitute(inner, subst), *d),
+                Atom::Mod(inner, d) => self.modulo(&self.substitute(inner, subst), *d),
+            };
+            acc = self.add(&acc, &self.mul(&a, *c));
+        }
+        acc
+    }
+}
+
+/// A conjunction of bounds `lo <= expr < hi`: where an index is valid (inside padding bounds).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Gate {
+    bounds: Vec<(Idx, i64, i64)>,
+    never: bool,
+}
+
+impl Gate {
+    /// Always true.
+    pub fn always() -> Gate {
+        Gate::default()
+    }
+    /// True if the gate can never hold.
+    pub fn is_never(&self) -> bool {
+        self.never
+    }
+    /// True if the gate always holds.
+    pub fn is_always(&self) -> bool {
+        !self.never && self.bounds.is_empty()
+    }
+    /// The bounds `(expr, lo, hi)` meaning `lo <= expr < hi`.
+    pub fn bounds(&self) -> &[(Idx, i64, i64)] {
+        &self.bounds
+    }
+    /// True if the gate mentions variable `v`.
+    pub fn mentions(&self, v: u32) -> bool {
+        self.bounds.iter().any(|(e, _, _)| e.mentions(v))
+    }
+    /// Adds `lo <= e < hi`, dropping it when the ranges prove it.
+    pub fn and(&self, ctx: &IdxCtx, e: &Idx, lo: i64, hi: i64) -> Gate {
+        let mut g = self.clone();
+        if g.never {
+            return g;
+        }
+        let (elo, ehi) = ctx.range(e);
+        if elo >= lo && ehi < hi {
+            return g;
+        }
+        if ehi < lo || elo >= hi {
+            return Gate { bounds: Vec::new(), never: true };
+        }
+        if !g.bounds.iter().any(|b| b.0 == *e && b.1 == lo && b.2 == hi) {
+            g.bounds.push((e.clone(), lo, hi));
+        }
+        g
+    }
+    /// Both gates.
+    pub fn and_gate(&self, ctx: &IdxCtx, other: &Gate) -> Gate {
+        if other.never {
+            return other.clone();
+        }
+        other.bounds.iter().fold(self.clone(), |g, (e, lo, hi)| g.and(ctx, e, *lo, *hi))
+    }
+    /// Substitutes variables in every bound (see [`IdxCtx::substitute`]).
+    pub fn substitute(&self, ctx: &IdxCtx, subst: &[Idx]) -> Gate {
+        if self.never {
+            return self.clone();
+        }
+        self.bounds.iter().fold(Gate::always(), |g, (e, lo, hi)| g.and(ctx, &ctx.substitute(e, subst), *lo, *hi))
+    }
+    /// Evaluates with concrete variable values.
+    pub fn eval(&self, vars: &[i64]) -> bool {
+        !self.never && self.bounds.iter().all(|(e, lo, hi)| (*lo..*hi).contains(&e.eval(vars)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn split_and_merge_simplify() {
+        let mut ctx = IdxCtx::new();
+        let i = ctx.var(8);
+        let j = ctx.var(4);
+        let lin = ctx.add(&ctx.mul(&i, 4), &j);
+        assert_eq!(ctx.div(&lin, 4), i);
+        assert_eq!(ctx.modulo(&lin, 4), j);
+        // merged dims: 4*(m/4) + m%4 == m
+        let m = ctx.var(32);
+        let back = ctx.add(&ctx.mul(&ctx.div(&m, 4), 4), &ctx.modulo(&m, 4));
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn does_not_split_possibly_negative_operands() {
+        let mut ctx = IdxCtx::new();
+        let j = ctx.var(4);
+        let e = ctx.add_const(&j, -1); // -1..=2
+        let d = ctx.div(&e, 4);
+        assert!(matches!(d.terms()[0].0, Atom::Div(..)), "kept whole: {d:?}");
+        let v = ctx.var(3);
+        assert_eq!(ctx.modulo(&v, 3), v);
+    }
+
+    #[test]
+    fn gates_drop_proven_bounds() {
+        let mut ctx = IdxCtx::new();
+        let i = ctx.var(5);
+        assert!(Gate::always().and(&ctx, &i, 0, 5).is_always());
+        assert!(Gate::always().and(&ctx, &i, 5, 9).is_never());
+        let g = Gate::always().and(&ctx, &i, 1, 5);
+        assert_eq!(g.bounds().len(), 1);
+        assert!(!g.eval(&[0]) && g.eval(&[3]));
+    }
+
+    proptest! {
+        #[test]
+        fn simplification_preserves_values(
+            a in 1usize..7, b in 1usize..7, c in 1usize..7,
+            ca in -5i64..6, cb in -5i64..6, k in 0i64..9, d in 1i64..9, m in 1i64..9,
+        ) {
+            let mut ctx = IdxCtx::new();
+            let x = ctx.var(a);
+            let y = ctx.var(b);
+            let z = ctx.var(c);
+            // a non-negative expression
+            let e = ctx.add(&ctx.add(&ctx.mul(&x, ca.abs()), &ctx.mul(&y, cb.abs())), &ctx.add_const(&z, k));
+            let q = ctx.div(&e, d);
+            let r = ctx.modulo(&q, m);
+            let back = ctx.add(&ctx.mul(&ctx.div(&e, m), m), &ctx.modulo(&e, m));
+            for vx in 0..a as i64 { for vy in 0..b as i64 { for vz in 0..c as i64 {
+                let vars: Vec<i64> = [(a, vx), (b, vy), (c, vz)].iter().filter(|(n, _)| *n > 1).map(|(_, v)| *v).collect();
+                let ev = ca.abs() * vx + cb.abs() * vy + vz + k;
+                prop_assert_eq!(e.eval(&vars), ev);
+                prop_assert_eq!(q.eval(&vars), ev.div_euclid(d));
+                prop_assert_eq!(r.eval(&vars), ev.div_euclid(d).rem_euclid(m));
+                prop_assert_eq!(back.eval(&vars), ev);
+            }}}
+        }
+    }
+}

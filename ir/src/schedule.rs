@@ -1,0 +1,190 @@
+//! The scheduler: cuts a lazy graph into kernels.
+//!
+//! Rules (one pass over the graph in topological order, linear in its size):
+//! - every target, `Contiguous` and `Copy` node is materialized into its own buffer;
+//! - elementwise and movement ops are never materialized on their own: they are inlined into
+//!   every kernel that reads them (movement ops become index expressions), except a shared
+//!   subexpression that is expensive to recompute;
+//! - a reduction is materialized, unless its only use is a chain of elementwise ops (and
+//!   reshapes that only add or drop size-1 axes) ending at a materialized node: then it fuses into
+//!   that node's kernel as its reduction, with the chain as the kernel's epilogue. A kernel has
+//!   at most one reduction.
+
+use crate::graph::{toposort, NodeRef};
+use crate::ops::Op;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// One fused kernel.
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    /// The node whose value the kernel stores (contiguous, row-major).
+    pub output: NodeRef,
+    /// The reduction fused into this kernel, if any.
+    pub reduce: Option<NodeRef>,
+    /// Materialized nodes the kernel reads, in parameter order (after the output).
+    pub inputs: Vec<NodeRef>,
+}
+
+/// One step of a schedule.
+#[derive(Clone, Debug)]
+pub enum ScheduleItem {
+    /// Run a kernel.
+    Kernel(Kernel),
+    /// Copy `src` (materialized on its device) to `output`'s device.
+    Copy {
+        /// The Copy node.
+        output: NodeRef,
+        /// Its materialized source.
+        src: NodeRef,
+    },
+}
+
+impl ScheduleItem {
+    /// The node this step materializes.
+    pub fn output(&self) -> &NodeRef {
+        match self {
+            ScheduleItem::Kernel(k) => &k.output,
+            ScheduleItem::Copy { output, .. } => output,
+        }
+    }
+}
+
+/// Recomputing a shared inlined subexpression costing more than this many ops materializes it.
+const MAX_SHARED_INLINE_COST: usize = 48;
+
+/// Nodes that must be materialized (have their own buffer) to run `targets`.
+fn materialized_set(order: &[NodeRef], targets: &[NodeRef]) -> (HashSet<u64>, HashMap<u64, Vec<NodeRef>>) {
+    let mut users: HashMap<u64, Vec<NodeRef>> = HashMap::new();
+    for n in order {
+        if n.realized().is_none() {
+            for s in n.src() {
+                users.entry(s.id()).or_default().push(n.clone());
+            }
+        }
+    }
+    let mut mat: HashSet<u64> = HashSet::new();
+    for t in targets {
+        if t.realized().is_none() {
+            mat.insert(t.id());
+        }
+    }
+    let mut cost: HashMap<u64, usize> = HashMap::new();
+    for n in order {
+        if n.realized().is_some() {
+            continue;
+        }
+        match n.op() {
+            Op::Contiguous | Op::Reduce(..) => {
+                mat.insert(n.id());
+            }
+            Op::Copy => {
+                mat.insert(n.id());
+                let s = &n.src()[0];
+                if s.realized().is_none() {
+                    mat.insert(s.id());
+                }
+            }
+            _ => {}
+        }
+        let c = if mat.contains(&n.id()) {
+            0
+        } else {
+            1 + n.src().iter().map(|s| cost.get(&s.id()).copied().unwrap_or(0)).sum::<usize>()
+        };
+        let shared = users.get(&n.id()).is_some_and(|u| u.len() > 1);
+        if shared && c > MAX_SHARED_INLINE_COST && !n.op().is_movement() {
+            mat.insert(n.id());
+            cost.insert(n.id(), 0);
+        } else {
+            cost.insert(n.id(), c);
+        }
+    }
+    (mat, users)
+}
+
+/// True if `reshape` only inserts or drops size-1 axes.
+fn is_unit_reshape(node: &NodeRef) -> bool {
+    let non1 = |s: &[usize]| s.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
+    non1(node.shape()) == non1(node.src()[0].shape())
+}
+
+/// Where reduction `r` can fuse forward: the materialized node ending its single-use chain.
+fn epilogue_root(r: &NodeRef, mat: &HashSet<u64>, users: &HashMap<u64, Vec<NodeRef>>) -> Option<NodeRef> {
+    let mut cur = r.clone();
+    loop {
+        let us = users.get(&cur.id())?;
+        if us.len() != 1 {
+            return None;
+        }
+        let u = &us[0];
+        let ok = match u.op() {
+            Op::Reshape => is_unit_reshape(u),
+            Op::Contiguous => true,
+            op => op.is_elementwise() && u.shape() == cur.shape(),
+        };
+        if !ok || u.src().iter().filter(|s| Arc::ptr_eq(s, &cur)).count() != 1 {
+            return None;
+        }
+        if mat.contains(&u.id()) {
+            return Some(u.clone());
+        }
+        cur = u.clone();
+    }
+}
+
+/// Cuts the graph below `targets` into kernels and copies, in execution order.
+pub fn schedule(targets: &[NodeRef]) -> Vec<ScheduleItem> {
+    let order = toposort(targets);
+    let (mut mat, users) = materialized_set(&order, targets);
+    // Fuse reductions forward into their epilogue, at most one per kernel.
+    let mut fused: HashMap<u64, NodeRef> = HashMap::new(); // root id -> reduce
+    for n in &order {
+        if n.realized().is_some() || !matches!(n.op(), Op::Reduce(..)) || targets.iter().any(|t| t.id() == n.id()) {
+            continue;
+        }
+        if let Some(root) = epilogue_root(n, &mat, &users) {
+            if let std::collections::hash_map::Entry::Vacant(e) = fused.entry(root.id()) {
+                e.insert(n.clone());
+                mat.remove(&n.id());
+            }
+        }
+    }
+    let mut items = Vec::new();
+    for n in &order {
+        if n.realized().is_some() || !mat.contains(&n.id()) {
+            continue;
+        }
+        if let Op::Copy = n.op() {
+            items.push(ScheduleItem::Copy { output: n.clone(), src: n.src()[0].clone() });
+            continue;
+        }
+        // A target that is itself a fusable reduction is its own root.
+        let reduce = fused.get(&n.id()).cloned().or_else(|| matches!(n.op(), Op::Reduce(..)).then(|| n.clone()));
+        let inputs = kernel_inputs(n, &mat);
+        items.push(ScheduleItem::Kernel(Kernel { output: n.clone(), reduce, inputs }));
+    }
+    items
+}
+
+/// The materialized nodes read by the kernel rooted at `root`.
+fn kernel_inputs(root: &NodeRef, mat: &HashSet<u64>) -> Vec<NodeRef> {
+    let mut inputs = Vec::new();
+    let mut seen = HashSet::new();
+    let mut stack: Vec<NodeRef> = root.src().to_vec();
+    if matches!(root.op(), Op::Contiguous) {
+        stack = vec![root.src()[0].clone()];
+    }
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n.id()) {
+            continue;
+        }
+        if n.realized().is_some() || mat.contains(&n.id()) {
+            inputs.push(n);
+        } else {
+            stack.extend(n.src().iter().cloned());
+        }
+    }
+    inputs.sort_by_key(|n| n.id());
+    inputs
+}

@@ -1,0 +1,125 @@
+//! The executor: schedule a graph, lower and compile its kernels, allocate and launch.
+
+use crate::buffer::{Buffer, DeviceHandle};
+use crate::error::{Error, Result};
+use crate::registry;
+use ferrograd_ir::lower::{lower, LoweringTarget};
+use ferrograd_ir::schedule::{schedule, Kernel, ScheduleItem};
+use ferrograd_ir::{BufferHandle, DType, NodeRef, Program};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Counters of what realizes did (for tests and benchmarks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Kernels launched.
+    pub kernels: usize,
+    /// Cross-device copies.
+    pub copies: usize,
+}
+
+thread_local! {
+    static STATS: std::cell::Cell<Stats> = const { std::cell::Cell::new(Stats { kernels: 0, copies: 0 }) };
+}
+
+/// What this thread's realizes did so far.
+pub fn stats() -> Stats {
+    STATS.with(|s| s.get())
+}
+
+fn bump(f: impl FnOnce(&mut Stats)) {
+    STATS.with(|s| {
+        let mut v = s.get();
+        f(&mut v);
+        s.set(v);
+    });
+}
+
+/// The lowering target for a device (vector lanes it prefers; `FERROGRAD_OPT=0` turns the
+/// kernel optimizer off for A/B comparisons).
+pub fn lowering_target(device: &DeviceHandle) -> LoweringTarget {
+    let optimize = std::env::var("FERROGRAD_OPT").map(|v| v != "0").unwrap_or(true);
+    LoweringTarget { lanes32: device.device().preferred_lanes(DType::F32), optimize }
+}
+
+fn handle_of(node: &NodeRef, produced: &HashMap<u64, BufferHandle>) -> BufferHandle {
+    node.realized().cloned().or_else(|| produced.get(&node.id()).cloned()).expect("scheduled inputs are materialized first")
+}
+
+/// The Programs that realizing `targets` would run, without running them (for inspection).
+pub fn programs(targets: &[NodeRef]) -> Result<Vec<Program>> {
+    let mut out = Vec::new();
+    for item in schedule(targets) {
+        if let ScheduleItem::Kernel(k) = item {
+            let dev = registry::device(k.output.device())?;
+            out.push(lower(&k, &lowering_target(&dev)));
+        }
+    }
+    Ok(out)
+}
+
+fn run_kernel(k: &Kernel, produced: &HashMap<u64, BufferHandle>) -> Result<BufferHandle> {
+    let dev = registry::device(k.output.device())?;
+    for n in std::iter::once(&k.output).chain(&k.inputs) {
+        if !dev.supports(n.dtype()) {
+            return Err(Error::UnsupportedDType { device: dev.name().to_string(), dtype: n.dtype() });
+        }
+    }
+    let out = dev.alloc(k.output.numel() * k.output.dtype().size())?;
+    if k.output.numel() > 0 {
+        let program = lower(k, &lowering_target(&dev));
+        let compiled = dev.kernel(&program)?;
+        let inputs: Vec<BufferHandle> = k.inputs.iter().map(|n| handle_of(n, produced)).collect();
+        let mut raws = vec![out.raw()];
+        for h in &inputs {
+            raws.push(Buffer::from_handle(h).raw());
+        }
+        dev.device().launch(&compiled, &raws)?;
+        bump(|s| s.kernels += 1);
+    }
+    Ok(out.into_handle())
+}
+
+fn run_copy(output: &NodeRef, src: &NodeRef, produced: &HashMap<u64, BufferHandle>) -> Result<BufferHandle> {
+    let bytes = Buffer::from_handle(&handle_of(src, produced)).read()?;
+    let dev = registry::device(output.device())?;
+    let out = dev.alloc(bytes.len())?;
+    out.write(&bytes)?;
+    bump(|s| s.copies += 1);
+    Ok(out.into_handle())
+}
+
+/// Computes the values of `targets` and records their buffers on the nodes
+/// ([`ferrograd_ir::Node::realized`]). Intermediate materialized nodes keep their buffers too.
+pub fn realize(targets: &[NodeRef]) -> Result<()> {
+    let items = schedule(targets);
+    let mut produced: HashMap<u64, BufferHandle> = HashMap::new();
+    let _span = tracing::debug_span!("realize", items = items.len()).entered();
+    for item in &items {
+        let handle = match item {
+            ScheduleItem::Kernel(k) => run_kernel(k, &produced)?,
+            ScheduleItem::Copy { output, src } => run_copy(output, src, &produced)?,
+        };
+        item.output().set_realized(handle.clone());
+        produced.insert(item.output().id(), handle);
+    }
+    Ok(())
+}
+
+/// Uploads host bytes as a new buffer on `device`.
+pub fn upload(device: &Arc<DeviceHandle>, bytes: &[u8]) -> Result<BufferHandle> {
+    let buf = device.alloc(bytes.len())?;
+    buf.write(bytes)?;
+    Ok(buf.into_handle())
+}
+
+/// Downloads a realized node's bytes.
+pub fn download(node: &NodeRef) -> Result<Vec<u8>> {
+    if node.realized().is_none() {
+        realize(std::slice::from_ref(node))?;
+    }
+    let h = node.realized().expect("realized above");
+    let mut bytes = Buffer::from_handle(h).read()?;
+    bytes.truncate(node.numel() * node.dtype().size());
+    Ok(bytes)
+}
