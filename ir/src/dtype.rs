@@ -176,19 +176,25 @@ impl Scalar {
         }
     }
 
-    /// Converts the value to the representation of `dtype`, rounding and wrapping as a cast would.
+    /// Converts the value to the representation of `dtype` as a cast op does: floats to
+    /// integers truncate and saturate at the target width, integers wrap.
     pub fn cast(self, dtype: DType) -> Scalar {
-        match dtype {
-            DType::Bool => Scalar::Bool(self.as_bool()),
-            DType::F64 => Scalar::Float(self.as_f64()),
-            DType::F32 => Scalar::Float(self.as_f64() as f32 as f64),
-            DType::F16 => Scalar::Float(half::f16::from_f64(self.as_f64()).to_f64()),
-            DType::BF16 => Scalar::Float(half::bf16::from_f64(self.as_f64()).to_f64()),
-            DType::I8 => Scalar::Int(self.as_i64() as i8 as i64),
-            DType::U8 => Scalar::Int(self.as_i64() as u8 as i64),
-            DType::I32 => Scalar::Int(self.as_i64() as i32 as i64),
-            DType::U32 => Scalar::Int(self.as_i64() as u32 as i64),
-            DType::I64 => Scalar::Int(self.as_i64()),
+        match (self, dtype) {
+            (_, DType::Bool) => Scalar::Bool(self.as_bool()),
+            (Scalar::Float(f), DType::I8) => Scalar::Int(f as i8 as i64),
+            (Scalar::Float(f), DType::U8) => Scalar::Int(f as u8 as i64),
+            (Scalar::Float(f), DType::I32) => Scalar::Int(f as i32 as i64),
+            (Scalar::Float(f), DType::U32) => Scalar::Int(f as u32 as i64),
+            (Scalar::Int(i), DType::F32) => Scalar::Float(i as f32 as f64),
+            (_, DType::F64) => Scalar::Float(self.as_f64()),
+            (_, DType::F32) => Scalar::Float(self.as_f64() as f32 as f64),
+            (_, DType::F16) => Scalar::Float(half::f16::from_f64(self.as_f64()).to_f64()),
+            (_, DType::BF16) => Scalar::Float(half::bf16::from_f64(self.as_f64()).to_f64()),
+            (_, DType::I8) => Scalar::Int(self.as_i64() as i8 as i64),
+            (_, DType::U8) => Scalar::Int(self.as_i64() as u8 as i64),
+            (_, DType::I32) => Scalar::Int(self.as_i64() as i32 as i64),
+            (_, DType::U32) => Scalar::Int(self.as_i64() as u32 as i64),
+            (_, DType::I64) => Scalar::Int(self.as_i64()),
         }
     }
 

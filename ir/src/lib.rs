@@ -8,6 +8,7 @@ pub mod index;
 pub mod lower;
 pub mod ops;
 pub mod program;
+pub mod reference;
 pub mod schedule;
 pub mod view;
 
@@ -15,3 +16,4 @@ pub use dtype::{DType, Scalar};
 pub use graph::{numel, toposort, Node, NodeRef};
 pub use ops::{BinaryOp, BufferHandle, Op, ReduceOp, TernaryOp, UnaryOp};
 pub use program::{Inst, Memory, Param, Program, ProgramBuilder, VType, ValueId};
+pub use reference::{assert_close, evaluate, RefData, RefTensor};

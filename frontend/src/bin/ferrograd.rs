@@ -1,0 +1,38 @@
+//! The `ferrograd` command line.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ferrograd", version, about = "ferrograd tensor compiler and runtime")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Lists the devices found, with their capabilities.
+    Devices,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Devices => {
+            let infos = ferrograd::device::list_devices();
+            if infos.is_empty() {
+                println!("no devices found");
+            }
+            for info in infos {
+                println!("{info}");
+            }
+            for failure in ferrograd::device::backend_failures() {
+                println!("unavailable: {failure}");
+            }
+            match std::env::var("FERROGRAD_DEVICE") {
+                Ok(v) => println!("default: {v} (FERROGRAD_DEVICE)"),
+                Err(_) => println!("default: {}", ferrograd::device::default_device_name()),
+            }
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! ferrograd: lazy tensors, compiled into fused kernels for whatever device you have.
+//!
+//! ```no_run
+//! use ferrograd::Tensor;
+//! let x = Tensor::randn(&[4, 784]);
+//! let w = Tensor::randn(&[784, 10]);
+//! let y = x.matmul(&w).relu().sum(-1);
+//! println!("{:?}", y.to_vec::<f32>().unwrap());
+//! ```
+
+mod axes;
+pub mod device;
+mod element;
+mod elementwise;
+mod movement;
+mod nn_ops;
+mod operators;
+pub mod random;
+mod reduce;
+mod tensor;
+pub mod testing;
+
+pub use axes::{All, AxisInt, IntoAxes, IntoShape};
+pub use elementwise::IntoOperand;
+pub use element::Element;
+pub use ferrograd_ir::DType;
+pub use ferrograd_runtime as runtime;
+pub use ferrograd_runtime::{Error, Result};
+pub use nn_ops::Conv2dOptions;
+pub use tensor::{Tensor, DEFAULT_FLOAT};

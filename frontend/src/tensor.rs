@@ -1,0 +1,225 @@
+//! The lazy [`Tensor`]: a handle to a graph node. Nothing runs until a value is needed.
+
+use crate::device::{canonical_device, default_device_name, init};
+use crate::element::{from_bytes, to_bytes, Element};
+use ferrograd_ir::{DType, Node, NodeRef, Scalar};
+use ferrograd_runtime::Result;
+use parking_lot::RwLock;
+use std::fmt;
+use std::sync::Arc;
+
+/// A lazily evaluated n-dimensional array. Cloning is cheap and shares the value: realizing
+/// one clone realizes all of them.
+#[derive(Clone)]
+pub struct Tensor {
+    node: Arc<RwLock<NodeRef>>,
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.node();
+        write!(f, "Tensor({}{:?} on {})", n.dtype(), n.shape(), n.device())
+    }
+}
+
+/// The default float dtype (for `rand`, division of integers, ...).
+pub const DEFAULT_FLOAT: DType = DType::F32;
+
+impl Tensor {
+    /// Wraps a graph node.
+    pub fn from_node(node: NodeRef) -> Tensor {
+        Tensor { node: Arc::new(RwLock::new(node)) }
+    }
+    /// The current graph node.
+    pub fn node(&self) -> NodeRef {
+        self.node.read().clone()
+    }
+    /// The shape.
+    pub fn shape(&self) -> Vec<usize> {
+        self.node.read().shape().to_vec()
+    }
+    /// Number of axes.
+    pub fn ndim(&self) -> usize {
+        self.node.read().shape().len()
+    }
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.node.read().numel()
+    }
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.node.read().dtype()
+    }
+    /// The device name.
+    pub fn device(&self) -> Arc<str> {
+        self.node.read().device().clone()
+    }
+
+    // ---- creation -------------------------------------------------------------------------
+
+    /// A tensor from a flat vector in row-major order.
+    pub fn from_vec<T: Element>(data: Vec<T>, shape: &[usize]) -> Tensor {
+        Self::from_slice(&data, shape)
+    }
+
+    /// A tensor from a flat slice in row-major order.
+    pub fn from_slice<T: Element>(data: &[T], shape: &[usize]) -> Tensor {
+        Self::from_bytes_on(&to_bytes(data), T::DTYPE, shape, &default_device_name())
+    }
+
+    /// A tensor from raw little-endian bytes on `device`. Panics if sizes disagree; device
+    /// failures panic with the device's error (use [`Tensor::try_from_bytes_on`] to handle them).
+    pub fn from_bytes_on(bytes: &[u8], dtype: DType, shape: &[usize], device: &Arc<str>) -> Tensor {
+        Self::try_from_bytes_on(bytes, dtype, shape, device).unwrap_or_else(|e| panic!("from_bytes: {e}"))
+    }
+
+    /// A tensor from raw little-endian bytes on `device`, with device errors as `Err`.
+    pub fn try_from_bytes_on(bytes: &[u8], dtype: DType, shape: &[usize], device: &Arc<str>) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        assert_eq!(
+            bytes.len(),
+            n * dtype.size(),
+            "from_slice: {} bytes do not fill shape {shape:?} of {dtype}",
+            bytes.len()
+        );
+        init();
+        let dev = ferrograd_runtime::device(device)?;
+        let handle = ferrograd_runtime::upload(&dev, bytes)?;
+        Ok(Tensor::from_node(Node::buffer(handle, dtype, shape, dev.name())))
+    }
+
+    /// A 0-d tensor holding `value`.
+    pub fn scalar<T: Element>(value: T) -> Tensor {
+        Self::full(&[], value)
+    }
+
+    /// A tensor of `shape` filled with `value` (no memory until realized).
+    pub fn full<T: Element>(shape: &[usize], value: T) -> Tensor {
+        Self::full_dtype(shape, value.to_scalar(), T::DTYPE)
+    }
+
+    /// A tensor of `shape` and `dtype` filled with `value`.
+    pub fn full_dtype(shape: &[usize], value: Scalar, dtype: DType) -> Tensor {
+        Tensor::from_node(Node::constant(value, dtype, shape, &default_device_name()))
+    }
+
+    /// Zeros of the default float dtype.
+    pub fn zeros(shape: &[usize]) -> Tensor {
+        Self::full_dtype(shape, Scalar::Float(0.0), DEFAULT_FLOAT)
+    }
+
+    /// Ones of the default float dtype.
+    pub fn ones(shape: &[usize]) -> Tensor {
+        Self::full_dtype(shape, Scalar::Float(1.0), DEFAULT_FLOAT)
+    }
+
+    /// A tensor like `self` (shape, dtype, device) filled with `value`.
+    pub fn full_like(&self, value: f64) -> Tensor {
+        let n = self.node();
+        Tensor::from_node(Node::constant(Scalar::Float(value), n.dtype(), n.shape(), n.device()))
+    }
+
+    /// Zeros like `self`.
+    pub fn zeros_like(&self) -> Tensor {
+        self.full_like(0.0)
+    }
+
+    /// Ones like `self`.
+    pub fn ones_like(&self) -> Tensor {
+        self.full_like(1.0)
+    }
+
+    /// A constant with `self`'s device and dtype, broadcastable to anything (shape `[]`).
+    pub fn const_like(&self, value: Scalar) -> Tensor {
+        let n = self.node();
+        Tensor::from_node(Node::constant(value, n.dtype(), &[], n.device()))
+    }
+
+    /// `[start, start+step, ...)` up to `stop` (exclusive), as i32 when all arguments are
+    /// integers, else the default float dtype.
+    pub fn arange(start: f64, stop: f64, step: f64) -> Tensor {
+        assert!(step != 0.0, "arange: step is zero (start {start}, stop {stop})");
+        let n = ((stop - start) / step).ceil().max(0.0) as usize;
+        let ints = start.fract() == 0.0 && step.fract() == 0.0;
+        let idx = Tensor::from_node(Node::arange(0, DType::I32, &[n], &default_device_name()));
+        if ints {
+            &(&idx * (step as i32)) + (start as i32)
+        } else {
+            &(&idx.cast(DEFAULT_FLOAT) * step) + start
+        }
+    }
+
+    /// The index along `axis` of every element of a tensor of `shape` (i32).
+    pub fn indices(shape: &[usize], axis: usize) -> Tensor {
+        Tensor::from_node(Node::arange(axis, DType::I32, shape, &default_device_name()))
+    }
+
+    /// `steps` evenly spaced values from `start` to `end` inclusive (default float dtype).
+    pub fn linspace(start: f64, end: f64, steps: usize) -> Tensor {
+        let idx = Tensor::indices(&[steps], 0).cast(DEFAULT_FLOAT);
+        let step = if steps > 1 { (end - start) / (steps - 1) as f64 } else { 0.0 };
+        &(&idx * step) + start
+    }
+
+    /// The `n`x`n` identity matrix (default float dtype).
+    pub fn eye(n: usize) -> Tensor {
+        let r = Tensor::indices(&[n, n], 0);
+        let c = Tensor::indices(&[n, n], 1);
+        r.eq(&c).cast(DEFAULT_FLOAT)
+    }
+
+    // ---- device and realization ------------------------------------------------------------
+
+    /// The same values on `device` (an error if the device does not exist).
+    pub fn to(&self, device: &str) -> Result<Tensor> {
+        let name = canonical_device(device)?;
+        Ok(Tensor::from_node(Node::copy_to(&self.node(), &name)))
+    }
+
+    /// Computes the value now (fusing and running kernels) and keeps it in device memory.
+    pub fn realize(&self) -> Result<&Tensor> {
+        Self::realize_all(std::slice::from_ref(self))?;
+        Ok(self)
+    }
+
+    /// Realizes several tensors in one schedule (shared work runs once).
+    pub fn realize_all(tensors: &[Tensor]) -> Result<()> {
+        let nodes: Vec<NodeRef> = tensors.iter().map(|t| t.node()).collect();
+        ferrograd_runtime::realize(&nodes)?;
+        for (t, n) in tensors.iter().zip(&nodes) {
+            if let Some(h) = n.realized() {
+                if !matches!(n.op(), ferrograd_ir::Op::Buffer(_)) {
+                    // Drop the graph behind a realized value: keep only its buffer.
+                    *t.node.write() = Node::buffer(h.clone(), n.dtype(), n.shape(), n.device());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The elements in row-major order. Panics if `T` is not the tensor's dtype.
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        assert_eq!(
+            T::DTYPE,
+            self.dtype(),
+            "to_vec: tensor of shape {:?} has dtype {}, asked for {}",
+            self.shape(),
+            self.dtype(),
+            T::DTYPE
+        );
+        self.realize()?;
+        Ok(from_bytes(&ferrograd_runtime::download(&self.node())?))
+    }
+
+    /// The single element of a one-element tensor.
+    pub fn item<T: Element>(&self) -> Result<T> {
+        assert_eq!(self.numel(), 1, "item: tensor of shape {:?} has {} elements", self.shape(), self.numel());
+        Ok(self.to_vec::<T>()?[0])
+    }
+
+    /// The elements converted to f64 (any dtype), for printing and tests.
+    pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
+        let t = if self.dtype() == DType::F64 { self.clone() } else { self.cast(DType::F64) };
+        t.to_vec::<f64>()
+    }
+}
