@@ -38,6 +38,19 @@ impl std::fmt::Debug for Node {
     }
 }
 
+impl Drop for Node {
+    /// Drops long chains iteratively: a source whose last owner is this node is unlinked here
+    /// instead of recursing, so dropping a graph of any depth cannot overflow the stack.
+    fn drop(&mut self) {
+        let mut stack = std::mem::take(&mut self.src);
+        while let Some(n) = stack.pop() {
+            if let Ok(mut inner) = Arc::try_unwrap(n) {
+                stack.append(&mut inner.src);
+            }
+        }
+    }
+}
+
 #[derive(PartialEq, Eq, Hash)]
 struct NodeKey {
     op: Op,
@@ -447,6 +460,17 @@ mod tests {
     fn bad_reshape_panics() {
         let a = Node::arange(0, DType::I32, &[2, 3], &cpu());
         Node::reshape(&a, &[4]);
+    }
+
+    #[test]
+    fn dropping_a_deep_chain_does_not_overflow() {
+        let one = Node::constant(Scalar::Float(1.0), DType::F32, &[1], &cpu());
+        let mut x = one.clone();
+        for _ in 0..200_000 {
+            x = Node::binary(BinaryOp::Add, &x, &one);
+        }
+        assert_eq!(toposort(&[x.clone()]).len(), 200_001);
+        drop(x);
     }
 
     #[test]
