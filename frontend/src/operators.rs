@@ -1,4 +1,6 @@
-//! `std::ops` overloads: owned, borrowed and scalar operands on either side.
+//! `std::ops` overloads: owned, borrowed and scalar operands on either side. Scalars are `f64`
+//! and `i32` only, so literals (`&t * 2.0`, `1 - &t`) infer without annotations; other scalar
+//! types go through the methods (`t.mul(x_f32)`).
 
 use crate::tensor::Tensor;
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -29,7 +31,7 @@ macro_rules! tensor_binop {
                 Tensor::$method(&self, &rhs)
             }
         }
-        tensor_binop!(@scalar $trait, $method, f32, f64, i32, i64);
+        tensor_binop!(@scalar $trait, $method, f64, i32);
     };
     (@scalar $trait:ident, $method:ident, $($s:ty),*) => {$(
         impl $trait<$s> for &Tensor {

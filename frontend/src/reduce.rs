@@ -4,11 +4,35 @@ use crate::axes::{resolve_axes, resolve_axis, AxisInt, IntoAxes};
 use crate::tensor::{Tensor, DEFAULT_FLOAT};
 use ferrograd_ir::{DType, Node, ReduceOp, Scalar};
 
+/// Reductions of at least this many elements into few outputs run in two stages.
+const SPLIT_REDUCE_MIN: usize = 1 << 16;
+/// Partial results per output in the first stage of a split reduction.
+const SPLIT_REDUCE_GROUPS: usize = 256;
+
+/// A large reduction of trailing axes into few outputs becomes two reductions, so the first
+/// stage has enough independent outputs to use every core: `(out, R) -> (out, G, R/G) -> (out, G)
+/// -> (out)`. Returns the keepdim result, or None when the shape does not call for it.
+fn split_reduce(x: &Tensor, op: ReduceOp, axes: &[usize]) -> Option<Tensor> {
+    let shape = x.shape();
+    let trailing = !axes.is_empty() && axes.iter().enumerate().all(|(i, &a)| a == shape.len() - axes.len() + i);
+    let outputs: usize = shape[..shape.len() - axes.len()].iter().product();
+    let reduced: usize = axes.iter().map(|&a| shape[a]).product();
+    if !trailing || outputs > 16 || reduced < SPLIT_REDUCE_MIN || reduced % SPLIT_REDUCE_GROUPS != 0 {
+        return None;
+    }
+    let lead = &shape[..shape.len() - axes.len()];
+    let split = [lead.to_vec(), vec![SPLIT_REDUCE_GROUPS, reduced / SPLIT_REDUCE_GROUPS]].concat();
+    let n = split.len();
+    let partial = Node::reduce(op, &Node::reshape(&x.node(), &split), &[n - 1]);
+    let total = Node::reduce(op, &partial, &[n - 2]);
+    Some(Tensor::from_node(Node::reshape(&total, &[lead.to_vec(), vec![1; axes.len()]].concat())))
+}
+
 impl Tensor {
     fn reduce(&self, op: ReduceOp, axes: Option<Vec<i64>>, keepdim: bool, name: &str) -> Tensor {
         let shape = self.shape();
         let axes = resolve_axes(name, axes, &shape);
-        let r = Tensor::from_node(Node::reduce(op, &self.node(), &axes));
+        let r = split_reduce(self, op, &axes).unwrap_or_else(|| Tensor::from_node(Node::reduce(op, &self.node(), &axes)));
         if keepdim {
             r
         } else {

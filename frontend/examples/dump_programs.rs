@@ -1,0 +1,29 @@
+//! Prints the kernels (Programs) ferrograd generates for a few expressions, for inspection.
+
+use ferrograd::Tensor;
+
+fn main() {
+    let which = std::env::args().nth(1).unwrap_or_else(|| "softmax".into());
+    let t = match which.as_str() {
+        "softmax" => Tensor::randn(&[4096, 1024]).realize().unwrap().softmax(-1),
+        "matmul" => {
+            let a = Tensor::randn(&[1024, 1024]);
+            let b = Tensor::randn(&[1024, 1024]);
+            Tensor::realize_all(&[a.clone(), b.clone()]).unwrap();
+            a.matmul(&b)
+        }
+        "add" => {
+            let a = Tensor::randn(&[1 << 24]);
+            let b = Tensor::randn(&[1 << 24]);
+            Tensor::realize_all(&[a.clone(), b.clone()]).unwrap();
+            &a + &b
+        }
+        other => panic!("unknown workload {other}"),
+    };
+    for p in ferrograd::runtime::programs(&[t.node()]).unwrap() {
+        println!("== {} global {:?} params {}", p.name, p.global, p.params.len());
+        for (i, inst) in p.insts.iter().enumerate() {
+            println!("  %{i} = {inst:?}");
+        }
+    }
+}
