@@ -22,6 +22,11 @@ fn main() {
     };
     for p in ferrograd::runtime::programs(&[t.node()]).unwrap() {
         println!("== {} global {:?} params {}", p.name, p.global, p.params.len());
+        if std::env::var("DISASM").is_ok() {
+            let dev = ferrograd_cpu::CpuDevice::new().unwrap();
+            println!("{}", dev.disassemble(&p).unwrap());
+            continue;
+        }
         for (i, inst) in p.insts.iter().enumerate() {
             println!("  %{i} = {inst:?}");
         }

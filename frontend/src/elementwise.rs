@@ -353,10 +353,14 @@ impl Tensor {
         if !self.dtype().is_float() {
             return self.clone();
         }
-        let r = self.add(0.5).floor();
-        let tie = r.sub(self).eq(0.5);
-        let odd = r.mul(0.5).floor().mul(2.0).ne(&r);
-        tie.logical_and(&odd).where_(&r.sub(1.0), &r)
+        // From the truncation: `x - trunc(x)` is exact, whereas `floor(x + 0.5)` rounds the
+        // sum (0.49999997 + 0.5 == 1.0 and 2^23 + 1 + 0.5 == 2^23 + 2 in f32).
+        let t = self.trunc();
+        let frac = self.sub(&t).abs();
+        let odd = t.mul(0.5).trunc().mul(2.0).ne(&t);
+        let away = frac.gt(0.5).logical_or(&frac.eq(0.5).logical_and(&odd));
+        let step = self.lt(0i32).where_(&self.full_like(-1.0), &self.full_like(1.0));
+        away.where_(&t.add(&step), &t)
     }
     /// Clamps into `[lo, hi]`.
     pub fn clamp(&self, lo: f64, hi: f64) -> Tensor {
@@ -364,7 +368,12 @@ impl Tensor {
         if self.dtype().is_float() {
             self.maximum(lo).minimum(hi)
         } else {
-            self.maximum(lo.ceil() as i64).minimum(hi.floor() as i64)
+            // Bounds outside the dtype's range saturate (a negative bound must not wrap around
+            // to a huge unsigned one).
+            let (min, max) = (self.dtype().min_value().as_f64(), self.dtype().max_value().as_f64());
+            let lo = lo.ceil().clamp(min, max) as i64;
+            let hi = hi.floor().clamp(min, max) as i64;
+            self.maximum(lo).minimum(hi)
         }
     }
     /// max(x, 0).

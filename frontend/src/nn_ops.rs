@@ -47,8 +47,15 @@ impl Conv2dOptions {
     }
 }
 
+/// Width of the column panels a large matmul packs its right operand into.
+const PANEL: usize = 8;
+/// Right operands with at least this many elements are packed.
+const PACK_MIN_ELEMENTS: usize = 1 << 16;
+
 impl Tensor {
     /// Matrix product with numpy semantics: 1-D operands are vectors, leading axes broadcast.
+    /// Large products first copy the right operand into panels of 8 columns (one extra kernel)
+    /// so the inner loop reads it sequentially.
     pub fn matmul(&self, other: &Tensor) -> Tensor {
         let (sa, sb) = (self.shape(), other.shape());
         assert!(!sa.is_empty() && !sb.is_empty(), "matmul: 0-d operand (shapes {sa:?} and {sb:?})");
@@ -60,10 +67,25 @@ impl Tensor {
         assert_eq!(k, k2, "matmul: inner dimensions differ for shapes {sa:?} and {sb:?}");
         let batch = broadcast_shape("matmul", &a_shape[..a_shape.len() - 2], &b_shape[..b_shape.len() - 2]);
         let dtype = a.dtype().promote(b.dtype());
-        let full = [batch.clone(), vec![m, n, k]].concat();
-        let a3 = a.cast(dtype).unsqueeze(-2).broadcast_to(&full);
-        let b3 = b.cast(dtype).t().unsqueeze(-3).broadcast_to(&full);
-        let mut out = a3.mul(&b3).sum(-1);
+        let (a, b) = (a.cast(dtype), b.cast(dtype));
+        let mut out = if n % PANEL == 0 && k * n >= PACK_MIN_ELEMENTS && m >= 4 * PANEL {
+            // Pack the right operand into column panels so the reduction walks it sequentially.
+            let bl = b.ndim();
+            let mut split = b.shape();
+            split.splice(bl - 1.., [n / PANEL, PANEL]);
+            let mut perm: Vec<usize> = (0..bl + 1).collect();
+            perm.swap(bl - 2, bl - 1); // (..., K, N/P, P) -> (..., N/P, K, P)
+            let packed = b.reshape(split).permute(perm).contiguous();
+            let full = [batch.clone(), vec![m, n / PANEL, PANEL, k]].concat();
+            let a4 = a.unsqueeze(-2).unsqueeze(-2).broadcast_to(&full);
+            let b4 = packed.transpose(-1, -2).unsqueeze(-4).broadcast_to(&full);
+            a4.mul(&b4).sum(-1).reshape([batch.clone(), vec![m, n]].concat())
+        } else {
+            let full = [batch.clone(), vec![m, n, k]].concat();
+            let a3 = a.unsqueeze(-2).broadcast_to(&full);
+            let b3 = b.t().unsqueeze(-3).broadcast_to(&full);
+            a3.mul(&b3).sum(-1)
+        };
         if sa.len() == 1 {
             out = out.squeeze(-2);
         }

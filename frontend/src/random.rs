@@ -89,7 +89,9 @@ impl Tensor {
     pub fn randint(low: i32, high: i32, shape: &[usize]) -> Tensor {
         assert!(low < high, "randint: empty range [{low}, {high}) for shape {shape:?}");
         let span = (high as i64 - low as i64) as f64;
-        Tensor::rand(shape).cast(DType::F64).mul(span).floor().cast(DType::I32).add(low)
+        // The offset can exceed i32::MAX (span up to 2^32 - 1): add it to `low` in i64.
+        let offset = Tensor::rand(shape).cast(DType::F64).mul(span).floor().cast(DType::I64);
+        offset.add(low as i64).cast(DType::I32)
     }
 
     /// Uniform samples in [0, 1) with `self`'s shape.

@@ -26,11 +26,13 @@ pub struct LoweringTarget {
     pub lanes32: u8,
     /// Apply axis merging, vectors and register tiles (off gives the plainest loops).
     pub optimize: bool,
+    /// Use 64-bit indices even when 32 bits suffice (cheaper addressing on 64-bit CPUs).
+    pub wide_index: bool,
 }
 
 impl Default for LoweringTarget {
     fn default() -> Self {
-        LoweringTarget { lanes32: 4, optimize: true }
+        LoweringTarget { lanes32: 4, optimize: true, wide_index: false }
     }
 }
 
@@ -214,24 +216,37 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
     // Register tiles: unroll output axes whose data some operand reuses (stride 0).
     let reduce_len: usize = axes.iter().filter(|a| a.reduce).map(|a| a.size).product();
     if is_reduce_kernel && reduce_len >= 16 {
-        let mut order: Vec<usize> = (0..axes.len())
-            .filter(|&i| {
-                !axes[i].reduce
-                    && axis_coefs[i].contains(&Some(0))
-                    && axis_coefs[i].iter().any(|c| c.is_some_and(|c| c != 0))
-            })
-            .collect();
-        order.sort_by_key(|&i| std::cmp::Reverse((axes[i].vector == 1, axis_coefs[i].iter().filter(|c| **c == Some(0)).count())));
-        let mut budget = 8usize;
-        for (k, i) in order.into_iter().enumerate().take(2) {
-            let want = if k == 0 { 4 } else { 2 };
-            let per = axes[i].vector;
+        let reuse = |i: usize| {
+            !axes[i].reduce
+                && axis_coefs[i].contains(&Some(0))
+                && axis_coefs[i].iter().any(|c| c.is_some_and(|c| c != 0))
+        };
+        let zeros = |i: usize| axis_coefs[i].iter().filter(|c| **c == Some(0)).count();
+        // First a scalar axis (its loads broadcast), unrolled 4x; then preferably the vector
+        // axis (adjacent vectors share cache lines), unrolled 2x.
+        let first = (0..axes.len()).filter(|&i| reuse(i) && axes[i].vector == 1).max_by_key(|&i| (zeros(i), std::cmp::Reverse(i)));
+        let second = (0..axes.len())
+            .filter(|&i| reuse(i) && Some(i) != first)
+            .max_by_key(|&i| (axes[i].vector > 1, zeros(i), i));
+        for (i, want) in [(first, 4usize), (second, 2)].into_iter().filter_map(|(i, w)| i.map(|i| (i, w))) {
             let mut f = want;
-            while f > 1 && (axes[i].size % (per * f) != 0 || f > budget) {
+            while f > 1 && axes[i].size % (axes[i].vector * f) != 0 {
                 f /= 2;
             }
             axes[i].unroll = f;
-            budget /= f.max(1);
+        }
+    }
+    // Independent accumulators along a reduction axis hide the combine latency when the tile
+    // alone gives few of them.
+    let tile: usize = axes.iter().filter(|a| !a.reduce).map(|a| a.unroll).product();
+    let inner_reduce = axes.iter().rposition(|a| a.reduce && a.vector > 1).or_else(|| axes.iter().rposition(|a| a.reduce));
+    if let Some(i) = inner_reduce {
+        if tile < 4 && reduce_len >= 64 {
+            let mut f = 4 / tile;
+            while f > 1 && (axes[i].size % (axes[i].vector * f) != 0 || axes[i].outer() < 2 * f) {
+                f /= 2;
+            }
+            axes[i].unroll = f;
         }
     }
     axes
@@ -523,7 +538,7 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
         param_ids.insert(inp.id(), i as u32 + 1);
     }
     let big = params.iter().map(|p| p.len).chain([numel(&space.full)]).max().unwrap_or(0) >= (1usize << 31) - 16;
-    let index_dtype = if big { DType::I64 } else { DType::I32 };
+    let index_dtype = if big || target.wide_index { DType::I64 } else { DType::I32 };
 
     let out_axes: Vec<&Axis> = axes.iter().filter(|a| !a.reduce).collect();
     let red_axes: Vec<&Axis> = axes.iter().filter(|a| a.reduce).collect();
@@ -613,8 +628,13 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
         let acc_dtype = accumulate_dtype(r.dtype());
         let acc_lanes = if vec_axis.is_some() { lanes_n as u8 } else { 1 };
         let acc_ty = VType::vec(acc_dtype, acc_lanes);
-        let accs: Vec<ValueId> =
-            out_combos.iter().map(|_| em.b.push(Inst::DefineAcc { ty: acc_ty, init: rop.identity(acc_dtype) })).collect();
+        // One accumulator per (tile element, reduction unroll copy); copies combine at the end.
+        let accs: Vec<Vec<ValueId>> = out_combos
+            .iter()
+            .map(|_| {
+                red_combos.iter().map(|_| em.b.push(Inst::DefineAcc { ty: acc_ty, init: rop.identity(acc_dtype) })).collect()
+            })
+            .collect();
         // Loops over the reduction axes' outer parts.
         let mut red_outer = Vec::new();
         for a in &red_axes {
@@ -630,7 +650,8 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
         }
         let src = r.src()[0].clone();
         for (ci, oc) in out_combos.iter().enumerate() {
-            for rc in &red_combos {
+            for (ri, rc) in red_combos.iter().enumerate() {
+                let acc = accs[ci][ri];
                 let lanes: Lanes = full_lanes(&em.ctx, oc, rc, &red_outer).into_iter().map(|f| (f, Gate::always())).collect();
                 // A sum of products accumulates with multiply-add.
                 let product = match src.op() {
@@ -639,7 +660,7 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
                     }
                     _ => None,
                 };
-                let cur = em.b.push(Inst::ReadAcc(accs[ci]));
+                let cur = em.b.push(Inst::ReadAcc(acc));
                 let new = if let Some((x, y)) = product {
                     let x = em.lower(&x, lanes.clone());
                     let y = em.lower(&y, lanes);
@@ -653,7 +674,7 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
                     let v = em.splat(v, acc_lanes);
                     em.b.push(Inst::Binary { op: rop.combine(), a: cur, b: v })
                 };
-                em.b.push(Inst::WriteAcc { acc: accs[ci], value: new });
+                em.b.push(Inst::WriteAcc { acc, value: new });
             }
         }
         for _ in &red_axes {
@@ -661,7 +682,15 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
             em.pop_scope();
         }
         for (ci, _) in out_combos.iter().enumerate() {
-            let mut v = em.b.push(Inst::ReadAcc(accs[ci]));
+            let mut parts: Vec<ValueId> = accs[ci].iter().map(|&a| em.b.push(Inst::ReadAcc(a))).collect();
+            while parts.len() > 1 {
+                let pairs: Vec<ValueId> = parts
+                    .chunks(2)
+                    .map(|c| if c.len() == 2 { em.b.push(Inst::Binary { op: rop.combine(), a: c[0], b: c[1] }) } else { c[0] })
+                    .collect();
+                parts = pairs;
+            }
+            let mut v = parts[0];
             let mut lanes = acc_lanes;
             if vector_on_reduce {
                 v = em.b.push(Inst::ReduceLanes { op: rop, arg: v });

@@ -24,8 +24,12 @@ pub fn flat_index(ctx: &IdxCtx, shape: &[usize], idx: &[Idx]) -> Idx {
         .fold(Idx::konst(0), |acc, (&s, i)| ctx.add(&acc, &ctx.mul(i, s)))
 }
 
-/// Indices of a contiguous `shape` holding the flat index `flat`.
+/// Indices of a contiguous `shape` holding the flat index `flat`. A shape with a zero-sized
+/// dimension holds no element, so no index into it is ever evaluated: all parts are zero then.
 pub fn unravel(ctx: &IdxCtx, shape: &[usize], flat: &Idx) -> Vec<Idx> {
+    if shape.contains(&0) {
+        return vec![Idx::konst(0); shape.len()];
+    }
     contiguous_strides(shape)
         .iter()
         .zip(shape)

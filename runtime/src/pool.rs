@@ -3,14 +3,14 @@
 use crate::device::RawBuffer;
 use std::collections::HashMap;
 
-/// Rounds a request up to its bucket: sizes keep their top two significant bits, so a bucket
-/// wastes at most a quarter of its size.
+/// Rounds a request up to its bucket: sizes keep their top three significant bits, so a bucket
+/// wastes at most a fifth of its size.
 pub fn bucket_size(bytes: usize) -> usize {
     if bytes <= 64 {
         return 64;
     }
     let top = usize::BITS - 1 - bytes.leading_zeros();
-    let unit = 1usize << (top - 1);
+    let unit = 1usize << (top - 2);
     bytes.div_ceil(unit) * unit
 }
 
@@ -60,13 +60,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_waste_at_most_a_quarter() {
+    fn buckets_waste_at_most_a_fifth() {
         for bytes in [65usize, 100, 1000, 4097, 1 << 20, (1 << 20) + 1, 123_456_789] {
             let b = bucket_size(bytes);
-            assert!(b >= bytes && (b - bytes) * 4 <= b, "{bytes} -> {b}");
+            assert!(b >= bytes && (b - bytes) * 5 <= b, "{bytes} -> {b}");
         }
         assert_eq!(bucket_size(4096), 4096);
-        assert_eq!(bucket_size(5000), 6144);
+        assert_eq!(bucket_size(5000), 5120);
     }
 
     #[test]

@@ -39,7 +39,8 @@ fn bump(f: impl FnOnce(&mut Stats)) {
 /// kernel optimizer off for A/B comparisons).
 pub fn lowering_target(device: &DeviceHandle) -> LoweringTarget {
     let optimize = std::env::var("FERROGRAD_OPT").map(|v| v != "0").unwrap_or(true);
-    LoweringTarget { lanes32: device.device().preferred_lanes(DType::F32), optimize }
+    let wide_index = device.device().info().kind == crate::device::DeviceKind::Cpu;
+    LoweringTarget { lanes32: device.device().preferred_lanes(DType::F32), optimize, wide_index }
 }
 
 fn handle_of(node: &NodeRef, produced: &HashMap<u64, BufferHandle>) -> BufferHandle {

@@ -1,0 +1,450 @@
+//! Linear algebra and neural-network ops: matmul (2-D, batched, broadcast batch, 1-D operands,
+//! odd sizes, 64x64 for the vectorized / register-tiled path), dot, conv2d (stride, padding,
+//! dilation, groups, bias), max_pool2d, avg_pool2d, one_hot and gather. Results are compared with
+//! the reference evaluator and with naive host loops written here.
+//!
+//! Tolerances: dot products of k terms in [-1, 1] accumulate in f32 on the device (in any order,
+//! possibly with fused multiply-adds) and in f64 in the reference: atol 2e-6 * k.
+
+mod common;
+
+use common::*;
+use ferrograd::testing::check;
+use ferrograd::{Conv2dOptions, DType, Tensor};
+use proptest::prelude::*;
+
+fn dot_atol(k: usize) -> f64 {
+    2e-6 * k as f64 + 1e-6
+}
+
+/// Deterministic pseudo-random values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Naive (m, k) x (k, n) on the host in f64.
+fn matmul_host(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
+    let mut out = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            out[i * n + j] = (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum();
+        }
+    }
+    out
+}
+
+// ---- matmul -------------------------------------------------------------------------------------
+
+const DIMS: &[usize] = &[1, 3, 5, 7, 8, 16, 33, 64];
+
+proptest! {
+    #![proptest_config(config(24))]
+
+    #[test]
+    fn matmul_matches_reference(m in prop::sample::select(DIMS), k in prop::sample::select(DIMS), n in prop::sample::select(DIMS),
+                                batch in prop::sample::select(vec![vec![], vec![1], vec![3], vec![2, 1]]),
+                                a_t: bool, b_t: bool, seed in 0u64..1000) {
+        // Operands may be transposed views of their buffers.
+        let mut sa = batch.clone();
+        sa.extend(if a_t { [k, m] } else { [m, k] });
+        // The right operand has the same batch or size-1 batch axes (broadcast).
+        let mut sb = if seed % 2 == 0 { batch.clone() } else { batch.iter().map(|_| 1).collect::<Vec<usize>>() };
+        sb.extend(if b_t { [n, k] } else { [k, n] });
+        let a = Tensor::from_slice(&values(numel(&sa), seed), &sa);
+        let b = Tensor::from_slice(&values(numel(&sb), seed + 1), &sb);
+        let a = if a_t { a.t() } else { a };
+        let b = if b_t { b.t() } else { b };
+        let y = a.matmul(&b);
+        let mut want = batch.clone();
+        want.extend([m, n]);
+        prop_assert_eq!(y.shape(), want);
+        check(&y, 1e-5, dot_atol(k), &format!("matmul batch {batch:?} ({m}x{k}{}) @ ({k}x{n}{})",
+            if a_t { " as a transpose" } else { "" }, if b_t { " as a transpose" } else { "" }));
+    }
+}
+
+#[test]
+fn matmul_2d_odd_sizes_host_values() {
+    let (m, k, n) = (3, 5, 7);
+    let av = values(m * k, 1);
+    let bv = values(k * n, 2);
+    let a = Tensor::from_slice(&av, &[m, k]);
+    let b = Tensor::from_slice(&bv, &[k, n]);
+    let y = a.matmul(&b);
+    assert_eq!(y.shape(), vec![m, n]);
+    assert_close_f64(&f64s(&y), &matmul_host(&av, &bv, m, k, n), 1e-5, dot_atol(k), "3x5 @ 5x7");
+    // The transpose identity (AB)^T = B^T A^T on views.
+    let yt = b.t().matmul(&a.t());
+    assert_close_f64(&f64s(&yt), &f64s(&y.t()), 1e-5, dot_atol(k), "B^T A^T");
+    // dot is matmul.
+    assert_close_f64(&f64s(&a.dot(&b)), &f64s(&y), 0.0, 0.0, "dot");
+}
+
+#[test]
+fn matmul_64_tiled_host_values() {
+    // 64x64 is a multiple of every vector width and register tile: the optimized path.
+    let n = 64;
+    let av = values(n * n, 3);
+    let bv = values(n * n, 4);
+    let a = Tensor::from_slice(&av, &[n, n]);
+    let b = Tensor::from_slice(&bv, &[n, n]);
+    let expect = matmul_host(&av, &bv, n, n, n);
+    assert_close_f64(&f64s(&a.matmul(&b)), &expect, 1e-5, dot_atol(n), "64x64");
+    check(&a.matmul(&b), 1e-5, dot_atol(n), "64x64 vs reference");
+    // With the right operand as a transposed view of its transpose's buffer.
+    let bt: Vec<f32> = (0..n * n).map(|i| bv[(i % n) * n + i / n]).collect();
+    let btt = Tensor::from_slice(&bt, &[n, n]).t();
+    assert_close_f64(&f64s(&a.matmul(&btt)), &expect, 1e-5, dot_atol(n), "64x64 with a transposed operand");
+    // Fused epilogue: bias and relu on the tiled result.
+    let bias = Tensor::from_slice(&values(n, 5), &[n]);
+    check(&(a.matmul(&b) + &bias).relu(), 1e-5, dot_atol(n), "64x64 + bias, relu");
+    // Non-square, sizes around the tile: 65 x 64 @ 64 x 67.
+    let c = Tensor::from_slice(&values(65 * 64, 6), &[65, 64]);
+    let d = Tensor::from_slice(&values(64 * 67, 7), &[64, 67]);
+    check(&c.matmul(&d), 1e-5, dot_atol(64), "65x64 @ 64x67");
+}
+
+#[test]
+fn matmul_large_packed_host_values() {
+    // Large right operands (k * n >= 2^16, n a multiple of 8) are packed into column panels
+    // first: one extra kernel, then a matmul that reads the panels.
+    let (m, k, n) = (40, 256, 264);
+    let av = values(m * k, 40);
+    let bv = values(k * n, 41);
+    let a = Tensor::from_slice(&av, &[m, k]);
+    let b = Tensor::from_slice(&bv, &[k, n]);
+    let expect = matmul_host(&av, &bv, m, k, n);
+    assert_close_f64(&f64s(&a.matmul(&b)), &expect, 1e-5, dot_atol(k), "40x256 @ 256x264");
+    check(&(a.matmul(&b) + 1.0).relu(), 1e-5, dot_atol(k), "packed matmul, + 1, relu vs reference");
+    // The right operand as a transposed view, and a broadcast batch on the left.
+    let bt: Vec<f32> = (0..k * n).map(|i| bv[(i % k) * n + i / k]).collect();
+    let b_view = Tensor::from_slice(&bt, &[n, k]).t();
+    assert_close_f64(&f64s(&a.matmul(&b_view)), &expect, 1e-5, dot_atol(k), "packed matmul of a transposed view");
+    let a2 = Tensor::from_slice(&values(2 * m * k, 42), &[2, 1, m, k]);
+    let y = a2.matmul(&b.unsqueeze(0).expand([3, k, n]));
+    assert_eq!(y.shape(), vec![2, 3, m, n]);
+    check(&y, 1e-5, dot_atol(k), "batched packed matmul vs reference");
+}
+
+#[test]
+fn matmul_batched_and_broadcast_host_values() {
+    let (m, k, n) = (3, 5, 7);
+    let av = values(2 * m * k, 8);
+    let bv = values(2 * k * n, 9);
+    let a = Tensor::from_slice(&av, &[2, m, k]);
+    let b = Tensor::from_slice(&bv, &[2, k, n]);
+    let y = a.matmul(&b);
+    assert_eq!(y.shape(), vec![2, m, n]);
+    let mut expect = matmul_host(&av[..m * k], &bv[..k * n], m, k, n);
+    expect.extend(matmul_host(&av[m * k..], &bv[k * n..], m, k, n));
+    assert_close_f64(&f64s(&y), &expect, 1e-5, dot_atol(k), "batched");
+    // Broadcast batch: (2, 1, m, k) @ (4, k, n) -> (2, 4, m, n).
+    let cv = values(4 * k * n, 10);
+    let c = Tensor::from_slice(&cv, &[4, k, n]);
+    let z = a.unsqueeze(1).matmul(&c);
+    assert_eq!(z.shape(), vec![2, 4, m, n]);
+    let mut expect = Vec::new();
+    for i in 0..2 {
+        for j in 0..4 {
+            expect.extend(matmul_host(&av[i * m * k..(i + 1) * m * k], &cv[j * k * n..(j + 1) * k * n], m, k, n));
+        }
+    }
+    assert_close_f64(&f64s(&z), &expect, 1e-5, dot_atol(k), "broadcast batch");
+    // A 2-D left operand against a batch.
+    let w = a.select(0, 1).matmul(&c);
+    assert_eq!(w.shape(), vec![4, m, n]);
+    check(&w, 1e-5, dot_atol(k), "2-D @ batch");
+}
+
+#[test]
+fn matmul_vector_operands() {
+    let (k, n) = (5, 7);
+    let xv = values(k, 11);
+    let bv = values(k * n, 12);
+    let x = Tensor::from_slice(&xv, &[k]);
+    let b = Tensor::from_slice(&bv, &[k, n]);
+    let v = x.matmul(&b);
+    assert_eq!(v.shape(), vec![n], "(k) @ (k, n)");
+    assert_close_f64(&f64s(&v), &matmul_host(&xv, &bv, 1, k, n), 1e-5, dot_atol(k), "vector @ matrix");
+    let bt = b.t(); // (n, k)
+    let u = bt.matmul(&x);
+    assert_eq!(u.shape(), vec![n], "(n, k) @ (k)");
+    assert_close_f64(&f64s(&u), &matmul_host(&xv, &bv, 1, k, n), 1e-5, dot_atol(k), "matrix @ vector");
+    let s = x.dot(&x);
+    assert_eq!(s.shape(), Vec::<usize>::new(), "(k) @ (k)");
+    let e: f64 = xv.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    assert_close_f64(&f64s(&s), &[e], 1e-5, dot_atol(k), "dot");
+    // Batched matrix @ vector.
+    let bb = Tensor::from_slice(&values(3 * n * k, 13), &[3, n, k]);
+    assert_eq!(bb.matmul(&x).shape(), vec![3, n]);
+    check(&bb.matmul(&x), 1e-5, dot_atol(k), "batch @ vector");
+    // A 33-element dot product of a strided view.
+    let long = Tensor::from_slice(&values(66, 14), &[66]).slice(0, Some(1), None, 2);
+    check(&long.dot(&long.flip(0)), 1e-5, dot_atol(33), "strided dot");
+}
+
+#[test]
+fn matmul_other_dtypes() {
+    let av: Vec<i32> = (0..15).map(|i| i * 7 % 11 - 5).collect();
+    let bv: Vec<i32> = (0..20).map(|i| i * 5 % 9 - 4).collect();
+    let a = Tensor::from_slice(&av, &[3, 5]);
+    let b = Tensor::from_slice(&bv, &[5, 4]);
+    let y = a.matmul(&b);
+    assert_eq!(y.dtype(), DType::I32);
+    let mut expect = vec![0i32; 12];
+    for i in 0..3 {
+        for j in 0..4 {
+            expect[i * 4 + j] = (0..5).map(|p| av[i * 5 + p] * bv[p * 4 + j]).sum();
+        }
+    }
+    assert_eq!(y.to_vec::<i32>().unwrap(), expect, "i32 matmul is exact");
+    // f64 keeps double precision; f16 inputs with f16 accumulation are loose.
+    let (m, k, n) = (5, 33, 3);
+    let av = values(m * k, 15);
+    let bv = values(k * n, 16);
+    let a64 = Tensor::from_slice(&av.iter().map(|&v| v as f64).collect::<Vec<_>>(), &[m, k]);
+    let b64 = Tensor::from_slice(&bv.iter().map(|&v| v as f64).collect::<Vec<_>>(), &[k, n]);
+    assert_close_f64(&f64s(&a64.matmul(&b64)), &matmul_host(&av, &bv, m, k, n), 1e-12, 1e-13, "f64 matmul");
+    let a16 = Tensor::from_slice(&av, &[m, k]).cast(DType::F16).realize().unwrap().clone();
+    let b16 = Tensor::from_slice(&bv, &[k, n]).cast(DType::F16).realize().unwrap().clone();
+    let y16 = a16.matmul(&b16);
+    assert_eq!(y16.dtype(), DType::F16);
+    assert_close_f64(&f64s(&y16), &matmul_host(&av, &bv, m, k, n), 1e-2, 5e-2, "f16 matmul (host)");
+    check(&y16, 1e-2, 5e-2, "f16 matmul vs reference");
+    let ybf = a16.cast(DType::BF16).matmul(&b16.cast(DType::BF16));
+    check(&ybf, 2e-2, 2e-1, "bf16 matmul vs reference");
+}
+
+// ---- conv2d -------------------------------------------------------------------------------------
+
+/// Naive grouped 2-D convolution on the host.
+#[allow(clippy::too_many_arguments)]
+fn conv_host(
+    x: &[f32],
+    xs: [usize; 4],
+    w: &[f32],
+    ws: [usize; 4],
+    bias: Option<&[f32]>,
+    o: Conv2dOptions,
+) -> (Vec<f64>, [usize; 4]) {
+    let [n, c, h, wd] = xs;
+    let [co, cg, kh, kw] = ws;
+    let g = o.groups;
+    let oh = (h + 2 * o.padding.0 - o.dilation.0 * (kh - 1) - 1) / o.stride.0 + 1;
+    let ow = (wd + 2 * o.padding.1 - o.dilation.1 * (kw - 1) - 1) / o.stride.1 + 1;
+    let mut out = vec![0.0f64; n * co * oh * ow];
+    for b in 0..n {
+        for oc in 0..co {
+            let grp = oc / (co / g);
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut acc = bias.map_or(0.0, |bb| bb[oc] as f64);
+                    for ic in 0..cg {
+                        let cin = grp * cg + ic;
+                        for p in 0..kh {
+                            for q in 0..kw {
+                                let y = (i * o.stride.0 + p * o.dilation.0) as i64 - o.padding.0 as i64;
+                                let z = (j * o.stride.1 + q * o.dilation.1) as i64 - o.padding.1 as i64;
+                                if y < 0 || z < 0 || y >= h as i64 || z >= wd as i64 {
+                                    continue;
+                                }
+                                let xv = x[((b * c + cin) * h + y as usize) * wd + z as usize] as f64;
+                                let wv = w[((oc * cg + ic) * kh + p) * kw + q] as f64;
+                                acc += xv * wv;
+                            }
+                        }
+                    }
+                    out[((b * co + oc) * oh + i) * ow + j] = acc;
+                }
+            }
+        }
+    }
+    (out, [n, co, oh, ow])
+}
+
+fn conv_case(xs: [usize; 4], ws: [usize; 4], with_bias: bool, o: Conv2dOptions, seed: u64) {
+    let xv = values(xs.iter().product(), seed);
+    let wv = values(ws.iter().product(), seed + 100);
+    let bv = values(ws[0], seed + 200);
+    let x = Tensor::from_slice(&xv, &xs);
+    let w = Tensor::from_slice(&wv, &ws);
+    let b = Tensor::from_slice(&bv, &[ws[0]]);
+    let y = x.conv2d(&w, if with_bias { Some(&b) } else { None }, o);
+    let (expect, shape) = conv_host(&xv, xs, &wv, ws, if with_bias { Some(&bv) } else { None }, o);
+    let what = format!("conv2d x {xs:?} w {ws:?} bias {with_bias} {o:?}");
+    assert_eq!(y.shape(), shape.to_vec(), "{what}: shape");
+    let k = ws[1] * ws[2] * ws[3];
+    check(&y, 1e-5, dot_atol(k), &what);
+    assert_close_f64(&f64s(&y), &expect, 1e-5, dot_atol(k), &format!("{what} (host)"));
+}
+
+#[test]
+fn conv2d_host_values() {
+    let d = Conv2dOptions::default();
+    conv_case([1, 2, 5, 5], [4, 2, 3, 3], false, d, 1);
+    conv_case([2, 3, 7, 6], [5, 3, 3, 3], true, d, 2);
+    conv_case([1, 2, 7, 7], [3, 2, 3, 3], true, d.stride(2, 2), 3);
+    conv_case([1, 2, 5, 5], [3, 2, 3, 3], false, d.padding(1, 1), 4);
+    conv_case([1, 1, 9, 9], [2, 1, 3, 3], false, d.dilation(2, 2), 5);
+    conv_case([1, 4, 6, 6], [6, 2, 3, 3], true, d.groups(2), 6);
+    conv_case([2, 3, 5, 5], [3, 1, 3, 3], false, d.groups(3).padding(1, 1), 7);
+    conv_case([1, 2, 7, 8], [4, 2, 2, 3], true, d.stride(2, 1).padding(0, 2).dilation(1, 2), 8);
+    conv_case([1, 3, 4, 4], [2, 3, 1, 1], false, d, 9);
+    conv_case([1, 1, 1, 1], [1, 1, 1, 1], true, d, 10);
+    conv_case([1, 2, 5, 5], [2, 2, 5, 5], false, d, 11);
+}
+
+proptest! {
+    #![proptest_config(config(16))]
+
+    #[test]
+    fn conv2d_random_options(n in 1usize..3, g in 1usize..3, cg in 1usize..3, og in 1usize..3, h in 3usize..9, w in 3usize..9,
+                             kh in 1usize..4, kw in 1usize..4, s in (1usize..3, 1usize..3), p in (0usize..3, 0usize..3),
+                             dl in (1usize..3, 1usize..3), bias: bool, seed in 0u64..100) {
+        let o = Conv2dOptions::default().stride(s.0, s.1).padding(p.0, p.1).dilation(dl.0, dl.1).groups(g);
+        let fits = h + 2 * p.0 >= dl.0 * (kh - 1) + 1 && w + 2 * p.1 >= dl.1 * (kw - 1) + 1;
+        prop_assume!(fits);
+        conv_case([n, g * cg, h, w], [g * og, cg, kh, kw], bias, o, seed);
+    }
+}
+
+#[test]
+fn conv2d_on_a_permuted_input() {
+    // NHWC data viewed as NCHW.
+    let xv = values(2 * 6 * 5 * 3, 21);
+    let x = Tensor::from_slice(&xv, &[2, 6, 5, 3]).permute([0, 3, 1, 2]);
+    let w = Tensor::from_slice(&values(4 * 3 * 3 * 3, 22), &[4, 3, 3, 3]);
+    let y = x.conv2d(&w, None, Conv2dOptions::default().padding(1, 1));
+    assert_eq!(y.shape(), vec![2, 4, 6, 5]);
+    check(&y, 1e-5, dot_atol(27), "conv2d of a permuted input");
+    let xc: Vec<f32> = f64s(&x).iter().map(|&v| v as f32).collect();
+    let (expect, _) = conv_host(
+        &xc,
+        [2, 3, 6, 5],
+        &f64s(&w).iter().map(|&v| v as f32).collect::<Vec<_>>(),
+        [4, 3, 3, 3],
+        None,
+        Conv2dOptions::default().padding(1, 1),
+    );
+    assert_close_f64(&f64s(&y), &expect, 1e-5, dot_atol(27), "conv2d of a permuted input (host)");
+}
+
+// ---- pooling ------------------------------------------------------------------------------------
+
+fn pool_host(x: &[f32], xs: [usize; 4], k: (usize, usize), o: Conv2dOptions, max: bool) -> (Vec<f64>, Vec<usize>) {
+    let [n, c, h, w] = xs;
+    let oh = (h + 2 * o.padding.0 - o.dilation.0 * (k.0 - 1) - 1) / o.stride.0 + 1;
+    let ow = (w + 2 * o.padding.1 - o.dilation.1 * (k.1 - 1) - 1) / o.stride.1 + 1;
+    let mut out = Vec::new();
+    for b in 0..n * c {
+        for i in 0..oh {
+            for j in 0..ow {
+                let mut acc = if max { f64::NEG_INFINITY } else { 0.0 };
+                for p in 0..k.0 {
+                    for q in 0..k.1 {
+                        let y = (i * o.stride.0 + p * o.dilation.0) as i64 - o.padding.0 as i64;
+                        let z = (j * o.stride.1 + q * o.dilation.1) as i64 - o.padding.1 as i64;
+                        let v = if y < 0 || z < 0 || y >= h as i64 || z >= w as i64 {
+                            if max {
+                                f64::NEG_INFINITY
+                            } else {
+                                0.0
+                            }
+                        } else {
+                            x[(b * h + y as usize) * w + z as usize] as f64
+                        };
+                        acc = if max { acc.max(v) } else { acc + v };
+                    }
+                }
+                out.push(if max { acc } else { acc / (k.0 * k.1) as f64 });
+            }
+        }
+    }
+    (out, vec![n, c, oh, ow])
+}
+
+#[test]
+fn pooling_host_values() {
+    let d = Conv2dOptions::default();
+    let cases = [
+        ([1, 1, 4, 4], (2, 2), d.stride(2, 2)),
+        ([2, 3, 7, 5], (3, 3), d),
+        ([1, 2, 7, 7], (3, 3), d.stride(2, 2).padding(1, 1)),
+        ([1, 1, 9, 8], (2, 3), d.stride(1, 2).dilation(2, 1)),
+        ([1, 1, 5, 5], (5, 5), d),
+        ([1, 2, 3, 3], (2, 2), d.padding(1, 1).stride(2, 2)),
+    ];
+    for (i, (xs, k, o)) in cases.into_iter().enumerate() {
+        let xv = values(xs.iter().product(), 30 + i as u64);
+        let x = Tensor::from_slice(&xv, &xs);
+        for max in [true, false] {
+            let y = if max { x.max_pool2d(k, o) } else { x.avg_pool2d(k, o) };
+            let (expect, shape) = pool_host(&xv, xs, k, o, max);
+            let what = format!("{} {xs:?} kernel {k:?} {o:?}", if max { "max_pool2d" } else { "avg_pool2d" });
+            assert_eq!(y.shape(), shape, "{what}: shape");
+            assert_close_f64(&f64s(&y), &expect, 1e-5, 1e-6, &what);
+            check(&y, 1e-5, 1e-6, &what);
+        }
+    }
+    // A known 4x4 example.
+    let x = Tensor::from_vec((0..16).map(|i| i as f32).collect::<Vec<_>>(), &[1, 1, 4, 4]);
+    assert_eq!(f64s(&x.max_pool2d((2, 2), d.stride(2, 2))), vec![5.0, 7.0, 13.0, 15.0]);
+    assert_eq!(f64s(&x.avg_pool2d((2, 2), d.stride(2, 2))), vec![2.5, 4.5, 10.5, 12.5]);
+    // Max pooling of negative values with padding: the padding never wins.
+    let neg = Tensor::from_vec(vec![-5.0f32, -4.0, -3.0, -2.0], &[1, 1, 2, 2]);
+    assert_eq!(f64s(&neg.max_pool2d((2, 2), d.padding(1, 1).stride(2, 2))), vec![-5.0, -4.0, -3.0, -2.0]);
+    // NaN propagates through max pooling.
+    let nan = Tensor::from_vec(vec![1.0f32, f32::NAN, 3.0, 4.0], &[1, 1, 2, 2]);
+    assert!(f64s(&nan.max_pool2d((2, 2), d))[0].is_nan());
+}
+
+// ---- one_hot and gather -------------------------------------------------------------------------
+
+#[test]
+fn one_hot_host_values() {
+    let i = Tensor::from_vec(vec![2i32, 0, 1, 3, -1, 4], &[2, 3]);
+    let o = i.one_hot(4);
+    assert_eq!(o.shape(), vec![2, 3, 4]);
+    assert_eq!(o.dtype(), DType::I32);
+    let expect: Vec<i32> = [2i32, 0, 1, 3, -1, 4].iter().flat_map(|&c| (0..4).map(move |k| (k == c) as i32)).collect();
+    assert_eq!(o.to_vec::<i32>().unwrap(), expect, "out-of-range classes give all-zero rows");
+    let u = Tensor::from_vec(vec![1u8, 0], &[2]).one_hot(3);
+    assert_eq!(u.to_vec::<i32>().unwrap(), vec![0, 1, 0, 1, 0, 0]);
+    let l = Tensor::from_vec(vec![4i64], &[]).one_hot(5);
+    assert_eq!(l.shape(), vec![5]);
+    assert_eq!(l.to_vec::<i32>().unwrap(), vec![0, 0, 0, 0, 1]);
+    check(&i.t().one_hot(5), 0.0, 0.0, "one_hot of a transposed view");
+}
+
+#[test]
+fn gather_host_values() {
+    let xv: Vec<f32> = (0..12).map(|i| i as f32 * 1.5).collect();
+    let x = Tensor::from_slice(&xv, &[3, 4]);
+    // Along axis 1: out[i][j] = x[i][idx[i][j]].
+    let idx = vec![3i32, 0, 0, 2, 1, 1, 3, 3, 2];
+    let it = Tensor::from_slice(&idx, &[3, 3]);
+    let g = x.gather(1, &it);
+    assert_eq!(g.shape(), vec![3, 3]);
+    let expect: Vec<f64> = (0..9).map(|p| xv[(p / 3) * 4 + idx[p] as usize] as f64).collect();
+    assert_eq!(f64s(&g), expect, "gather(1)");
+    // Along axis 0 with fewer columns than the input: out[i][j] = x[idx[i][j]][j].
+    let idx0 = vec![2i64, 0, 1, 1, 0, 2];
+    let g0 = x.gather(0, &Tensor::from_slice(&idx0, &[2, 3]));
+    let expect0: Vec<f64> = (0..6).map(|p| xv[idx0[p] as usize * 4 + p % 3] as f64).collect();
+    assert_eq!(f64s(&g0), expect0, "gather(0)");
+    // Integer data, negative axis, transposed input.
+    let xi = Tensor::from_vec((0..12).map(|i| i * 100 - 550).collect::<Vec<i32>>(), &[4, 3]).t();
+    let gi = xi.gather(-1, &Tensor::from_vec(vec![3i32, 1, 0, 2], &[2, 2]));
+    assert_eq!(gi.dtype(), DType::I32);
+    // xi[i][j] = (j * 3 + i) * 100 - 550
+    assert_eq!(gi.to_vec::<i32>().unwrap(), vec![350, -250, -450, 150]);
+    check(&x.gather(1, &it).exp(), 1e-5, 0.0, "gather then exp");
+}
