@@ -21,7 +21,12 @@ fn main() {
         other => panic!("unknown workload {other}"),
     };
     for p in ferrograd::runtime::programs(&[t.node()]).unwrap() {
-        println!("== {} global {:?} params {}", p.name, p.global, p.params.len());
+        println!(
+            "== {} global {:?} params {}",
+            p.name,
+            p.global,
+            p.params.len()
+        );
         if std::env::var("DISASM").is_ok() {
             let dev = ferrograd_cpu::CpuDevice::new().unwrap();
             println!("{}", dev.disassemble(&p).unwrap());

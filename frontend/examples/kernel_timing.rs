@@ -36,5 +36,8 @@ fn main() {
     });
     let before = ferrograd::runtime::stats().kernels;
     x.softmax(-1).realize().unwrap();
-    println!("softmax kernels: {}", ferrograd::runtime::stats().kernels - before);
+    println!(
+        "softmax kernels: {}",
+        ferrograd::runtime::stats().kernels - before
+    );
 }

@@ -49,7 +49,10 @@ impl<T: AxisInt> IntoAxes for Vec<T> {
 pub fn resolve_axis(op: &str, axis: i64, shape: &[usize]) -> usize {
     let n = shape.len() as i64;
     let a = if axis < 0 { axis + n } else { axis };
-    assert!((0..n).contains(&a), "{op}: axis {axis} out of range for shape {shape:?}");
+    assert!(
+        (0..n).contains(&a),
+        "{op}: axis {axis} out of range for shape {shape:?}"
+    );
     a as usize
 }
 
@@ -57,7 +60,10 @@ pub fn resolve_axis(op: &str, axis: i64, shape: &[usize]) -> usize {
 pub fn resolve_axes(op: &str, axes: Option<Vec<i64>>, shape: &[usize]) -> Vec<usize> {
     let mut out: Vec<usize> = match axes {
         None => (0..shape.len()).collect(),
-        Some(list) => list.into_iter().map(|a| resolve_axis(op, a, shape)).collect(),
+        Some(list) => list
+            .into_iter()
+            .map(|a| resolve_axis(op, a, shape))
+            .collect(),
     };
     out.sort_unstable();
     out.dedup();
@@ -93,16 +99,38 @@ impl<T: AxisInt, const N: usize> IntoShape for &[T; N] {
 /// Resolves a reshape target with at most one `-1` for a tensor of `numel` elements.
 pub fn resolve_shape(op: &str, raw: &[i64], from: &[usize]) -> Vec<usize> {
     let numel: usize = from.iter().product();
-    let unknown: Vec<usize> = raw.iter().enumerate().filter(|(_, &d)| d == -1).map(|(i, _)| i).collect();
-    assert!(unknown.len() <= 1, "{op}: more than one -1 in {raw:?} (from {from:?})");
-    assert!(raw.iter().all(|&d| d >= -1), "{op}: negative size in {raw:?} (from {from:?})");
-    let known: usize = raw.iter().filter(|&&d| d != -1).map(|&d| d as usize).product();
+    let unknown: Vec<usize> = raw
+        .iter()
+        .enumerate()
+        .filter(|(_, &d)| d == -1)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        unknown.len() <= 1,
+        "{op}: more than one -1 in {raw:?} (from {from:?})"
+    );
+    assert!(
+        raw.iter().all(|&d| d >= -1),
+        "{op}: negative size in {raw:?} (from {from:?})"
+    );
+    let known: usize = raw
+        .iter()
+        .filter(|&&d| d != -1)
+        .map(|&d| d as usize)
+        .product();
     let mut shape: Vec<usize> = raw.iter().map(|&d| d.max(0) as usize).collect();
     if let Some(&u) = unknown.first() {
-        assert!(known != 0 && numel % known == 0, "{op}: cannot infer -1 in {raw:?} for shape {from:?}");
+        assert!(
+            known != 0 && numel.is_multiple_of(known),
+            "{op}: cannot infer -1 in {raw:?} for shape {from:?}"
+        );
         shape[u] = numel / known;
     }
-    assert_eq!(shape.iter().product::<usize>(), numel, "{op}: cannot reshape {from:?} to {raw:?}");
+    assert_eq!(
+        shape.iter().product::<usize>(),
+        numel,
+        "{op}: cannot reshape {from:?} to {raw:?}"
+    );
     shape
 }
 
@@ -111,8 +139,16 @@ pub fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
     let n = a.len().max(b.len());
     (0..n)
         .map(|i| {
-            let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-            let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+            let da = if i + a.len() >= n {
+                a[i + a.len() - n]
+            } else {
+                1
+            };
+            let db = if i + b.len() >= n {
+                b[i + b.len() - n]
+            } else {
+                1
+            };
             match (da, db) {
                 (x, y) if x == y => x,
                 (1, y) => y,

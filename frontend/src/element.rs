@@ -22,7 +22,11 @@ macro_rules! element {
                 out.extend_from_slice(&self.to_le_bytes());
             }
             fn get(bytes: &[u8]) -> Self {
-                <$t>::from_le_bytes(bytes[..std::mem::size_of::<$t>()].try_into().expect("enough bytes"))
+                <$t>::from_le_bytes(
+                    bytes[..std::mem::size_of::<$t>()]
+                        .try_into()
+                        .expect("enough bytes"),
+                )
             }
             fn to_scalar(self) -> Scalar {
                 Scalar::$kind(<$conv>::from(self))

@@ -24,7 +24,11 @@ impl IntoOperand for Tensor {
 }
 impl IntoOperand for f64 {
     fn into_operand(self, like: &Tensor) -> Tensor {
-        let d = if like.dtype().is_float() { like.dtype() } else { DEFAULT_FLOAT };
+        let d = if like.dtype().is_float() {
+            like.dtype()
+        } else {
+            DEFAULT_FLOAT
+        };
         Tensor::from_node(Node::constant(Scalar::Float(self), d, &[], &like.device()))
     }
 }
@@ -35,19 +39,37 @@ impl IntoOperand for f32 {
 }
 impl IntoOperand for i32 {
     fn into_operand(self, like: &Tensor) -> Tensor {
-        let d = if like.dtype() == DType::Bool { DType::I32 } else { like.dtype() };
-        Tensor::from_node(Node::constant(Scalar::Int(self as i64), d, &[], &like.device()))
+        let d = if like.dtype() == DType::Bool {
+            DType::I32
+        } else {
+            like.dtype()
+        };
+        Tensor::from_node(Node::constant(
+            Scalar::Int(self as i64),
+            d,
+            &[],
+            &like.device(),
+        ))
     }
 }
 impl IntoOperand for i64 {
     fn into_operand(self, like: &Tensor) -> Tensor {
-        let d = if like.dtype() == DType::Bool { DType::I64 } else { like.dtype() };
+        let d = if like.dtype() == DType::Bool {
+            DType::I64
+        } else {
+            like.dtype()
+        };
         Tensor::from_node(Node::constant(Scalar::Int(self), d, &[], &like.device()))
     }
 }
 impl IntoOperand for bool {
     fn into_operand(self, like: &Tensor) -> Tensor {
-        Tensor::from_node(Node::constant(Scalar::Bool(self), DType::Bool, &[], &like.device()))
+        Tensor::from_node(Node::constant(
+            Scalar::Bool(self),
+            DType::Bool,
+            &[],
+            &like.device(),
+        ))
     }
 }
 
@@ -58,11 +80,17 @@ impl Tensor {
         if s == shape {
             return self.clone();
         }
-        assert!(s.len() <= shape.len(), "broadcast_to: cannot broadcast {s:?} to {shape:?}");
+        assert!(
+            s.len() <= shape.len(),
+            "broadcast_to: cannot broadcast {s:?} to {shape:?}"
+        );
         let mut padded = vec![1; shape.len() - s.len()];
         padded.extend_from_slice(&s);
         for (i, (&a, &b)) in padded.iter().zip(shape).enumerate() {
-            assert!(a == b || a == 1, "broadcast_to: axis {i} of {s:?} cannot become {b} (target {shape:?})");
+            assert!(
+                a == b || a == 1,
+                "broadcast_to: axis {i} of {s:?} cannot become {b} (target {shape:?})"
+            );
         }
         let n = Node::reshape(&self.node(), &padded);
         Tensor::from_node(Node::expand(&n, shape))
@@ -72,7 +100,10 @@ impl Tensor {
     pub(crate) fn align(op: &str, a: &Tensor, b: &Tensor) -> (Tensor, Tensor) {
         let shape = broadcast_shape(op, &a.shape(), &b.shape());
         let dtype = a.dtype().promote(b.dtype());
-        (a.cast(dtype).broadcast_to(&shape), b.cast(dtype).broadcast_to(&shape))
+        (
+            a.cast(dtype).broadcast_to(&shape),
+            b.cast(dtype).broadcast_to(&shape),
+        )
     }
 
     fn binary(&self, op: BinaryOp, other: impl IntoOperand, name: &str) -> Tensor {
@@ -82,7 +113,11 @@ impl Tensor {
     }
 
     fn unary(&self, op: UnaryOp) -> Tensor {
-        let t = if self.dtype().is_float() || op == UnaryOp::Neg { self.clone() } else { self.cast(DEFAULT_FLOAT) };
+        let t = if self.dtype().is_float() || op == UnaryOp::Neg {
+            self.clone()
+        } else {
+            self.cast(DEFAULT_FLOAT)
+        };
         Tensor::from_node(Node::unary(op, &t.node()))
     }
 
@@ -114,8 +149,12 @@ impl Tensor {
     pub fn sub(&self, other: impl IntoOperand) -> Tensor {
         let o = other.into_operand(self);
         let (a, b) = Tensor::align("sub", self, &o);
-        assert!(a.dtype() != DType::Bool, "sub: not defined for bool tensors (shape {:?})", a.shape());
-        a.add(&b.neg())
+        assert!(
+            a.dtype() != DType::Bool,
+            "sub: not defined for bool tensors (shape {:?})",
+            a.shape()
+        );
+        a.add(b.neg())
     }
     /// `self * other` with broadcasting.
     pub fn mul(&self, other: impl IntoOperand) -> Tensor {
@@ -125,7 +164,7 @@ impl Tensor {
     pub fn div(&self, other: impl IntoOperand) -> Tensor {
         let o = other.into_operand(self);
         let (a, b) = Tensor::align("div", &self.float(), &o.float());
-        a.mul(&b.reciprocal())
+        a.mul(b.reciprocal())
     }
     /// Integer division rounding toward zero (Rust's `/` on integers); x / 0 is 0.
     pub fn idiv(&self, other: impl IntoOperand) -> Tensor {
@@ -137,7 +176,11 @@ impl Tensor {
     }
     /// `-self`.
     pub fn neg(&self) -> Tensor {
-        assert!(self.dtype() != DType::Bool, "neg: not defined for bool tensors (shape {:?})", self.shape());
+        assert!(
+            self.dtype() != DType::Bool,
+            "neg: not defined for bool tensors (shape {:?})",
+            self.shape()
+        );
         Tensor::from_node(Node::unary(UnaryOp::Neg, &self.node()))
     }
     /// Elementwise maximum (NaN propagates).
@@ -149,7 +192,7 @@ impl Tensor {
         let o = other.into_operand(self);
         let (a, b) = Tensor::align("minimum", self, &o);
         if a.dtype().is_float() {
-            a.neg().maximum(&b.neg()).neg()
+            a.neg().maximum(b.neg()).neg()
         } else {
             a.lt(&b).where_(&a, &b)
         }
@@ -158,14 +201,14 @@ impl Tensor {
     pub fn pow(&self, exponent: impl IntoOperand) -> Tensor {
         let e = exponent.into_operand(self);
         let (x, y) = Tensor::align("pow", &self.float(), &e.float());
-        let mag = y.mul(&x.abs().log2()).exp2();
+        let mag = y.mul(x.abs().log2()).exp2();
         let y_int = y.trunc().eq(&y);
-        let y_odd = y_int.logical_and(&y.mul(0.5).trunc().eq(&y.mul(0.5)).logical_not());
+        let y_odd = y_int.logical_and(&y.mul(0.5).trunc().eq(y.mul(0.5)).logical_not());
         let neg = x.lt(0.0);
-        let signed = y_odd.where_(&mag.neg(), &mag);
+        let signed = y_odd.where_(mag.neg(), &mag);
         let nan = x.full_like(f64::NAN);
-        let r = neg.where_(&y_int.where_(&signed, &nan), &mag);
-        y.eq(0.0).where_(&x.full_like(1.0), &r)
+        let r = neg.where_(y_int.where_(&signed, &nan), &mag);
+        y.eq(0.0).where_(x.full_like(1.0), &r)
     }
     /// `self ^ n` for a constant exponent; small integer exponents become multiplications.
     pub fn powf(&self, n: f64) -> Tensor {
@@ -219,11 +262,13 @@ impl Tensor {
     }
     /// Logical and (non-zero is true).
     pub fn logical_and(&self, other: &Tensor) -> Tensor {
-        self.as_bool().binary(BinaryOp::And, &other.as_bool(), "logical_and")
+        self.as_bool()
+            .binary(BinaryOp::And, other.as_bool(), "logical_and")
     }
     /// Logical or (non-zero is true).
     pub fn logical_or(&self, other: &Tensor) -> Tensor {
-        self.as_bool().binary(BinaryOp::Or, &other.as_bool(), "logical_or")
+        self.as_bool()
+            .binary(BinaryOp::Or, other.as_bool(), "logical_or")
     }
     /// Logical not (non-zero is true).
     pub fn logical_not(&self) -> Tensor {
@@ -253,7 +298,11 @@ impl Tensor {
     pub fn where_(&self, a: impl IntoOperand, b: impl IntoOperand) -> Tensor {
         let a = a.into_operand(self);
         let b = b.into_operand(&a);
-        let shape = broadcast_shape("where", &broadcast_shape("where", &self.shape(), &a.shape()), &b.shape());
+        let shape = broadcast_shape(
+            "where",
+            &broadcast_shape("where", &self.shape(), &a.shape()),
+            &b.shape(),
+        );
         let dtype = a.dtype().promote(b.dtype());
         let c = self.as_bool().broadcast_to(&shape);
         let a = a.cast(dtype).broadcast_to(&shape);
@@ -297,7 +346,7 @@ impl Tensor {
     }
     /// tan(x).
     pub fn tan(&self) -> Tensor {
-        self.sin().div(&self.cos())
+        self.sin().div(self.cos())
     }
     /// 1 / x.
     pub fn reciprocal(&self) -> Tensor {
@@ -312,7 +361,7 @@ impl Tensor {
         if self.dtype() == DType::Bool || matches!(self.dtype(), DType::U8 | DType::U32) {
             return self.clone();
         }
-        self.maximum(&self.neg())
+        self.maximum(self.neg())
     }
     /// -1, 0 or 1 by the sign of x (NaN stays NaN).
     pub fn sign(&self) -> Tensor {
@@ -338,7 +387,7 @@ impl Tensor {
             return self.clone();
         }
         let t = self.trunc();
-        t.sub(&self.lt(&t).cast(self.dtype()))
+        t.sub(self.lt(&t).cast(self.dtype()))
     }
     /// Rounds toward positive infinity.
     pub fn ceil(&self) -> Tensor {
@@ -346,7 +395,7 @@ impl Tensor {
             return self.clone();
         }
         let t = self.trunc();
-        t.add(&self.gt(&t).cast(self.dtype()))
+        t.add(self.gt(&t).cast(self.dtype()))
     }
     /// Rounds to the nearest integer, ties to even (like torch and numpy).
     pub fn round(&self) -> Tensor {
@@ -359,18 +408,27 @@ impl Tensor {
         let frac = self.sub(&t).abs();
         let odd = t.mul(0.5).trunc().mul(2.0).ne(&t);
         let away = frac.gt(0.5).logical_or(&frac.eq(0.5).logical_and(&odd));
-        let step = self.lt(0i32).where_(&self.full_like(-1.0), &self.full_like(1.0));
-        away.where_(&t.add(&step), &t)
+        let step = self
+            .lt(0i32)
+            .where_(self.full_like(-1.0), self.full_like(1.0));
+        away.where_(t.add(&step), &t)
     }
     /// Clamps into `[lo, hi]`.
     pub fn clamp(&self, lo: f64, hi: f64) -> Tensor {
-        assert!(lo <= hi, "clamp: lower bound {lo} exceeds upper bound {hi} (shape {:?})", self.shape());
+        assert!(
+            lo <= hi,
+            "clamp: lower bound {lo} exceeds upper bound {hi} (shape {:?})",
+            self.shape()
+        );
         if self.dtype().is_float() {
             self.maximum(lo).minimum(hi)
         } else {
             // Bounds outside the dtype's range saturate (a negative bound must not wrap around
             // to a huge unsigned one).
-            let (min, max) = (self.dtype().min_value().as_f64(), self.dtype().max_value().as_f64());
+            let (min, max) = (
+                self.dtype().min_value().as_f64(),
+                self.dtype().max_value().as_f64(),
+            );
             let lo = lo.ceil().clamp(min, max) as i64;
             let hi = hi.floor().clamp(min, max) as i64;
             self.maximum(lo).minimum(hi)
@@ -382,11 +440,11 @@ impl Tensor {
     }
     /// x for x > 0, else slope * x.
     pub fn leaky_relu(&self, slope: f64) -> Tensor {
-        self.gt(0i32).where_(self, &self.mul(slope))
+        self.gt(0i32).where_(self, self.mul(slope))
     }
     /// x for x > 0, else alpha * (e^x - 1).
     pub fn elu(&self, alpha: f64) -> Tensor {
-        self.gt(0i32).where_(self, &self.exp().sub(1.0).mul(alpha))
+        self.gt(0i32).where_(self, self.exp().sub(1.0).mul(alpha))
     }
     /// 1 / (1 + e^-x).
     pub fn sigmoid(&self) -> Tensor {
@@ -398,31 +456,40 @@ impl Tensor {
     }
     /// x * sigmoid(x).
     pub fn silu(&self) -> Tensor {
-        self.mul(&self.sigmoid())
+        self.mul(self.sigmoid())
     }
     /// log(1 + e^x), computed without overflow.
     pub fn softplus(&self) -> Tensor {
         let x = self.float();
-        x.relu().add(&x.abs().neg().exp().add(1.0).log())
+        x.relu().add(x.abs().neg().exp().add(1.0).log())
     }
     /// The error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7).
     pub fn erf(&self) -> Tensor {
         let x = self.float();
         let a = x.abs();
         let t = a.mul(0.327_591_1).add(1.0).reciprocal();
-        let poly = [1.061_405_429, -1.453_152_027, 1.421_413_741, -0.284_496_736, 0.254_829_592]
-            .iter()
-            .fold(None::<Tensor>, |acc, &c| Some(match acc {
+        let poly = [
+            1.061_405_429,
+            -1.453_152_027,
+            1.421_413_741,
+            -0.284_496_736,
+            0.254_829_592,
+        ]
+        .iter()
+        .fold(None::<Tensor>, |acc, &c| {
+            Some(match acc {
                 None => t.mul(c),
                 Some(p) => p.add(c).mul(&t),
-            }))
-            .expect("coefficients");
-        let y = poly.mul(&a.square().neg().exp()).neg().add(1.0);
-        x.lt(0i32).where_(&y.neg(), &y)
+            })
+        })
+        .expect("coefficients");
+        let y = poly.mul(a.square().neg().exp()).neg().add(1.0);
+        x.lt(0i32).where_(y.neg(), &y)
     }
     /// GELU with the exact erf form: x/2 * (1 + erf(x / sqrt 2)).
     pub fn gelu(&self) -> Tensor {
         let x = self.float();
-        x.mul(0.5).mul(&x.mul(std::f64::consts::FRAC_1_SQRT_2).erf().add(1.0))
+        x.mul(0.5)
+            .mul(x.mul(std::f64::consts::FRAC_1_SQRT_2).erf().add(1.0))
     }
 }

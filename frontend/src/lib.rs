@@ -21,8 +21,8 @@ mod tensor;
 pub mod testing;
 
 pub use axes::{All, AxisInt, IntoAxes, IntoShape};
-pub use elementwise::IntoOperand;
 pub use element::Element;
+pub use elementwise::IntoOperand;
 pub use ferrograd_ir::DType;
 pub use ferrograd_runtime as runtime;
 pub use ferrograd_runtime::{Error, Result};

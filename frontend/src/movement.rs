@@ -16,15 +16,25 @@ impl Tensor {
     pub fn permute(&self, perm: impl IntoShape) -> Tensor {
         let shape = self.shape();
         let raw = perm.raw_shape();
-        assert_eq!(raw.len(), shape.len(), "permute: {raw:?} does not fit shape {shape:?}");
-        let p: Vec<usize> = raw.iter().map(|&a| resolve_axis("permute", a, &shape)).collect();
+        assert_eq!(
+            raw.len(),
+            shape.len(),
+            "permute: {raw:?} does not fit shape {shape:?}"
+        );
+        let p: Vec<usize> = raw
+            .iter()
+            .map(|&a| resolve_axis("permute", a, &shape))
+            .collect();
         Tensor::from_node(Node::permute(&self.node(), &p))
     }
 
     /// Swaps two axes.
     pub fn transpose(&self, a: impl AxisInt, b: impl AxisInt) -> Tensor {
         let shape = self.shape();
-        let (a, b) = (resolve_axis("transpose", a.as_i64(), &shape), resolve_axis("transpose", b.as_i64(), &shape));
+        let (a, b) = (
+            resolve_axis("transpose", a.as_i64(), &shape),
+            resolve_axis("transpose", b.as_i64(), &shape),
+        );
         let mut p: Vec<usize> = (0..shape.len()).collect();
         p.swap(a, b);
         Tensor::from_node(Node::permute(&self.node(), &p))
@@ -32,7 +42,11 @@ impl Tensor {
 
     /// The transpose of the last two axes.
     pub fn t(&self) -> Tensor {
-        assert!(self.ndim() >= 2, "t: needs at least 2 axes, got shape {:?}", self.shape());
+        assert!(
+            self.ndim() >= 2,
+            "t: needs at least 2 axes, got shape {:?}",
+            self.shape()
+        );
         self.transpose(-2, -1)
     }
 
@@ -44,7 +58,14 @@ impl Tensor {
         let target: Vec<usize> = raw
             .iter()
             .enumerate()
-            .map(|(i, &d)| if d == -1 { assert!(i >= off, "expand: -1 for a new axis in {raw:?}"); cur[i - off] } else { d as usize })
+            .map(|(i, &d)| {
+                if d == -1 {
+                    assert!(i >= off, "expand: -1 for a new axis in {raw:?}");
+                    cur[i - off]
+                } else {
+                    d as usize
+                }
+            })
             .collect();
         self.broadcast_to(&target)
     }
@@ -53,10 +74,21 @@ impl Tensor {
     pub fn squeeze(&self, axes: impl crate::axes::IntoAxes) -> Tensor {
         let shape = self.shape();
         let drop = match axes.raw_axes() {
-            None => (0..shape.len()).filter(|&i| shape[i] == 1).collect::<Vec<_>>(),
-            Some(list) => list.into_iter().map(|a| resolve_axis("squeeze", a, &shape)).filter(|&i| shape[i] == 1).collect(),
+            None => (0..shape.len())
+                .filter(|&i| shape[i] == 1)
+                .collect::<Vec<_>>(),
+            Some(list) => list
+                .into_iter()
+                .map(|a| resolve_axis("squeeze", a, &shape))
+                .filter(|&i| shape[i] == 1)
+                .collect(),
         };
-        let s: Vec<usize> = shape.iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, &d)| d).collect();
+        let s: Vec<usize> = shape
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !drop.contains(i))
+            .map(|(_, &d)| d)
+            .collect();
         Tensor::from_node(Node::reshape(&self.node(), &s))
     }
 
@@ -66,7 +98,11 @@ impl Tensor {
         let n = shape.len() as i64 + 1;
         let a = axis.as_i64();
         let a = if a < 0 { a + n } else { a };
-        assert!((0..n).contains(&a), "unsqueeze: axis {} out of range for shape {shape:?}", axis.as_i64());
+        assert!(
+            (0..n).contains(&a),
+            "unsqueeze: axis {} out of range for shape {shape:?}",
+            axis.as_i64()
+        );
         shape.insert(a as usize, 1);
         Tensor::from_node(Node::reshape(&self.node(), &shape))
     }
@@ -77,8 +113,14 @@ impl Tensor {
         if shape.is_empty() {
             return self.reshape([1]);
         }
-        let (s, e) = (resolve_axis("flatten", start.as_i64(), &shape), resolve_axis("flatten", end.as_i64(), &shape));
-        assert!(s <= e, "flatten: start axis {s} after end axis {e} (shape {shape:?})");
+        let (s, e) = (
+            resolve_axis("flatten", start.as_i64(), &shape),
+            resolve_axis("flatten", end.as_i64(), &shape),
+        );
+        assert!(
+            s <= e,
+            "flatten: start axis {s} after end axis {e} (shape {shape:?})"
+        );
         let mut out: Vec<usize> = shape[..s].to_vec();
         out.push(shape[s..=e].iter().product());
         out.extend_from_slice(&shape[e + 1..]);
@@ -93,14 +135,23 @@ impl Tensor {
     /// Pads every axis with `(before, after)` elements equal to `value`.
     pub fn pad(&self, padding: &[(usize, usize)], value: f64) -> Tensor {
         let shape = self.shape();
-        assert_eq!(padding.len(), shape.len(), "pad: {padding:?} does not fit shape {shape:?}");
+        assert_eq!(
+            padding.len(),
+            shape.len(),
+            "pad: {padding:?} does not fit shape {shape:?}"
+        );
         let padded = Tensor::from_node(Node::pad(&self.node(), padding));
         if value == 0.0 {
             return padded;
         }
-        let inside = Tensor::from_node(Node::constant(Scalar::Bool(true), DType::Bool, &shape, &self.device()));
+        let inside = Tensor::from_node(Node::constant(
+            Scalar::Bool(true),
+            DType::Bool,
+            &shape,
+            &self.device(),
+        ));
         let inside = Tensor::from_node(Node::pad(&inside.node(), padding));
-        inside.where_(&padded, &padded.const_like(Scalar::Float(value)))
+        inside.where_(&padded, padded.const_like(Scalar::Float(value)))
     }
 
     /// Keeps `[start, end)` of every axis.
@@ -117,23 +168,46 @@ impl Tensor {
 
     /// Python-style slice `[start:end:step]` of one axis (negative indices count from the end,
     /// `None` bounds mean the natural end for the step's direction).
-    pub fn slice(&self, axis: impl AxisInt, start: Option<i64>, end: Option<i64>, step: i64) -> Tensor {
+    pub fn slice(
+        &self,
+        axis: impl AxisInt,
+        start: Option<i64>,
+        end: Option<i64>,
+        step: i64,
+    ) -> Tensor {
         let shape = self.shape();
         let ax = resolve_axis("slice", axis.as_i64(), &shape);
-        assert!(step != 0, "slice: step is zero (axis {ax} of shape {shape:?})");
+        assert!(
+            step != 0,
+            "slice: step is zero (axis {ax} of shape {shape:?})"
+        );
         let n = shape[ax] as i64;
         let clamp = |v: i64, lo: i64, hi: i64| v.clamp(lo, hi);
         let norm = |v: i64| if v < 0 { v + n } else { v };
         let (begin, stop) = if step > 0 {
-            (clamp(start.map_or(0, norm), 0, n), clamp(end.map_or(n, norm), 0, n))
+            (
+                clamp(start.map_or(0, norm), 0, n),
+                clamp(end.map_or(n, norm), 0, n),
+            )
         } else {
-            (clamp(start.map_or(n - 1, norm), -1, n - 1), clamp(end.map_or(-1, |e| if e < 0 { e + n } else { e }), -1, n - 1))
+            (
+                clamp(start.map_or(n - 1, norm), -1, n - 1),
+                clamp(end.map_or(-1, |e| if e < 0 { e + n } else { e }), -1, n - 1),
+            )
         };
-        let count = if step > 0 { (stop - begin).max(0).div_euclid(1).max(0) } else { (begin - stop).max(0) };
+        let count = if step > 0 {
+            (stop - begin).max(0).div_euclid(1).max(0)
+        } else {
+            (begin - stop).max(0)
+        };
         let stride = step.unsigned_abs() as usize;
         let len = (count as usize).div_ceil(stride);
         // Select the covered run in forward order, then take every `stride`-th element.
-        let (lo, flip) = if step > 0 { (begin as usize, false) } else { ((begin - (count - 1)) as usize, true) };
+        let (lo, flip) = if step > 0 {
+            (begin as usize, false)
+        } else {
+            ((begin - (count - 1)) as usize, true)
+        };
         let mut bounds: Vec<(usize, usize)> = shape.iter().map(|&d| (0, d)).collect();
         bounds[ax] = (lo, lo + count as usize);
         let mut x = self.shrink(&bounds);
@@ -164,7 +238,10 @@ impl Tensor {
         let ax = resolve_axis("select", axis.as_i64(), &shape);
         let n = shape[ax] as i64;
         let i = if index < 0 { index + n } else { index };
-        assert!((0..n).contains(&i), "select: index {index} out of range for axis {ax} of shape {shape:?}");
+        assert!(
+            (0..n).contains(&i),
+            "select: index {index} out of range for axis {ax} of shape {shape:?}"
+        );
         self.slice(ax, Some(i), Some(i + 1), 1).squeeze(ax)
     }
 
@@ -173,11 +250,22 @@ impl Tensor {
         assert!(!tensors.is_empty(), "cat: no tensors");
         let first = tensors[0].shape();
         let ax = resolve_axis("cat", axis.as_i64(), &first);
-        let dtype = tensors.iter().map(|t| t.dtype()).reduce(|a, b| a.promote(b)).expect("non-empty");
+        let dtype = tensors
+            .iter()
+            .map(|t| t.dtype())
+            .reduce(|a, b| a.promote(b))
+            .expect("non-empty");
         for t in tensors {
             let s = t.shape();
-            let same = s.len() == first.len() && s.iter().zip(&first).enumerate().all(|(i, (a, b))| i == ax || a == b);
-            assert!(same, "cat: shape {s:?} does not match {first:?} outside axis {ax}");
+            let same = s.len() == first.len()
+                && s.iter()
+                    .zip(&first)
+                    .enumerate()
+                    .all(|(i, (a, b))| i == ax || a == b);
+            assert!(
+                same,
+                "cat: shape {s:?} does not match {first:?} outside axis {ax}"
+            );
         }
         let total: usize = tensors.iter().map(|t| t.shape()[ax]).sum();
         let mut offset = 0;
@@ -209,7 +297,11 @@ impl Tensor {
     pub fn split(&self, sizes: &[usize], axis: impl AxisInt) -> Vec<Tensor> {
         let shape = self.shape();
         let ax = resolve_axis("split", axis.as_i64(), &shape);
-        assert_eq!(sizes.iter().sum::<usize>(), shape[ax], "split: sizes {sizes:?} do not add up to axis {ax} of {shape:?}");
+        assert_eq!(
+            sizes.iter().sum::<usize>(),
+            shape[ax],
+            "split: sizes {sizes:?} do not add up to axis {ax} of {shape:?}"
+        );
         let mut start = 0;
         sizes
             .iter()
@@ -240,7 +332,10 @@ impl Tensor {
     /// Tiles the tensor `reps[i]` times along axis i (like torch's `repeat`).
     pub fn repeat(&self, reps: &[usize]) -> Tensor {
         let mut shape = self.shape();
-        assert!(reps.len() >= shape.len(), "repeat: {reps:?} has fewer entries than shape {shape:?} has axes");
+        assert!(
+            reps.len() >= shape.len(),
+            "repeat: {reps:?} has fewer entries than shape {shape:?} has axes"
+        );
         while shape.len() < reps.len() {
             shape.insert(0, 1);
         }
@@ -248,6 +343,8 @@ impl Tensor {
         let interleaved: Vec<usize> = shape.iter().flat_map(|&d| [1, d]).collect();
         let expanded: Vec<usize> = shape.iter().zip(reps).flat_map(|(&d, &r)| [r, d]).collect();
         let final_shape: Vec<usize> = shape.iter().zip(reps).map(|(&d, &r)| d * r).collect();
-        base.reshape(interleaved).broadcast_to(&expanded).reshape(final_shape)
+        base.reshape(interleaved)
+            .broadcast_to(&expanded)
+            .reshape(final_shape)
     }
 }

@@ -20,7 +20,12 @@ pub struct Conv2dOptions {
 
 impl Default for Conv2dOptions {
     fn default() -> Self {
-        Conv2dOptions { stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1 }
+        Conv2dOptions {
+            stride: (1, 1),
+            padding: (0, 0),
+            dilation: (1, 1),
+            groups: 1,
+        }
     }
 }
 
@@ -58,14 +63,32 @@ impl Tensor {
     /// so the inner loop reads it sequentially.
     pub fn matmul(&self, other: &Tensor) -> Tensor {
         let (sa, sb) = (self.shape(), other.shape());
-        assert!(!sa.is_empty() && !sb.is_empty(), "matmul: 0-d operand (shapes {sa:?} and {sb:?})");
-        let a = if sa.len() == 1 { self.unsqueeze(0) } else { self.clone() };
-        let b = if sb.len() == 1 { other.unsqueeze(-1) } else { other.clone() };
+        assert!(
+            !sa.is_empty() && !sb.is_empty(),
+            "matmul: 0-d operand (shapes {sa:?} and {sb:?})"
+        );
+        let a = if sa.len() == 1 {
+            self.unsqueeze(0)
+        } else {
+            self.clone()
+        };
+        let b = if sb.len() == 1 {
+            other.unsqueeze(-1)
+        } else {
+            other.clone()
+        };
         let (a_shape, b_shape) = (a.shape(), b.shape());
         let (m, k) = (a_shape[a_shape.len() - 2], a_shape[a_shape.len() - 1]);
         let (k2, n) = (b_shape[b_shape.len() - 2], b_shape[b_shape.len() - 1]);
-        assert_eq!(k, k2, "matmul: inner dimensions differ for shapes {sa:?} and {sb:?}");
-        let batch = broadcast_shape("matmul", &a_shape[..a_shape.len() - 2], &b_shape[..b_shape.len() - 2]);
+        assert_eq!(
+            k, k2,
+            "matmul: inner dimensions differ for shapes {sa:?} and {sb:?}"
+        );
+        let batch = broadcast_shape(
+            "matmul",
+            &a_shape[..a_shape.len() - 2],
+            &b_shape[..b_shape.len() - 2],
+        );
         let dtype = a.dtype().promote(b.dtype());
         let (a, b) = (a.cast(dtype), b.cast(dtype));
         let mut out = if n % PANEL == 0 && k * n >= PACK_MIN_ELEMENTS && m >= 4 * PANEL {
@@ -79,7 +102,9 @@ impl Tensor {
             let full = [batch.clone(), vec![m, n / PANEL, PANEL, k]].concat();
             let a4 = a.unsqueeze(-2).unsqueeze(-2).broadcast_to(&full);
             let b4 = packed.transpose(-1, -2).unsqueeze(-4).broadcast_to(&full);
-            a4.mul(&b4).sum(-1).reshape([batch.clone(), vec![m, n]].concat())
+            a4.mul(&b4)
+                .sum(-1)
+                .reshape([batch.clone(), vec![m, n]].concat())
         } else {
             let full = [batch.clone(), vec![m, n, k]].concat();
             let a3 = a.unsqueeze(-2).broadcast_to(&full);
@@ -108,8 +133,14 @@ impl Tensor {
         let ax = resolve_axis("unfold", axis.as_i64(), &shape);
         let len = shape[ax];
         let span = dilation * (size - 1) + 1;
-        assert!(size > 0 && step > 0 && dilation > 0, "unfold: size, step and dilation must be positive");
-        assert!(span <= len, "unfold: window span {span} exceeds axis {ax} of shape {shape:?}");
+        assert!(
+            size > 0 && step > 0 && dilation > 0,
+            "unfold: size, step and dilation must be positive"
+        );
+        assert!(
+            span <= len,
+            "unfold: window span {span} exceeds axis {ax} of shape {shape:?}"
+        );
         let windows = (len - span) / step + 1;
         let x = self.transpose(ax, -1);
         let lead: Vec<usize> = x.shape()[..shape.len() - 1].to_vec();
@@ -117,11 +148,21 @@ impl Tensor {
         let row = len + dilation;
         let reps = (size * row).div_ceil(len);
         let rep_shape = [lead.clone(), vec![reps, len]].concat();
-        let flat = x.unsqueeze(-2).broadcast_to(&rep_shape).reshape([lead.clone(), vec![reps * len]].concat());
+        let flat = x
+            .unsqueeze(-2)
+            .broadcast_to(&rep_shape)
+            .reshape([lead.clone(), vec![reps * len]].concat());
         let mut b: Vec<(usize, usize)> = flat.shape().iter().map(|&d| (0, d)).collect();
         *b.last_mut().expect("axis") = (0, size * row);
-        let taps = flat.shrink(&b).reshape([lead.clone(), vec![size, row]].concat());
-        let taps = taps.slice(-1, Some(0), Some(((windows - 1) * step + 1) as i64), step as i64);
+        let taps = flat
+            .shrink(&b)
+            .reshape([lead.clone(), vec![size, row]].concat());
+        let taps = taps.slice(
+            -1,
+            Some(0),
+            Some(((windows - 1) * step + 1) as i64),
+            step as i64,
+        );
         // (..., size, windows) -> (..., windows, size), then the window axis back in place.
         let n = taps.ndim();
         let taps = taps.transpose(n - 1, n - 2);
@@ -130,24 +171,43 @@ impl Tensor {
         taps.permute(perm)
     }
 
-    fn windows2d(&self, kernel: (usize, usize), opts: &Conv2dOptions, pad_value: f64, op: &str) -> Tensor {
+    fn windows2d(
+        &self,
+        kernel: (usize, usize),
+        opts: &Conv2dOptions,
+        pad_value: f64,
+        op: &str,
+    ) -> Tensor {
         let s = self.shape();
         assert_eq!(s.len(), 4, "{op}: input must be (N, C, H, W), got {s:?}");
         let (ph, pw) = opts.padding;
         let x = self.pad(&[(0, 0), (0, 0), (ph, ph), (pw, pw)], pad_value);
-        x.unfold(2, kernel.0, opts.stride.0, opts.dilation.0).unfold(3, kernel.1, opts.stride.1, opts.dilation.1)
+        x.unfold(2, kernel.0, opts.stride.0, opts.dilation.0)
+            .unfold(3, kernel.1, opts.stride.1, opts.dilation.1)
     }
 
     /// 2-D convolution of `self` (N, C_in, H, W) with `weight` (C_out, C_in/groups, kh, kw)
     /// plus an optional `bias` (C_out).
     pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, opts: Conv2dOptions) -> Tensor {
         let (xs, ws) = (self.shape(), weight.shape());
-        assert!(xs.len() == 4 && ws.len() == 4, "conv2d: input {xs:?} and weight {ws:?} must both be 4-D");
+        assert!(
+            xs.len() == 4 && ws.len() == 4,
+            "conv2d: input {xs:?} and weight {ws:?} must both be 4-D"
+        );
         let g = opts.groups;
         let (n, cin) = (xs[0], xs[1]);
         let (cout, cin_g, kh, kw) = (ws[0], ws[1], ws[2], ws[3]);
-        assert!(g > 0 && cin % g == 0 && cout % g == 0, "conv2d: groups {g} must divide C_in {cin} and C_out {cout}");
-        assert_eq!(cin / g, cin_g, "conv2d: weight {ws:?} expects {} input channels per group, input {xs:?} has {}", cin_g, cin / g);
+        assert!(
+            g > 0 && cin % g == 0 && cout % g == 0,
+            "conv2d: groups {g} must divide C_in {cin} and C_out {cout}"
+        );
+        assert_eq!(
+            cin / g,
+            cin_g,
+            "conv2d: weight {ws:?} expects {} input channels per group, input {xs:?} has {}",
+            cin_g,
+            cin / g
+        );
         let win = self.windows2d((kh, kw), &opts, 0.0, "conv2d"); // (N, C, OH, OW, kh, kw)
         let (oh, ow) = (win.shape()[2], win.shape()[3]);
         let win = win.reshape([n, g, 1, cin_g, oh, ow, kh, kw]);
@@ -155,8 +215,13 @@ impl Tensor {
         let out = win.mul(&w).sum([3, 6, 7]).reshape([n, cout, oh, ow]);
         match bias {
             Some(b) => {
-                assert_eq!(b.shape(), vec![cout], "conv2d: bias shape {:?} must be [{cout}]", b.shape());
-                out.add(&b.reshape([1, cout, 1, 1]))
+                assert_eq!(
+                    b.shape(),
+                    vec![cout],
+                    "conv2d: bias shape {:?} must be [{cout}]",
+                    b.shape()
+                );
+                out.add(b.reshape([1, cout, 1, 1]))
             }
             None => out,
         }
@@ -164,20 +229,30 @@ impl Tensor {
 
     /// 2-D max pooling over (N, C, H, W); padding is -infinity.
     pub fn max_pool2d(&self, kernel: (usize, usize), opts: Conv2dOptions) -> Tensor {
-        self.windows2d(kernel, &opts, f64::NEG_INFINITY, "max_pool2d").max([-2, -1])
+        self.windows2d(kernel, &opts, f64::NEG_INFINITY, "max_pool2d")
+            .max([-2, -1])
     }
 
     /// 2-D average pooling over (N, C, H, W); zero padding counts in the average.
     pub fn avg_pool2d(&self, kernel: (usize, usize), opts: Conv2dOptions) -> Tensor {
-        self.windows2d(kernel, &opts, 0.0, "avg_pool2d").mean([-2, -1])
+        self.windows2d(kernel, &opts, 0.0, "avg_pool2d")
+            .mean([-2, -1])
     }
 
     /// One-hot encoding of integer class indices: a new last axis of `classes` (i32 0/1).
     pub fn one_hot(&self, classes: usize) -> Tensor {
-        assert!(!self.dtype().is_float(), "one_hot: needs integer indices, got {} (shape {:?})", self.dtype(), self.shape());
+        assert!(
+            !self.dtype().is_float(),
+            "one_hot: needs integer indices, got {} (shape {:?})",
+            self.dtype(),
+            self.shape()
+        );
         let shape = [self.shape(), vec![classes]].concat();
         let idx = Tensor::indices(&shape, shape.len() - 1);
-        self.cast(DType::I32).unsqueeze(-1).eq(&idx).cast(DType::I32)
+        self.cast(DType::I32)
+            .unsqueeze(-1)
+            .eq(&idx)
+            .cast(DType::I32)
     }
 
     /// `out[i][j] = self[i][index[i][j]]` along `axis` (torch's gather): `index` has the same
@@ -185,18 +260,36 @@ impl Tensor {
     pub fn gather(&self, axis: impl AxisInt, index: &Tensor) -> Tensor {
         let (xs, is) = (self.shape(), index.shape());
         let ax = resolve_axis("gather", axis.as_i64(), &xs);
-        assert_eq!(xs.len(), is.len(), "gather: index {is:?} and input {xs:?} differ in rank");
+        assert_eq!(
+            xs.len(),
+            is.len(),
+            "gather: index {is:?} and input {xs:?} differ in rank"
+        );
         for d in 0..xs.len() {
-            assert!(d == ax || is[d] <= xs[d], "gather: index {is:?} exceeds input {xs:?} on axis {d}");
+            assert!(
+                d == ax || is[d] <= xs[d],
+                "gather: index {is:?} exceeds input {xs:?} on axis {d}"
+            );
         }
-        assert!(!index.dtype().is_float(), "gather: index must be integer, got {}", index.dtype());
+        assert!(
+            !index.dtype().is_float(),
+            "gather: index must be integer, got {}",
+            index.dtype()
+        );
         let n = xs[ax];
-        let bounds: Vec<(usize, usize)> = (0..xs.len()).map(|d| (0, if d == ax { n } else { is[d] })).collect();
+        let bounds: Vec<(usize, usize)> = (0..xs.len())
+            .map(|d| (0, if d == ax { n } else { is[d] }))
+            .collect();
         let x = self.shrink(&bounds).unsqueeze(ax as i64); // (..., 1, n, ...)
         let mut full = is.clone();
         full.insert(ax + 1, n);
         let x = x.broadcast_to(&full);
-        let hit = index.cast(DType::I32).unsqueeze(ax as i64 + 1).eq(&Tensor::indices(&full, ax + 1));
-        hit.where_(&x, &x.const_like(Scalar::Int(0))).sum(ax as i64 + 1).cast(self.dtype())
+        let hit = index
+            .cast(DType::I32)
+            .unsqueeze(ax as i64 + 1)
+            .eq(Tensor::indices(&full, ax + 1));
+        hit.where_(&x, x.const_like(Scalar::Int(0)))
+            .sum(ax as i64 + 1)
+            .cast(self.dtype())
     }
 }

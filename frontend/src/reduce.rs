@@ -14,29 +14,50 @@ const SPLIT_REDUCE_GROUPS: usize = 256;
 /// -> (out)`. Returns the keepdim result, or None when the shape does not call for it.
 fn split_reduce(x: &Tensor, op: ReduceOp, axes: &[usize]) -> Option<Tensor> {
     let shape = x.shape();
-    let trailing = !axes.is_empty() && axes.iter().enumerate().all(|(i, &a)| a == shape.len() - axes.len() + i);
+    let trailing = !axes.is_empty()
+        && axes
+            .iter()
+            .enumerate()
+            .all(|(i, &a)| a == shape.len() - axes.len() + i);
     let outputs: usize = shape[..shape.len() - axes.len()].iter().product();
     let reduced: usize = axes.iter().map(|&a| shape[a]).product();
-    if !trailing || outputs > 16 || reduced < SPLIT_REDUCE_MIN || reduced % SPLIT_REDUCE_GROUPS != 0 {
+    if !trailing
+        || outputs > 16
+        || reduced < SPLIT_REDUCE_MIN
+        || !reduced.is_multiple_of(SPLIT_REDUCE_GROUPS)
+    {
         return None;
     }
     let lead = &shape[..shape.len() - axes.len()];
-    let split = [lead.to_vec(), vec![SPLIT_REDUCE_GROUPS, reduced / SPLIT_REDUCE_GROUPS]].concat();
+    let split = [
+        lead.to_vec(),
+        vec![SPLIT_REDUCE_GROUPS, reduced / SPLIT_REDUCE_GROUPS],
+    ]
+    .concat();
     let n = split.len();
     let partial = Node::reduce(op, &Node::reshape(&x.node(), &split), &[n - 1]);
     let total = Node::reduce(op, &partial, &[n - 2]);
-    Some(Tensor::from_node(Node::reshape(&total, &[lead.to_vec(), vec![1; axes.len()]].concat())))
+    Some(Tensor::from_node(Node::reshape(
+        &total,
+        &[lead.to_vec(), vec![1; axes.len()]].concat(),
+    )))
 }
 
 impl Tensor {
     fn reduce(&self, op: ReduceOp, axes: Option<Vec<i64>>, keepdim: bool, name: &str) -> Tensor {
         let shape = self.shape();
         let axes = resolve_axes(name, axes, &shape);
-        let r = split_reduce(self, op, &axes).unwrap_or_else(|| Tensor::from_node(Node::reduce(op, &self.node(), &axes)));
+        let r = split_reduce(self, op, &axes)
+            .unwrap_or_else(|| Tensor::from_node(Node::reduce(op, &self.node(), &axes)));
         if keepdim {
             r
         } else {
-            let s: Vec<usize> = shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
+            let s: Vec<usize> = shape
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !axes.contains(i))
+                .map(|(_, &d)| d)
+                .collect();
             r.reshape(s)
         }
     }
@@ -50,19 +71,23 @@ impl Tensor {
 
     /// Sum over `axes` (bool and 8-bit integers sum as i32).
     pub fn sum(&self, axes: impl IntoAxes) -> Tensor {
-        self.sum_dtype().reduce(ReduceOp::Sum, axes.raw_axes(), false, "sum")
+        self.sum_dtype()
+            .reduce(ReduceOp::Sum, axes.raw_axes(), false, "sum")
     }
     /// Sum keeping reduced axes as size 1.
     pub fn sum_keepdim(&self, axes: impl IntoAxes) -> Tensor {
-        self.sum_dtype().reduce(ReduceOp::Sum, axes.raw_axes(), true, "sum")
+        self.sum_dtype()
+            .reduce(ReduceOp::Sum, axes.raw_axes(), true, "sum")
     }
     /// Product over `axes`.
     pub fn prod(&self, axes: impl IntoAxes) -> Tensor {
-        self.sum_dtype().reduce(ReduceOp::Prod, axes.raw_axes(), false, "prod")
+        self.sum_dtype()
+            .reduce(ReduceOp::Prod, axes.raw_axes(), false, "prod")
     }
     /// Product keeping reduced axes.
     pub fn prod_keepdim(&self, axes: impl IntoAxes) -> Tensor {
-        self.sum_dtype().reduce(ReduceOp::Prod, axes.raw_axes(), true, "prod")
+        self.sum_dtype()
+            .reduce(ReduceOp::Prod, axes.raw_axes(), true, "prod")
     }
     /// Maximum over `axes` (NaN propagates).
     pub fn max(&self, axes: impl IntoAxes) -> Tensor {
@@ -76,10 +101,14 @@ impl Tensor {
         if self.dtype().is_float() {
             self.neg().reduce(ReduceOp::Max, axes, keepdim, "min").neg()
         } else if self.dtype() == DType::Bool {
-            self.logical_not().reduce(ReduceOp::Max, axes, keepdim, "min").logical_not()
+            self.logical_not()
+                .reduce(ReduceOp::Max, axes, keepdim, "min")
+                .logical_not()
         } else {
             // Bitwise not reverses the order of every integer type.
-            self.bitxor(-1i64).reduce(ReduceOp::Max, axes, keepdim, "min").bitxor(-1i64)
+            self.bitxor(-1i64)
+                .reduce(ReduceOp::Max, axes, keepdim, "min")
+                .bitxor(-1i64)
         }
     }
     /// Minimum over `axes` (NaN propagates).
@@ -92,7 +121,10 @@ impl Tensor {
     }
     fn count(&self, axes: &Option<Vec<i64>>) -> usize {
         let shape = self.shape();
-        resolve_axes("mean", axes.clone(), &shape).iter().map(|&a| shape[a]).product()
+        resolve_axes("mean", axes.clone(), &shape)
+            .iter()
+            .map(|&a| shape[a])
+            .product()
     }
     fn float_like(&self) -> Tensor {
         if self.dtype().is_float() {
@@ -105,19 +137,28 @@ impl Tensor {
     pub fn mean(&self, axes: impl IntoAxes) -> Tensor {
         let a = axes.raw_axes();
         let n = self.count(&a) as f64;
-        self.float_like().reduce(ReduceOp::Sum, a, false, "mean").div(n)
+        self.float_like()
+            .reduce(ReduceOp::Sum, a, false, "mean")
+            .div(n)
     }
     /// Mean keeping reduced axes.
     pub fn mean_keepdim(&self, axes: impl IntoAxes) -> Tensor {
         let a = axes.raw_axes();
         let n = self.count(&a) as f64;
-        self.float_like().reduce(ReduceOp::Sum, a, true, "mean").div(n)
+        self.float_like()
+            .reduce(ReduceOp::Sum, a, true, "mean")
+            .div(n)
     }
     fn var_impl(&self, axes: Option<Vec<i64>>, correction: usize, keepdim: bool) -> Tensor {
         let n = self.count(&axes);
         let x = self.float_like();
-        let mean = x.reduce(ReduceOp::Sum, axes.clone(), true, "var").div(n as f64);
-        let dev = x.sub(&mean).square().reduce(ReduceOp::Sum, axes, keepdim, "var");
+        let mean = x
+            .reduce(ReduceOp::Sum, axes.clone(), true, "var")
+            .div(n as f64);
+        let dev = x
+            .sub(&mean)
+            .square()
+            .reduce(ReduceOp::Sum, axes, keepdim, "var");
         dev.div(n.saturating_sub(correction) as f64)
     }
     /// Variance with `correction` (1 = unbiased, like torch's default).
@@ -138,11 +179,17 @@ impl Tensor {
     }
     /// True where any element along `axes` is non-zero.
     pub fn any(&self, axes: impl IntoAxes) -> Tensor {
-        self.ne(0i32).cast(DType::I32).reduce(ReduceOp::Max, axes.raw_axes(), false, "any").ne(0i32)
+        self.ne(0i32)
+            .cast(DType::I32)
+            .reduce(ReduceOp::Max, axes.raw_axes(), false, "any")
+            .ne(0i32)
     }
     /// True where all elements along `axes` are non-zero.
     pub fn all(&self, axes: impl IntoAxes) -> Tensor {
-        self.eq(0i32).cast(DType::I32).reduce(ReduceOp::Max, axes.raw_axes(), false, "all").eq(0i32)
+        self.eq(0i32)
+            .cast(DType::I32)
+            .reduce(ReduceOp::Max, axes.raw_axes(), false, "all")
+            .eq(0i32)
     }
     fn arg_extreme(&self, axis: Option<i64>, keepdim: bool, largest: bool) -> Tensor {
         let (x, ax) = match axis {
@@ -150,10 +197,21 @@ impl Tensor {
             Some(a) => (self.clone(), resolve_axis("argmax", a, &self.shape())),
         };
         let shape = x.shape();
-        assert!(shape[ax] > 0, "argmax: axis {ax} of shape {shape:?} is empty");
-        let m = if largest { x.max_keepdim(ax) } else { x.min_keepdim(ax) };
+        assert!(
+            shape[ax] > 0,
+            "argmax: axis {ax} of shape {shape:?} is empty"
+        );
+        let m = if largest {
+            x.max_keepdim(ax)
+        } else {
+            x.min_keepdim(ax)
+        };
         let hit = x.eq(&m);
-        let hit = if x.dtype().is_float() { hit.logical_or(&x.ne(&x)) } else { hit };
+        let hit = if x.dtype().is_float() {
+            hit.logical_or(&x.ne(&x))
+        } else {
+            hit
+        };
         let idx = Tensor::indices(&shape, ax);
         let cand = hit.where_(&idx, shape[ax] as i32);
         let r = cand.min_keepdim(ax);
@@ -190,18 +248,22 @@ impl Tensor {
         let m = x.max_keepdim(axis.as_i64());
         let finite = m.abs().lt(f64::INFINITY);
         let shift = finite.where_(&m, 0.0);
-        x.sub(&shift).exp().sum_keepdim(axis.as_i64()).log().add(&shift)
+        x.sub(&shift)
+            .exp()
+            .sum_keepdim(axis.as_i64())
+            .log()
+            .add(&shift)
     }
     /// Softmax along `axis`.
     pub fn softmax(&self, axis: impl AxisInt) -> Tensor {
         let x = self.float_like();
-        let e = x.sub(&x.max_keepdim(axis.as_i64())).exp();
-        e.div(&e.sum_keepdim(axis.as_i64()))
+        let e = x.sub(x.max_keepdim(axis.as_i64())).exp();
+        e.div(e.sum_keepdim(axis.as_i64()))
     }
     /// Log of the softmax along `axis`.
     pub fn log_softmax(&self, axis: impl AxisInt) -> Tensor {
         let x = self.float_like();
-        x.sub(&x.logsumexp_keepdim(axis.as_i64()))
+        x.sub(x.logsumexp_keepdim(axis.as_i64()))
     }
     /// Running sum along `axis`.
     pub fn cumsum(&self, axis: impl AxisInt) -> Tensor {

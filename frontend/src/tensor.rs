@@ -28,7 +28,9 @@ pub const DEFAULT_FLOAT: DType = DType::F32;
 impl Tensor {
     /// Wraps a graph node.
     pub fn from_node(node: NodeRef) -> Tensor {
-        Tensor { node: Arc::new(RwLock::new(node)) }
+        Tensor {
+            node: Arc::new(RwLock::new(node)),
+        }
     }
     /// The current graph node.
     pub fn node(&self) -> NodeRef {
@@ -70,11 +72,17 @@ impl Tensor {
     /// A tensor from raw little-endian bytes on `device`. Panics if sizes disagree; device
     /// failures panic with the device's error (use [`Tensor::try_from_bytes_on`] to handle them).
     pub fn from_bytes_on(bytes: &[u8], dtype: DType, shape: &[usize], device: &Arc<str>) -> Tensor {
-        Self::try_from_bytes_on(bytes, dtype, shape, device).unwrap_or_else(|e| panic!("from_bytes: {e}"))
+        Self::try_from_bytes_on(bytes, dtype, shape, device)
+            .unwrap_or_else(|e| panic!("from_bytes: {e}"))
     }
 
     /// A tensor from raw little-endian bytes on `device`, with device errors as `Err`.
-    pub fn try_from_bytes_on(bytes: &[u8], dtype: DType, shape: &[usize], device: &Arc<str>) -> Result<Tensor> {
+    pub fn try_from_bytes_on(
+        bytes: &[u8],
+        dtype: DType,
+        shape: &[usize],
+        device: &Arc<str>,
+    ) -> Result<Tensor> {
         let n: usize = shape.iter().product();
         assert_eq!(
             bytes.len(),
@@ -85,7 +93,12 @@ impl Tensor {
         init();
         let dev = ferrograd_runtime::device(device)?;
         let handle = ferrograd_runtime::upload(&dev, bytes)?;
-        Ok(Tensor::from_node(Node::buffer(handle, dtype, shape, dev.name())))
+        Ok(Tensor::from_node(Node::buffer(
+            handle,
+            dtype,
+            shape,
+            dev.name(),
+        )))
     }
 
     /// A 0-d tensor holding `value`.
@@ -116,7 +129,12 @@ impl Tensor {
     /// A tensor like `self` (shape, dtype, device) filled with `value`.
     pub fn full_like(&self, value: f64) -> Tensor {
         let n = self.node();
-        Tensor::from_node(Node::constant(Scalar::Float(value), n.dtype(), n.shape(), n.device()))
+        Tensor::from_node(Node::constant(
+            Scalar::Float(value),
+            n.dtype(),
+            n.shape(),
+            n.device(),
+        ))
     }
 
     /// Zeros like `self`.
@@ -138,7 +156,10 @@ impl Tensor {
     /// `[start, start+step, ...)` up to `stop` (exclusive), as i32 when all arguments are
     /// integers, else the default float dtype.
     pub fn arange(start: f64, stop: f64, step: f64) -> Tensor {
-        assert!(step != 0.0, "arange: step is zero (start {start}, stop {stop})");
+        assert!(
+            step != 0.0,
+            "arange: step is zero (start {start}, stop {stop})"
+        );
         let n = ((stop - start) / step).ceil().max(0.0) as usize;
         let ints = start.fract() == 0.0 && step.fract() == 0.0;
         let idx = Tensor::from_node(Node::arange(0, DType::I32, &[n], &default_device_name()));
@@ -151,13 +172,22 @@ impl Tensor {
 
     /// The index along `axis` of every element of a tensor of `shape` (i32).
     pub fn indices(shape: &[usize], axis: usize) -> Tensor {
-        Tensor::from_node(Node::arange(axis, DType::I32, shape, &default_device_name()))
+        Tensor::from_node(Node::arange(
+            axis,
+            DType::I32,
+            shape,
+            &default_device_name(),
+        ))
     }
 
     /// `steps` evenly spaced values from `start` to `end` inclusive (default float dtype).
     pub fn linspace(start: f64, end: f64, steps: usize) -> Tensor {
         let idx = Tensor::indices(&[steps], 0).cast(DEFAULT_FLOAT);
-        let step = if steps > 1 { (end - start) / (steps - 1) as f64 } else { 0.0 };
+        let step = if steps > 1 {
+            (end - start) / (steps - 1) as f64
+        } else {
+            0.0
+        };
         &(&idx * step) + start
     }
 
@@ -213,13 +243,23 @@ impl Tensor {
 
     /// The single element of a one-element tensor.
     pub fn item<T: Element>(&self) -> Result<T> {
-        assert_eq!(self.numel(), 1, "item: tensor of shape {:?} has {} elements", self.shape(), self.numel());
+        assert_eq!(
+            self.numel(),
+            1,
+            "item: tensor of shape {:?} has {} elements",
+            self.shape(),
+            self.numel()
+        );
         Ok(self.to_vec::<T>()?[0])
     }
 
     /// The elements converted to f64 (any dtype), for printing and tests.
     pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
-        let t = if self.dtype() == DType::F64 { self.clone() } else { self.cast(DType::F64) };
+        let t = if self.dtype() == DType::F64 {
+            self.clone()
+        } else {
+            self.cast(DType::F64)
+        };
         t.to_vec::<f64>()
     }
 }

@@ -20,7 +20,8 @@ pub fn reference(t: &Tensor) -> RefTensor {
 /// The values the device computes for `t`, in `t`'s own dtype, as f64.
 pub fn computed(t: &Tensor) -> Vec<f64> {
     let node = t.node();
-    let bytes = ferrograd_runtime::download(&node).unwrap_or_else(|e| panic!("realizing {t:?}: {e}"));
+    let bytes =
+        ferrograd_runtime::download(&node).unwrap_or_else(|e| panic!("realizing {t:?}: {e}"));
     RefTensor::from_bytes(node.dtype(), node.shape(), &bytes).to_f64()
 }
 

@@ -23,13 +23,13 @@ fn mul_incompatible_shapes() {
 #[test]
 #[should_panic(expected = "sub: shapes [2] and [3] cannot broadcast")]
 fn sub_incompatible_shapes() {
-    let _ = t(&[2]).sub(&t(&[3]));
+    let _ = t(&[2]).sub(t(&[3]));
 }
 
 #[test]
 #[should_panic(expected = "where: shapes [2] and [3] cannot broadcast")]
 fn where_incompatible_shapes() {
-    let _ = t(&[2]).gt(0.0).where_(&t(&[3]), 0.0);
+    let _ = t(&[2]).gt(0.0).where_(t(&[3]), 0.0);
 }
 
 #[test]
@@ -75,7 +75,9 @@ fn transpose_bad_axis() {
 }
 
 #[test]
-#[should_panic(expected = "conv2d: weight [4, 2, 3, 3] expects 2 input channels per group, input [1, 3, 8, 8] has 3")]
+#[should_panic(
+    expected = "conv2d: weight [4, 2, 3, 3] expects 2 input channels per group, input [1, 3, 8, 8] has 3"
+)]
 fn conv2d_channel_mismatch() {
     let _ = t(&[1, 3, 8, 8]).conv2d(&t(&[4, 2, 3, 3]), None, Conv2dOptions::default());
 }
@@ -167,18 +169,32 @@ fn arange_step_zero() {
 #[test]
 fn unknown_device_is_a_typed_error() {
     let x = t(&[2]);
-    let err = x.to("nosuchdevice").expect_err("nosuchdevice does not exist");
+    let err = x
+        .to("nosuchdevice")
+        .expect_err("nosuchdevice does not exist");
     match &err {
         ferrograd::Error::UnknownDevice { name, available } => {
             assert_eq!(name, "nosuchdevice");
-            assert!(available.split(", ").any(|d| d == "cpu"), "available devices: {available}");
+            assert!(
+                available.split(", ").any(|d| d == "cpu"),
+                "available devices: {available}"
+            );
         }
         other => panic!("expected UnknownDevice, got {other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("nosuchdevice") && msg.contains("available devices") && msg.contains("cpu"), "message: {msg}");
+    assert!(
+        msg.contains("nosuchdevice") && msg.contains("available devices") && msg.contains("cpu"),
+        "message: {msg}"
+    );
     // Indexed names of missing devices are errors too; the tensor is still usable.
-    assert!(matches!(x.to("cpu:7"), Err(ferrograd::Error::UnknownDevice { .. })));
-    assert!(matches!(x.to("vulkan:3"), Err(ferrograd::Error::UnknownDevice { .. })));
+    assert!(matches!(
+        x.to("cpu:7"),
+        Err(ferrograd::Error::UnknownDevice { .. })
+    ));
+    assert!(matches!(
+        x.to("vulkan:3"),
+        Err(ferrograd::Error::UnknownDevice { .. })
+    ));
     assert_eq!(x.to_vec::<f32>().unwrap(), vec![1.0, 1.0]);
 }

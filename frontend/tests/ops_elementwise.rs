@@ -280,8 +280,22 @@ fn unary_ops_compute_their_functions() {
     host_unary(&x, &t.sigmoid(), sig, r, a, "sigmoid");
     host_unary(&x, &t.tanh(), f64::tanh, r, 1e-6, "tanh");
     host_unary(&x, &t.relu(), |v| v.max(0.0), 0.0, 0.0, "relu");
-    host_unary(&x, &t.leaky_relu(0.2), |v| if v > 0.0 { v } else { 0.2 * v }, 1e-6, 0.0, "leaky_relu");
-    host_unary(&x, &t.elu(1.5), |v| if v > 0.0 { v } else { 1.5 * (v.exp() - 1.0) }, r, a, "elu");
+    host_unary(
+        &x,
+        &t.leaky_relu(0.2),
+        |v| if v > 0.0 { v } else { 0.2 * v },
+        1e-6,
+        0.0,
+        "leaky_relu",
+    );
+    host_unary(
+        &x,
+        &t.elu(1.5),
+        |v| if v > 0.0 { v } else { 1.5 * (v.exp() - 1.0) },
+        r,
+        a,
+        "elu",
+    );
     host_unary(&x, &t.silu(), |v| v * sig(v), r, a, "silu");
     host_unary(&x, &t.softplus(), |v| v.exp().ln_1p(), r, a, "softplus");
     host_unary(&x, &t.floor(), f64::floor, 0.0, 0.0, "floor");
@@ -304,13 +318,41 @@ fn unary_ops_compute_their_functions() {
         0.0,
         "sign",
     );
-    host_unary(&x, &t.clamp(-0.5, 1.25), |v| v.clamp(-0.5, 1.25), 0.0, 0.0, "clamp");
+    host_unary(
+        &x,
+        &t.clamp(-0.5, 1.25),
+        |v| v.clamp(-0.5, 1.25),
+        0.0,
+        0.0,
+        "clamp",
+    );
     host_unary(&x, &t.powf(2.0), |v| v * v, 1e-6, 0.0, "powf(2)");
     host_unary(&x, &t.powf(3.0), |v| v * v * v, 1e-6, 0.0, "powf(3)");
     host_unary(&x, &t.powf(0.0), |_| 1.0, 0.0, 0.0, "powf(0)");
-    host_unary(&x, &t.pow(3.0), |v| v.powi(3), 1e-4, 1e-6, "pow(x, 3) with negative bases");
-    host_unary(&x, &t.pow(2.0), |v| v * v, 1e-4, 1e-6, "pow(x, 2) with negative bases");
-    host_unary(&x, &t.pow(0.5), f64::sqrt, 1e-4, 1e-6, "pow(x, 0.5) (NaN for negatives)");
+    host_unary(
+        &x,
+        &t.pow(3.0),
+        |v| v.powi(3),
+        1e-4,
+        1e-6,
+        "pow(x, 3) with negative bases",
+    );
+    host_unary(
+        &x,
+        &t.pow(2.0),
+        |v| v * v,
+        1e-4,
+        1e-6,
+        "pow(x, 2) with negative bases",
+    );
+    host_unary(
+        &x,
+        &t.pow(0.5),
+        f64::sqrt,
+        1e-4,
+        1e-6,
+        "pow(x, 0.5) (NaN for negatives)",
+    );
 
     // Functions with restricted domains.
     let pos: Vec<f32> = (1..=60).map(|i| i as f32 * 0.137).collect();
@@ -344,7 +386,11 @@ fn special_values_of_unary_ops() {
         ("sign", x.sign(), vec![1.0, -1.0, n, 0.0, 0.0]),
         ("floor", x.floor(), vec![pi, ni, n, 0.0, 0.0]),
         ("round", x.round(), vec![pi, ni, n, 0.0, 0.0]),
-        ("softplus", x.softplus(), vec![pi, 0.0, n, std::f64::consts::LN_2, std::f64::consts::LN_2]),
+        (
+            "softplus",
+            x.softplus(),
+            vec![pi, 0.0, n, std::f64::consts::LN_2, std::f64::consts::LN_2],
+        ),
         ("erf", x.erf(), vec![1.0, -1.0, n, 0.0, 0.0]),
         ("clamp", x.clamp(-1.0, 1.0), vec![1.0, -1.0, n, 0.0, 0.0]),
         ("reciprocal", x.reciprocal(), vec![0.0, 0.0, n, pi, ni]),
@@ -385,9 +431,22 @@ fn round_is_ties_to_even_and_exact() {
     assert_close_f64(&f64s(&t.round()), &expected, 0.0, 0.0, "round");
     check(&t.round(), 0.0, 0.0, "round vs reference");
     // The same for f64 (ties and the largest double below 0.5).
-    let y = vec![0.5f64, 1.5, 2.5, -2.5, 0.499_999_999_999_999_94, 4_503_599_627_370_497.0];
+    let y = vec![
+        0.5f64,
+        1.5,
+        2.5,
+        -2.5,
+        0.499_999_999_999_999_94,
+        4_503_599_627_370_497.0,
+    ];
     let expected: Vec<f64> = y.iter().map(|v| v.round_ties_even()).collect();
-    assert_close_f64(&f64s(&Tensor::from_slice(&y, &[y.len()]).round()), &expected, 0.0, 0.0, "round f64");
+    assert_close_f64(
+        &f64s(&Tensor::from_slice(&y, &[y.len()]).round()),
+        &expected,
+        0.0,
+        0.0,
+        "round f64",
+    );
 }
 
 #[test]
@@ -408,7 +467,13 @@ fn erf_and_gelu_match_known_values() {
     ];
     let x: Vec<f32> = erf.iter().map(|p| p.0).collect();
     let e: Vec<f64> = erf.iter().map(|p| p.1).collect();
-    assert_close_f64(&f64s(&Tensor::from_slice(&x, &[x.len()]).erf()), &e, 1e-6, 1e-6, "erf");
+    assert_close_f64(
+        &f64s(&Tensor::from_slice(&x, &[x.len()]).erf()),
+        &e,
+        1e-6,
+        1e-6,
+        "erf",
+    );
     let gelu = [
         (0.0f32, 0.0f64),
         (0.5, 0.34573123063700656),
@@ -422,7 +487,13 @@ fn erf_and_gelu_match_known_values() {
     ];
     let x: Vec<f32> = gelu.iter().map(|p| p.0).collect();
     let e: Vec<f64> = gelu.iter().map(|p| p.1).collect();
-    assert_close_f64(&f64s(&Tensor::from_slice(&x, &[x.len()]).gelu()), &e, 1e-6, 1e-6, "gelu");
+    assert_close_f64(
+        &f64s(&Tensor::from_slice(&x, &[x.len()]).gelu()),
+        &e,
+        1e-6,
+        1e-6,
+        "gelu",
+    );
 }
 
 // ---- operators -------------------------------------------------------------------------------
@@ -433,10 +504,14 @@ fn operators_with_owned_borrowed_and_scalar_operands() {
     let bv = vec![0.5f32, 4.0, -1.0, 2.0, 8.0, -3.0];
     let a = Tensor::from_slice(&av, &[2, 3]);
     let b = Tensor::from_slice(&bv, &[2, 3]);
-    let host = |f: fn(f32, f32) -> f32| -> Vec<f64> { av.iter().zip(&bv).map(|(&x, &y)| f(x, y) as f64).collect() };
+    let host = |f: fn(f32, f32) -> f32| -> Vec<f64> {
+        av.iter().zip(&bv).map(|(&x, &y)| f(x, y) as f64).collect()
+    };
     let scal = |f: fn(f32) -> f32| -> Vec<f64> { av.iter().map(|&x| f(x) as f64).collect() };
-    let exact = |t: Tensor, e: Vec<f64>, what: &str| assert_close_f64(&f64s(&t), &e, 0.0, 0.0, what);
-    let close = |t: Tensor, e: Vec<f64>, what: &str| assert_close_f64(&f64s(&t), &e, 1e-6, 0.0, what);
+    let exact =
+        |t: Tensor, e: Vec<f64>, what: &str| assert_close_f64(&f64s(&t), &e, 0.0, 0.0, what);
+    let close =
+        |t: Tensor, e: Vec<f64>, what: &str| assert_close_f64(&f64s(&t), &e, 1e-6, 0.0, what);
 
     exact(&a + &b, host(|x, y| x + y), "&a + &b");
     exact(a.clone() + b.clone(), host(|x, y| x + y), "a + b");
@@ -467,8 +542,17 @@ fn operators_with_owned_borrowed_and_scalar_operands() {
     exact(-&a, scal(|x| -x), "-&a");
     exact(-a.clone(), scal(|x| -x), "-a");
     // Mixed chain, evaluated left to right like the host.
-    exact(&(&a * 2.0 - &b) + 1.0, host(|x, y| x * 2.0 - y + 1.0), "(&a * 2.0 - &b) + 1.0");
-    check(&(2.0 - &a * &b / 3.0), 1e-6, 0.0, "scalar-left chain vs reference");
+    exact(
+        &(&a * 2.0 - &b) + 1.0,
+        host(|x, y| x * 2.0 - y + 1.0),
+        "(&a * 2.0 - &b) + 1.0",
+    );
+    check(
+        &(2.0 - &a * &b / 3.0),
+        1e-6,
+        0.0,
+        "scalar-left chain vs reference",
+    );
 }
 
 #[test]
@@ -477,7 +561,9 @@ fn comparisons_and_logic_host_values() {
     let bv = vec![2.0f32, 2.0, 1.0, f32::NAN, -3.0, f32::INFINITY];
     let a = Tensor::from_slice(&av, &[6]);
     let b = Tensor::from_slice(&bv, &[6]);
-    let host = |f: fn(f32, f32) -> bool| -> Vec<bool> { av.iter().zip(&bv).map(|(&x, &y)| f(x, y)).collect() };
+    let host = |f: fn(f32, f32) -> bool| -> Vec<bool> {
+        av.iter().zip(&bv).map(|(&x, &y)| f(x, y)).collect()
+    };
     let got = |t: Tensor| -> Vec<bool> {
         assert_eq!(t.dtype(), DType::Bool);
         t.to_vec::<bool>().unwrap()
@@ -488,7 +574,11 @@ fn comparisons_and_logic_host_values() {
     assert_eq!(got(a.ge(&b)), host(|x, y| x >= y), "ge");
     assert_eq!(got(a.eq(&b)), host(|x, y| x == y), "eq");
     assert_eq!(got(a.ne(&b)), host(|x, y| x != y), "ne");
-    assert_eq!(got(a.gt(1.5)), av.iter().map(|&x| x > 1.5).collect::<Vec<_>>(), "gt scalar");
+    assert_eq!(
+        got(a.gt(1.5)),
+        av.iter().map(|&x| x > 1.5).collect::<Vec<_>>(),
+        "gt scalar"
+    );
 
     let p = Tensor::from_vec(vec![true, true, false, false], &[4]);
     let q = Tensor::from_vec(vec![true, false, true, false], &[4]);
@@ -508,7 +598,7 @@ fn comparisons_and_logic_host_values() {
     let w = cond.where_(&x, -1.0);
     assert_eq!(w.shape(), vec![3, 2]);
     assert_eq!(f64s(&w), vec![1.0, 2.0, -1.0, -1.0, 1.0, 2.0]);
-    let w = cond.where_(7i32, &Tensor::from_vec(vec![0i32, 1], &[2]));
+    let w = cond.where_(7i32, Tensor::from_vec(vec![0i32, 1], &[2]));
     assert_eq!(w.dtype(), DType::I32);
     assert_eq!(w.to_vec::<i32>().unwrap(), vec![7, 7, 0, 1, 7, 7]);
 }
@@ -521,44 +611,106 @@ fn integer_ops_are_exact_host_values() {
     let bv: Vec<i32> = vec![2, 2, -2, -2, 3, -1, 0, 1, 0, 4, -5, 31];
     let a = Tensor::from_slice(&av, &[3, 4]);
     let b = Tensor::from_slice(&bv, &[3, 4]);
-    let host = |f: fn(i32, i32) -> i32| -> Vec<i32> { av.iter().zip(&bv).map(|(&x, &y)| f(x, y)).collect() };
+    let host = |f: fn(i32, i32) -> i32| -> Vec<i32> {
+        av.iter().zip(&bv).map(|(&x, &y)| f(x, y)).collect()
+    };
     let got = |t: Tensor, what: &str| -> Vec<i32> {
         assert_eq!(t.dtype(), DType::I32, "{what}");
         t.to_vec::<i32>().unwrap()
     };
-    assert_eq!(got(&a + &b, "add"), host(i32::wrapping_add), "add (wrapping)");
-    assert_eq!(got(&a - &b, "sub"), host(i32::wrapping_sub), "sub (wrapping)");
-    assert_eq!(got(&a * &b, "mul"), host(i32::wrapping_mul), "mul (wrapping)");
+    assert_eq!(
+        got(&a + &b, "add"),
+        host(i32::wrapping_add),
+        "add (wrapping)"
+    );
+    assert_eq!(
+        got(&a - &b, "sub"),
+        host(i32::wrapping_sub),
+        "sub (wrapping)"
+    );
+    assert_eq!(
+        got(&a * &b, "mul"),
+        host(i32::wrapping_mul),
+        "mul (wrapping)"
+    );
     let idiv = |x: i32, y: i32| if y == 0 { 0 } else { x.wrapping_div(y) };
     let rem = |x: i32, y: i32| if y == 0 { 0 } else { x.wrapping_rem(y) };
-    assert_eq!(got(a.idiv(&b), "idiv"), host(idiv), "idiv (toward zero, x/0 = 0, MIN/-1 = MIN)");
-    assert_eq!(got(a.rem(&b), "rem"), host(rem), "rem (dividend's sign, x%0 = 0)");
+    assert_eq!(
+        got(a.idiv(&b), "idiv"),
+        host(idiv),
+        "idiv (toward zero, x/0 = 0, MIN/-1 = MIN)"
+    );
+    assert_eq!(
+        got(a.rem(&b), "rem"),
+        host(rem),
+        "rem (dividend's sign, x%0 = 0)"
+    );
     assert_eq!(got(a.maximum(&b), "maximum"), host(i32::max), "maximum");
     assert_eq!(got(a.minimum(&b), "minimum"), host(i32::min), "minimum");
     assert_eq!(got(a.bitand(&b), "bitand"), host(|x, y| x & y), "bitand");
     assert_eq!(got(a.bitor(&b), "bitor"), host(|x, y| x | y), "bitor");
     assert_eq!(got(a.bitxor(&b), "bitxor"), host(|x, y| x ^ y), "bitxor");
-    assert_eq!(got(a.neg(), "neg"), av.iter().map(|x| x.wrapping_neg()).collect::<Vec<_>>(), "neg");
-    assert_eq!(got(a.abs(), "abs"), av.iter().map(|x| x.wrapping_abs()).collect::<Vec<_>>(), "abs");
-    assert_eq!(got(a.sign(), "sign"), av.iter().map(|x| x.signum()).collect::<Vec<_>>(), "sign");
-    assert_eq!(got(a.clamp(-8.5, 6.5), "clamp"), av.iter().map(|x| (*x).clamp(-8, 6)).collect::<Vec<_>>(), "clamp");
-    assert_eq!(got(a.idiv(3i32), "idiv scalar"), av.iter().map(|x| x / 3).collect::<Vec<_>>(), "idiv by 3");
+    assert_eq!(
+        got(a.neg(), "neg"),
+        av.iter().map(|x| x.wrapping_neg()).collect::<Vec<_>>(),
+        "neg"
+    );
+    assert_eq!(
+        got(a.abs(), "abs"),
+        av.iter().map(|x| x.wrapping_abs()).collect::<Vec<_>>(),
+        "abs"
+    );
+    assert_eq!(
+        got(a.sign(), "sign"),
+        av.iter().map(|x| x.signum()).collect::<Vec<_>>(),
+        "sign"
+    );
+    assert_eq!(
+        got(a.clamp(-8.5, 6.5), "clamp"),
+        av.iter().map(|x| (*x).clamp(-8, 6)).collect::<Vec<_>>(),
+        "clamp"
+    );
+    assert_eq!(
+        got(a.idiv(3i32), "idiv scalar"),
+        av.iter().map(|x| x / 3).collect::<Vec<_>>(),
+        "idiv by 3"
+    );
     assert_eq!(got(a.rem(0i32), "rem 0"), vec![0; 12], "rem by 0");
     // Shifts take the amount modulo 32; shr is arithmetic for i32.
     let sh: Vec<i32> = vec![0, 1, 4, 31, 32, 33, -1, 5, 3, 2, 1, 0];
     let s = Tensor::from_slice(&sh, &[3, 4]);
-    let shl: Vec<i32> = av.iter().zip(&sh).map(|(&x, &k)| x.wrapping_shl(k as u32)).collect();
-    let shr: Vec<i32> = av.iter().zip(&sh).map(|(&x, &k)| x.wrapping_shr(k as u32)).collect();
+    let shl: Vec<i32> = av
+        .iter()
+        .zip(&sh)
+        .map(|(&x, &k)| x.wrapping_shl(k as u32))
+        .collect();
+    let shr: Vec<i32> = av
+        .iter()
+        .zip(&sh)
+        .map(|(&x, &k)| x.wrapping_shr(k as u32))
+        .collect();
     assert_eq!(got(a.shl(&s), "shl"), shl, "shl");
     assert_eq!(got(a.shr(&s), "shr"), shr, "shr");
     // True division of integers is a float division.
     let d = &a / &b;
     assert_eq!(d.dtype(), DType::F32);
-    let expected: Vec<f64> = av.iter().zip(&bv).map(|(&x, &y)| (x as f32 / y as f32) as f64).collect();
+    let expected: Vec<f64> = av
+        .iter()
+        .zip(&bv)
+        .map(|(&x, &y)| (x as f32 / y as f32) as f64)
+        .collect();
     assert_close_f64(&f64s(&d), &expected, 1e-6, 0.0, "int / int");
     // Scalar operands keep the integer dtype.
-    assert_eq!(got(&a * 3i32, "mul scalar"), av.iter().map(|x| x.wrapping_mul(3)).collect::<Vec<_>>());
-    assert_eq!(got(100i32 - &a, "rsub scalar"), av.iter().map(|x| 100i32.wrapping_sub(*x)).collect::<Vec<_>>());
+    assert_eq!(
+        got(&a * 3i32, "mul scalar"),
+        av.iter().map(|x| x.wrapping_mul(3)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        got(100i32 - &a, "rsub scalar"),
+        av.iter()
+            .map(|x| 100i32.wrapping_sub(*x))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -568,18 +720,63 @@ fn u8_u32_i64_ops_are_exact() {
     let bv: Vec<u8> = vec![0, 255, 100, 2, 5, 1, 9];
     let a = Tensor::from_slice(&av, &[7]);
     let b = Tensor::from_slice(&bv, &[7]);
-    let h = |f: fn(u8, u8) -> u8| -> Vec<u8> { av.iter().zip(&bv).map(|(&x, &y)| f(x, y)).collect() };
-    assert_eq!((&a + &b).to_vec::<u8>().unwrap(), h(u8::wrapping_add), "u8 add");
-    assert_eq!((&a - &b).to_vec::<u8>().unwrap(), h(u8::wrapping_sub), "u8 sub");
-    assert_eq!((&a * &b).to_vec::<u8>().unwrap(), h(u8::wrapping_mul), "u8 mul");
-    assert_eq!(a.idiv(&b).to_vec::<u8>().unwrap(), h(|x, y| x.checked_div(y).unwrap_or(0)), "u8 idiv");
-    assert_eq!(a.rem(&b).to_vec::<u8>().unwrap(), h(|x, y| x.checked_rem(y).unwrap_or(0)), "u8 rem");
-    assert_eq!(a.maximum(&b).to_vec::<u8>().unwrap(), h(u8::max), "u8 maximum");
-    assert_eq!(a.minimum(&b).to_vec::<u8>().unwrap(), h(u8::min), "u8 minimum");
-    assert_eq!(a.shr(&b).to_vec::<u8>().unwrap(), h(|x, y| x.wrapping_shr(y as u32)), "u8 shr (logical)");
-    assert_eq!(a.shl(&b).to_vec::<u8>().unwrap(), h(|x, y| x.wrapping_shl(y as u32)), "u8 shl");
-    assert_eq!(a.lt(&b).to_vec::<bool>().unwrap(), av.iter().zip(&bv).map(|(x, y)| x < y).collect::<Vec<_>>(), "u8 lt");
-    assert_eq!(a.neg().to_vec::<u8>().unwrap(), av.iter().map(|x| x.wrapping_neg()).collect::<Vec<_>>(), "u8 neg");
+    let h =
+        |f: fn(u8, u8) -> u8| -> Vec<u8> { av.iter().zip(&bv).map(|(&x, &y)| f(x, y)).collect() };
+    assert_eq!(
+        (&a + &b).to_vec::<u8>().unwrap(),
+        h(u8::wrapping_add),
+        "u8 add"
+    );
+    assert_eq!(
+        (&a - &b).to_vec::<u8>().unwrap(),
+        h(u8::wrapping_sub),
+        "u8 sub"
+    );
+    assert_eq!(
+        (&a * &b).to_vec::<u8>().unwrap(),
+        h(u8::wrapping_mul),
+        "u8 mul"
+    );
+    assert_eq!(
+        a.idiv(&b).to_vec::<u8>().unwrap(),
+        h(|x, y| x.checked_div(y).unwrap_or(0)),
+        "u8 idiv"
+    );
+    assert_eq!(
+        a.rem(&b).to_vec::<u8>().unwrap(),
+        h(|x, y| x.checked_rem(y).unwrap_or(0)),
+        "u8 rem"
+    );
+    assert_eq!(
+        a.maximum(&b).to_vec::<u8>().unwrap(),
+        h(u8::max),
+        "u8 maximum"
+    );
+    assert_eq!(
+        a.minimum(&b).to_vec::<u8>().unwrap(),
+        h(u8::min),
+        "u8 minimum"
+    );
+    assert_eq!(
+        a.shr(&b).to_vec::<u8>().unwrap(),
+        h(|x, y| x.wrapping_shr(y as u32)),
+        "u8 shr (logical)"
+    );
+    assert_eq!(
+        a.shl(&b).to_vec::<u8>().unwrap(),
+        h(|x, y| x.wrapping_shl(y as u32)),
+        "u8 shl"
+    );
+    assert_eq!(
+        a.lt(&b).to_vec::<bool>().unwrap(),
+        av.iter().zip(&bv).map(|(x, y)| x < y).collect::<Vec<_>>(),
+        "u8 lt"
+    );
+    assert_eq!(
+        a.neg().to_vec::<u8>().unwrap(),
+        av.iter().map(|x| x.wrapping_neg()).collect::<Vec<_>>(),
+        "u8 neg"
+    );
     assert_eq!(
         a.clamp(-1.0, 100.0).to_vec::<u8>().unwrap(),
         av.iter().map(|&x| x.min(100)).collect::<Vec<_>>(),
@@ -592,15 +789,49 @@ fn u8_u32_i64_ops_are_exact() {
     let bv: Vec<u32> = vec![1, 0, 3, 0xffff_fff0, 31, 40];
     let a = Tensor::from_slice(&av, &[2, 3]);
     let b = Tensor::from_slice(&bv, &[2, 3]);
-    let h = |f: fn(u32, u32) -> u32| -> Vec<u32> { av.iter().zip(&bv).map(|(&x, &y)| f(x, y)).collect() };
-    assert_eq!((&a + &b).to_vec::<u32>().unwrap(), h(u32::wrapping_add), "u32 add");
-    assert_eq!((&a * &b).to_vec::<u32>().unwrap(), h(u32::wrapping_mul), "u32 mul");
-    assert_eq!(a.idiv(&b).to_vec::<u32>().unwrap(), h(|x, y| x.checked_div(y).unwrap_or(0)), "u32 idiv");
-    assert_eq!(a.rem(&b).to_vec::<u32>().unwrap(), h(|x, y| x.checked_rem(y).unwrap_or(0)), "u32 rem");
-    assert_eq!(a.maximum(&b).to_vec::<u32>().unwrap(), h(u32::max), "u32 maximum");
-    assert_eq!(a.minimum(&b).to_vec::<u32>().unwrap(), h(u32::min), "u32 minimum");
-    assert_eq!(a.shr(&b).to_vec::<u32>().unwrap(), h(|x, y| x.wrapping_shr(y)), "u32 shr");
-    assert_eq!(a.shl(&b).to_vec::<u32>().unwrap(), h(|x, y| x.wrapping_shl(y)), "u32 shl");
+    let h = |f: fn(u32, u32) -> u32| -> Vec<u32> {
+        av.iter().zip(&bv).map(|(&x, &y)| f(x, y)).collect()
+    };
+    assert_eq!(
+        (&a + &b).to_vec::<u32>().unwrap(),
+        h(u32::wrapping_add),
+        "u32 add"
+    );
+    assert_eq!(
+        (&a * &b).to_vec::<u32>().unwrap(),
+        h(u32::wrapping_mul),
+        "u32 mul"
+    );
+    assert_eq!(
+        a.idiv(&b).to_vec::<u32>().unwrap(),
+        h(|x, y| x.checked_div(y).unwrap_or(0)),
+        "u32 idiv"
+    );
+    assert_eq!(
+        a.rem(&b).to_vec::<u32>().unwrap(),
+        h(|x, y| x.checked_rem(y).unwrap_or(0)),
+        "u32 rem"
+    );
+    assert_eq!(
+        a.maximum(&b).to_vec::<u32>().unwrap(),
+        h(u32::max),
+        "u32 maximum"
+    );
+    assert_eq!(
+        a.minimum(&b).to_vec::<u32>().unwrap(),
+        h(u32::min),
+        "u32 minimum"
+    );
+    assert_eq!(
+        a.shr(&b).to_vec::<u32>().unwrap(),
+        h(|x, y| x.wrapping_shr(y)),
+        "u32 shr"
+    );
+    assert_eq!(
+        a.shl(&b).to_vec::<u32>().unwrap(),
+        h(|x, y| x.wrapping_shl(y)),
+        "u32 shl"
+    );
     assert_eq!(
         a.gt(&b).to_vec::<bool>().unwrap(),
         av.iter().zip(&bv).map(|(x, y)| x > y).collect::<Vec<_>>(),
@@ -613,15 +844,49 @@ fn u8_u32_i64_ops_are_exact() {
     let bv: Vec<i64> = vec![3, 7, -1, 2, 0, -4];
     let a = Tensor::from_slice(&av, &[6]);
     let b = Tensor::from_slice(&bv, &[6]);
-    let h = |f: fn(i64, i64) -> i64| -> Vec<i64> { av.iter().zip(&bv).map(|(&x, &y)| f(x, y)).collect() };
-    assert_eq!((&a + &b).to_vec::<i64>().unwrap(), h(i64::wrapping_add), "i64 add");
-    assert_eq!((&a * &b).to_vec::<i64>().unwrap(), h(i64::wrapping_mul), "i64 mul");
-    assert_eq!(a.idiv(&b).to_vec::<i64>().unwrap(), h(|x, y| if y == 0 { 0 } else { x.wrapping_div(y) }), "i64 idiv");
-    assert_eq!(a.rem(&b).to_vec::<i64>().unwrap(), h(|x, y| if y == 0 { 0 } else { x.wrapping_rem(y) }), "i64 rem");
-    assert_eq!(a.shr(&b).to_vec::<i64>().unwrap(), h(|x, y| x.wrapping_shr(y as u32)), "i64 shr");
-    assert_eq!(a.shl(&b).to_vec::<i64>().unwrap(), h(|x, y| x.wrapping_shl(y as u32)), "i64 shl");
-    assert_eq!(a.minimum(&b).to_vec::<i64>().unwrap(), h(i64::min), "i64 minimum");
-    assert_eq!(a.abs().to_vec::<i64>().unwrap(), av.iter().map(|x| x.wrapping_abs()).collect::<Vec<_>>(), "i64 abs");
+    let h = |f: fn(i64, i64) -> i64| -> Vec<i64> {
+        av.iter().zip(&bv).map(|(&x, &y)| f(x, y)).collect()
+    };
+    assert_eq!(
+        (&a + &b).to_vec::<i64>().unwrap(),
+        h(i64::wrapping_add),
+        "i64 add"
+    );
+    assert_eq!(
+        (&a * &b).to_vec::<i64>().unwrap(),
+        h(i64::wrapping_mul),
+        "i64 mul"
+    );
+    assert_eq!(
+        a.idiv(&b).to_vec::<i64>().unwrap(),
+        h(|x, y| if y == 0 { 0 } else { x.wrapping_div(y) }),
+        "i64 idiv"
+    );
+    assert_eq!(
+        a.rem(&b).to_vec::<i64>().unwrap(),
+        h(|x, y| if y == 0 { 0 } else { x.wrapping_rem(y) }),
+        "i64 rem"
+    );
+    assert_eq!(
+        a.shr(&b).to_vec::<i64>().unwrap(),
+        h(|x, y| x.wrapping_shr(y as u32)),
+        "i64 shr"
+    );
+    assert_eq!(
+        a.shl(&b).to_vec::<i64>().unwrap(),
+        h(|x, y| x.wrapping_shl(y as u32)),
+        "i64 shl"
+    );
+    assert_eq!(
+        a.minimum(&b).to_vec::<i64>().unwrap(),
+        h(i64::min),
+        "i64 minimum"
+    );
+    assert_eq!(
+        a.abs().to_vec::<i64>().unwrap(),
+        av.iter().map(|x| x.wrapping_abs()).collect::<Vec<_>>(),
+        "i64 abs"
+    );
 
     // Promotion: i32 with u32 is i64, u8 with i8 is i32.
     let x = Tensor::from_vec(vec![-1i32, 2], &[2]);
@@ -661,8 +926,16 @@ fn casts_between_dtypes() {
         fv.iter().map(|&x| x as i32).collect::<Vec<_>>(),
         "f32->i32 (trunc, saturate, NaN->0)"
     );
-    assert_eq!(f.cast(DType::U8).to_vec::<u8>().unwrap(), fv.iter().map(|&x| x as u8).collect::<Vec<_>>(), "f32->u8");
-    assert_eq!(f.cast(DType::I8).to_vec::<i8>().unwrap(), fv.iter().map(|&x| x as i8).collect::<Vec<_>>(), "f32->i8");
+    assert_eq!(
+        f.cast(DType::U8).to_vec::<u8>().unwrap(),
+        fv.iter().map(|&x| x as u8).collect::<Vec<_>>(),
+        "f32->u8"
+    );
+    assert_eq!(
+        f.cast(DType::I8).to_vec::<i8>().unwrap(),
+        fv.iter().map(|&x| x as i8).collect::<Vec<_>>(),
+        "f32->i8"
+    );
     assert_eq!(
         f.cast(DType::U32).to_vec::<u32>().unwrap(),
         fv.iter().map(|&x| x as u32).collect::<Vec<_>>(),
@@ -675,7 +948,9 @@ fn casts_between_dtypes() {
     );
     assert_eq!(
         f.cast(DType::Bool).to_vec::<bool>().unwrap(),
-        fv.iter().map(|&x| x != 0.0 || x.is_nan()).collect::<Vec<_>>(),
+        fv.iter()
+            .map(|&x| x != 0.0 || x.is_nan())
+            .collect::<Vec<_>>(),
         "f32->bool"
     );
     let bits16 = |v: Vec<f16>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -686,7 +961,10 @@ fn casts_between_dtypes() {
             .filter(|(_, x)| !x.is_nan())
             .map(|(b, _)| *b)
             .collect::<Vec<_>>(),
-        fv.iter().filter(|x| !x.is_nan()).map(|&x| f16::from_f32(x).to_bits()).collect::<Vec<_>>(),
+        fv.iter()
+            .filter(|x| !x.is_nan())
+            .map(|&x| f16::from_f32(x).to_bits())
+            .collect::<Vec<_>>(),
         "f32->f16 (round to nearest even, overflow to inf)"
     );
     let b = f.cast(DType::BF16).to_vec::<bf16>().unwrap();
@@ -698,7 +976,13 @@ fn casts_between_dtypes() {
         );
     }
     let d = f.cast(DType::F64).to_vec::<f64>().unwrap();
-    assert_close_f64(&d, &fv.iter().map(|&x| x as f64).collect::<Vec<_>>(), 0.0, 0.0, "f32->f64");
+    assert_close_f64(
+        &d,
+        &fv.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+        0.0,
+        0.0,
+        "f32->f64",
+    );
 
     // Integers to floats round to nearest even; ints to ints wrap.
     let iv = vec![16_777_217i32, -16_777_219, i32::MAX, i32::MIN, 300, -1, 0];
@@ -708,8 +992,16 @@ fn casts_between_dtypes() {
         iv.iter().map(|&x| x as f32).collect::<Vec<_>>(),
         "i32->f32"
     );
-    assert_eq!(i.cast(DType::U8).to_vec::<u8>().unwrap(), iv.iter().map(|&x| x as u8).collect::<Vec<_>>(), "i32->u8");
-    assert_eq!(i.cast(DType::I8).to_vec::<i8>().unwrap(), iv.iter().map(|&x| x as i8).collect::<Vec<_>>(), "i32->i8");
+    assert_eq!(
+        i.cast(DType::U8).to_vec::<u8>().unwrap(),
+        iv.iter().map(|&x| x as u8).collect::<Vec<_>>(),
+        "i32->u8"
+    );
+    assert_eq!(
+        i.cast(DType::I8).to_vec::<i8>().unwrap(),
+        iv.iter().map(|&x| x as i8).collect::<Vec<_>>(),
+        "i32->i8"
+    );
     assert_eq!(
         i.cast(DType::U32).to_vec::<u32>().unwrap(),
         iv.iter().map(|&x| x as u32).collect::<Vec<_>>(),
@@ -731,7 +1023,13 @@ fn casts_between_dtypes() {
         "i32->bool"
     );
     // (2^60 + 2^36 + 1 rounds up in one step, but to 2^60 through f64: no double rounding.)
-    let lv = vec![(1i64 << 53) + 1, -(1i64 << 60) - 1, i64::MAX, 5_000_000_000, (1i64 << 60) + (1 << 36) + 1];
+    let lv = vec![
+        (1i64 << 53) + 1,
+        -(1i64 << 60) - 1,
+        i64::MAX,
+        5_000_000_000,
+        (1i64 << 60) + (1 << 36) + 1,
+    ];
     let l = Tensor::from_slice(&lv, &[5]);
     assert_eq!(
         l.cast(DType::F32).to_vec::<f32>().unwrap(),
@@ -767,10 +1065,21 @@ fn casts_between_dtypes() {
     );
     let bv = vec![true, false, true];
     let bt = Tensor::from_slice(&bv, &[3]);
-    assert_eq!(bt.cast(DType::F32).to_vec::<f32>().unwrap(), vec![1.0, 0.0, 1.0], "bool->f32");
-    assert_eq!(bt.cast(DType::I32).to_vec::<i32>().unwrap(), vec![1, 0, 1], "bool->i32");
+    assert_eq!(
+        bt.cast(DType::F32).to_vec::<f32>().unwrap(),
+        vec![1.0, 0.0, 1.0],
+        "bool->f32"
+    );
+    assert_eq!(
+        bt.cast(DType::I32).to_vec::<i32>().unwrap(),
+        vec![1, 0, 1],
+        "bool->i32"
+    );
     // Half precision to wider floats is exact.
-    let hv: Vec<f16> = [0.1f32, -2.5, 65504.0, 6e-8].iter().map(|&x| f16::from_f32(x)).collect();
+    let hv: Vec<f16> = [0.1f32, -2.5, 65504.0, 6e-8]
+        .iter()
+        .map(|&x| f16::from_f32(x))
+        .collect();
     let h = Tensor::from_slice(&hv, &[4]);
     assert_eq!(
         h.cast(DType::F32).to_vec::<f32>().unwrap(),
@@ -779,10 +1088,15 @@ fn casts_between_dtypes() {
     );
     assert_eq!(
         h.cast(DType::BF16).to_vec::<bf16>().unwrap(),
-        hv.iter().map(|x| bf16::from_f32(x.to_f32())).collect::<Vec<_>>(),
+        hv.iter()
+            .map(|x| bf16::from_f32(x.to_f32()))
+            .collect::<Vec<_>>(),
         "f16->bf16"
     );
-    let gv: Vec<bf16> = [0.1f32, -3.0e38, 1.0e-3].iter().map(|&x| bf16::from_f32(x)).collect();
+    let gv: Vec<bf16> = [0.1f32, -3.0e38, 1.0e-3]
+        .iter()
+        .map(|&x| bf16::from_f32(x))
+        .collect();
     let g = Tensor::from_slice(&gv, &[3]);
     assert_eq!(
         g.cast(DType::F32).to_vec::<f32>().unwrap(),
@@ -852,32 +1166,68 @@ fn bitcasts_reinterpret_bits() {
         dv.iter().map(|x| x.to_bits() as i64).collect::<Vec<_>>(),
         "f64->i64"
     );
-    let hv: Vec<f16> = [1.0f32, -0.5, 100.0].iter().map(|&x| f16::from_f32(x)).collect();
+    let hv: Vec<f16> = [1.0f32, -0.5, 100.0]
+        .iter()
+        .map(|&x| f16::from_f32(x))
+        .collect();
     let h = Tensor::from_slice(&hv, &[3]);
     assert_eq!(
-        h.bitcast(DType::BF16).to_vec::<bf16>().unwrap().iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        h.bitcast(DType::BF16)
+            .to_vec::<bf16>()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect::<Vec<_>>(),
         hv.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
         "f16->bf16"
     );
     let bv = vec![0u8, 127, 128, 255];
     let b = Tensor::from_slice(&bv, &[4]);
-    assert_eq!(b.bitcast(DType::I8).to_vec::<i8>().unwrap(), vec![0, 127, -128, -1], "u8->i8");
+    assert_eq!(
+        b.bitcast(DType::I8).to_vec::<i8>().unwrap(),
+        vec![0, 127, -128, -1],
+        "u8->i8"
+    );
     // A bitcast inside a fused expression, on a non-contiguous view.
     let x = Tensor::from_slice(&fv, &[fv.len()]).flip(0);
-    check(&x.abs().bitcast(DType::I32).shr(23i32), 0.0, 0.0, "exponent bits of |x|");
+    check(
+        &x.abs().bitcast(DType::I32).shr(23i32),
+        0.0,
+        0.0,
+        "exponent bits of |x|",
+    );
 }
 
 // ---- other float dtypes -------------------------------------------------------------------------
 
 #[test]
 fn f16_bf16_f64_elementwise() {
-    let xs: Vec<f32> = vec![-3.5, -1.0, -0.3, 0.0, 0.25, 1.0, 2.75, 7.0, f32::NAN, f32::INFINITY];
+    let xs: Vec<f32> = vec![
+        -3.5,
+        -1.0,
+        -0.3,
+        0.0,
+        0.25,
+        1.0,
+        2.75,
+        7.0,
+        f32::NAN,
+        f32::INFINITY,
+    ];
     let ys: Vec<f32> = vec![2.0, 0.5, 1.5, -1.0, 4.0, -2.0, 0.75, 3.0, 1.0, -1.0];
     // f16 / bf16: the device may compute in f32 and round each op; transcendentals may differ
     // from the correctly rounded reference by one 16-bit ulp.
     for (dtype, tol) in [(DType::F16, 1e-3), (DType::BF16, 8e-3)] {
-        let x = Tensor::from_slice(&xs, &[10]).cast(dtype).realize().unwrap().clone();
-        let y = Tensor::from_slice(&ys, &[10]).cast(dtype).realize().unwrap().clone();
+        let x = Tensor::from_slice(&xs, &[10])
+            .cast(dtype)
+            .realize()
+            .unwrap()
+            .clone();
+        let y = Tensor::from_slice(&ys, &[10])
+            .cast(dtype)
+            .realize()
+            .unwrap()
+            .clone();
         assert_eq!((&x + &y).dtype(), dtype);
         check(&(&x + &y), 0.0, 0.0, &format!("{dtype} add"));
         check(&(&x * &y), 0.0, 0.0, &format!("{dtype} mul"));
@@ -892,7 +1242,11 @@ fn f16_bf16_f64_elementwise() {
         check(&x.sigmoid(), tol, 1e-3, &format!("{dtype} sigmoid"));
         check(&x.sin(), tol, 1e-3, &format!("{dtype} sin"));
         // Mixed 16-bit dtypes promote to f32.
-        let other = if dtype == DType::F16 { DType::BF16 } else { DType::F16 };
+        let other = if dtype == DType::F16 {
+            DType::BF16
+        } else {
+            DType::F16
+        };
         let z = &x + &y.cast(other);
         assert_eq!(z.dtype(), DType::F32);
         check(&z, 0.0, 0.0, &format!("{dtype} + {other}"));
@@ -900,7 +1254,13 @@ fn f16_bf16_f64_elementwise() {
         let expected: Vec<f64> = xs
             .iter()
             .zip(&ys)
-            .map(|(&a, &b)| if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) as f64 })
+            .map(|(&a, &b)| {
+                if a.is_nan() || b.is_nan() {
+                    f64::NAN
+                } else {
+                    a.max(b) as f64
+                }
+            })
             .collect();
         let got = f64s(&x.maximum(&y));
         assert_close_f64(&got, &expected, tol, 0.0, &format!("{dtype} maximum host"));
@@ -915,7 +1275,13 @@ fn f16_bf16_f64_elementwise() {
     check(&x.tanh(), 1e-12, 1e-14, "f64 tanh");
     check(&(&x * 3.0 + 1.0), 0.0, 0.0, "f64 affine");
     let expected: Vec<f64> = xd.iter().map(|v| v * 3.0 + 1.0).collect();
-    assert_close_f64(&f64s(&(&x * 3.0 + 1.0)), &expected, 0.0, 0.0, "f64 affine host");
+    assert_close_f64(
+        &f64s(&(&x * 3.0 + 1.0)),
+        &expected,
+        0.0,
+        0.0,
+        "f64 affine host",
+    );
     let e: Vec<f64> = xd.iter().map(|v| v.exp()).collect();
     assert_close_f64(&f64s(&x.exp()), &e, 1e-12, 0.0, "f64 exp host");
 }
@@ -928,11 +1294,16 @@ fn zero_size_and_large_elementwise() {
     assert!(y.to_vec::<f32>().unwrap().is_empty());
     // A size that is not a multiple of any vector width, big enough to be split across threads.
     let n = 100_003;
-    let v: Vec<f32> = (0..n).map(|i| ((i * 37 % 1001) as f32 - 500.0) * 0.01).collect();
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((i * 37 % 1001) as f32 - 500.0) * 0.01)
+        .collect();
     let x = Tensor::from_slice(&v, &[n]);
     let got = (&x * &x + 1.0).sqrt().to_vec::<f32>().unwrap();
     for (i, (&g, &a)) in got.iter().zip(&v).enumerate() {
         let want = (a * a + 1.0).sqrt();
-        assert!((g - want).abs() <= 1e-6 * want, "element {i}: got {g}, want {want}");
+        assert!(
+            (g - want).abs() <= 1e-6 * want,
+            "element {i}: got {g}, want {want}"
+        );
     }
 }

@@ -35,7 +35,9 @@ fn matmul_host(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
     let mut out = vec![0.0; m * n];
     for i in 0..m {
         for j in 0..n {
-            out[i * n + j] = (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum();
+            out[i * n + j] = (0..k)
+                .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
+                .sum();
         }
     }
     out
@@ -80,7 +82,13 @@ fn matmul_2d_odd_sizes_host_values() {
     let b = Tensor::from_slice(&bv, &[k, n]);
     let y = a.matmul(&b);
     assert_eq!(y.shape(), vec![m, n]);
-    assert_close_f64(&f64s(&y), &matmul_host(&av, &bv, m, k, n), 1e-5, dot_atol(k), "3x5 @ 5x7");
+    assert_close_f64(
+        &f64s(&y),
+        &matmul_host(&av, &bv, m, k, n),
+        1e-5,
+        dot_atol(k),
+        "3x5 @ 5x7",
+    );
     // The transpose identity (AB)^T = B^T A^T on views.
     let yt = b.t().matmul(&a.t());
     assert_close_f64(&f64s(&yt), &f64s(&y.t()), 1e-5, dot_atol(k), "B^T A^T");
@@ -102,10 +110,21 @@ fn matmul_64_tiled_host_values() {
     // With the right operand as a transposed view of its transpose's buffer.
     let bt: Vec<f32> = (0..n * n).map(|i| bv[(i % n) * n + i / n]).collect();
     let btt = Tensor::from_slice(&bt, &[n, n]).t();
-    assert_close_f64(&f64s(&a.matmul(&btt)), &expect, 1e-5, dot_atol(n), "64x64 with a transposed operand");
+    assert_close_f64(
+        &f64s(&a.matmul(&btt)),
+        &expect,
+        1e-5,
+        dot_atol(n),
+        "64x64 with a transposed operand",
+    );
     // Fused epilogue: bias and relu on the tiled result.
     let bias = Tensor::from_slice(&values(n, 5), &[n]);
-    check(&(a.matmul(&b) + &bias).relu(), 1e-5, dot_atol(n), "64x64 + bias, relu");
+    check(
+        &(a.matmul(&b) + &bias).relu(),
+        1e-5,
+        dot_atol(n),
+        "64x64 + bias, relu",
+    );
     // Non-square, sizes around the tile: 65 x 64 @ 64 x 67.
     let c = Tensor::from_slice(&values(65 * 64, 6), &[65, 64]);
     let d = Tensor::from_slice(&values(64 * 67, 7), &[64, 67]);
@@ -122,12 +141,29 @@ fn matmul_large_packed_host_values() {
     let a = Tensor::from_slice(&av, &[m, k]);
     let b = Tensor::from_slice(&bv, &[k, n]);
     let expect = matmul_host(&av, &bv, m, k, n);
-    assert_close_f64(&f64s(&a.matmul(&b)), &expect, 1e-5, dot_atol(k), "40x256 @ 256x264");
-    check(&(a.matmul(&b) + 1.0).relu(), 1e-5, dot_atol(k), "packed matmul, + 1, relu vs reference");
+    assert_close_f64(
+        &f64s(&a.matmul(&b)),
+        &expect,
+        1e-5,
+        dot_atol(k),
+        "40x256 @ 256x264",
+    );
+    check(
+        &(a.matmul(&b) + 1.0).relu(),
+        1e-5,
+        dot_atol(k),
+        "packed matmul, + 1, relu vs reference",
+    );
     // The right operand as a transposed view, and a broadcast batch on the left.
     let bt: Vec<f32> = (0..k * n).map(|i| bv[(i % k) * n + i / k]).collect();
     let b_view = Tensor::from_slice(&bt, &[n, k]).t();
-    assert_close_f64(&f64s(&a.matmul(&b_view)), &expect, 1e-5, dot_atol(k), "packed matmul of a transposed view");
+    assert_close_f64(
+        &f64s(&a.matmul(&b_view)),
+        &expect,
+        1e-5,
+        dot_atol(k),
+        "packed matmul of a transposed view",
+    );
     let a2 = Tensor::from_slice(&values(2 * m * k, 42), &[2, 1, m, k]);
     let y = a2.matmul(&b.unsqueeze(0).expand([3, k, n]));
     assert_eq!(y.shape(), vec![2, 3, m, n]);
@@ -154,7 +190,13 @@ fn matmul_batched_and_broadcast_host_values() {
     let mut expect = Vec::new();
     for i in 0..2 {
         for j in 0..4 {
-            expect.extend(matmul_host(&av[i * m * k..(i + 1) * m * k], &cv[j * k * n..(j + 1) * k * n], m, k, n));
+            expect.extend(matmul_host(
+                &av[i * m * k..(i + 1) * m * k],
+                &cv[j * k * n..(j + 1) * k * n],
+                m,
+                k,
+                n,
+            ));
         }
     }
     assert_close_f64(&f64s(&z), &expect, 1e-5, dot_atol(k), "broadcast batch");
@@ -173,11 +215,23 @@ fn matmul_vector_operands() {
     let b = Tensor::from_slice(&bv, &[k, n]);
     let v = x.matmul(&b);
     assert_eq!(v.shape(), vec![n], "(k) @ (k, n)");
-    assert_close_f64(&f64s(&v), &matmul_host(&xv, &bv, 1, k, n), 1e-5, dot_atol(k), "vector @ matrix");
+    assert_close_f64(
+        &f64s(&v),
+        &matmul_host(&xv, &bv, 1, k, n),
+        1e-5,
+        dot_atol(k),
+        "vector @ matrix",
+    );
     let bt = b.t(); // (n, k)
     let u = bt.matmul(&x);
     assert_eq!(u.shape(), vec![n], "(n, k) @ (k)");
-    assert_close_f64(&f64s(&u), &matmul_host(&xv, &bv, 1, k, n), 1e-5, dot_atol(k), "matrix @ vector");
+    assert_close_f64(
+        &f64s(&u),
+        &matmul_host(&xv, &bv, 1, k, n),
+        1e-5,
+        dot_atol(k),
+        "matrix @ vector",
+    );
     let s = x.dot(&x);
     assert_eq!(s.shape(), Vec::<usize>::new(), "(k) @ (k)");
     let e: f64 = xv.iter().map(|&v| (v as f64) * (v as f64)).sum();
@@ -212,12 +266,32 @@ fn matmul_other_dtypes() {
     let bv = values(k * n, 16);
     let a64 = Tensor::from_slice(&av.iter().map(|&v| v as f64).collect::<Vec<_>>(), &[m, k]);
     let b64 = Tensor::from_slice(&bv.iter().map(|&v| v as f64).collect::<Vec<_>>(), &[k, n]);
-    assert_close_f64(&f64s(&a64.matmul(&b64)), &matmul_host(&av, &bv, m, k, n), 1e-12, 1e-13, "f64 matmul");
-    let a16 = Tensor::from_slice(&av, &[m, k]).cast(DType::F16).realize().unwrap().clone();
-    let b16 = Tensor::from_slice(&bv, &[k, n]).cast(DType::F16).realize().unwrap().clone();
+    assert_close_f64(
+        &f64s(&a64.matmul(&b64)),
+        &matmul_host(&av, &bv, m, k, n),
+        1e-12,
+        1e-13,
+        "f64 matmul",
+    );
+    let a16 = Tensor::from_slice(&av, &[m, k])
+        .cast(DType::F16)
+        .realize()
+        .unwrap()
+        .clone();
+    let b16 = Tensor::from_slice(&bv, &[k, n])
+        .cast(DType::F16)
+        .realize()
+        .unwrap()
+        .clone();
     let y16 = a16.matmul(&b16);
     assert_eq!(y16.dtype(), DType::F16);
-    assert_close_f64(&f64s(&y16), &matmul_host(&av, &bv, m, k, n), 1e-2, 5e-2, "f16 matmul (host)");
+    assert_close_f64(
+        &f64s(&y16),
+        &matmul_host(&av, &bv, m, k, n),
+        1e-2,
+        5e-2,
+        "f16 matmul (host)",
+    );
     check(&y16, 1e-2, 5e-2, "f16 matmul vs reference");
     let ybf = a16.cast(DType::BF16).matmul(&b16.cast(DType::BF16));
     check(&ybf, 2e-2, 2e-1, "bf16 matmul vs reference");
@@ -251,12 +325,15 @@ fn conv_host(
                         let cin = grp * cg + ic;
                         for p in 0..kh {
                             for q in 0..kw {
-                                let y = (i * o.stride.0 + p * o.dilation.0) as i64 - o.padding.0 as i64;
-                                let z = (j * o.stride.1 + q * o.dilation.1) as i64 - o.padding.1 as i64;
+                                let y =
+                                    (i * o.stride.0 + p * o.dilation.0) as i64 - o.padding.0 as i64;
+                                let z =
+                                    (j * o.stride.1 + q * o.dilation.1) as i64 - o.padding.1 as i64;
                                 if y < 0 || z < 0 || y >= h as i64 || z >= wd as i64 {
                                     continue;
                                 }
-                                let xv = x[((b * c + cin) * h + y as usize) * wd + z as usize] as f64;
+                                let xv =
+                                    x[((b * c + cin) * h + y as usize) * wd + z as usize] as f64;
                                 let wv = w[((oc * cg + ic) * kh + p) * kw + q] as f64;
                                 acc += xv * wv;
                             }
@@ -278,12 +355,25 @@ fn conv_case(xs: [usize; 4], ws: [usize; 4], with_bias: bool, o: Conv2dOptions, 
     let w = Tensor::from_slice(&wv, &ws);
     let b = Tensor::from_slice(&bv, &[ws[0]]);
     let y = x.conv2d(&w, if with_bias { Some(&b) } else { None }, o);
-    let (expect, shape) = conv_host(&xv, xs, &wv, ws, if with_bias { Some(&bv) } else { None }, o);
+    let (expect, shape) = conv_host(
+        &xv,
+        xs,
+        &wv,
+        ws,
+        if with_bias { Some(&bv) } else { None },
+        o,
+    );
     let what = format!("conv2d x {xs:?} w {ws:?} bias {with_bias} {o:?}");
     assert_eq!(y.shape(), shape.to_vec(), "{what}: shape");
     let k = ws[1] * ws[2] * ws[3];
     check(&y, 1e-5, dot_atol(k), &what);
-    assert_close_f64(&f64s(&y), &expect, 1e-5, dot_atol(k), &format!("{what} (host)"));
+    assert_close_f64(
+        &f64s(&y),
+        &expect,
+        1e-5,
+        dot_atol(k),
+        &format!("{what} (host)"),
+    );
 }
 
 #[test]
@@ -295,8 +385,20 @@ fn conv2d_host_values() {
     conv_case([1, 2, 5, 5], [3, 2, 3, 3], false, d.padding(1, 1), 4);
     conv_case([1, 1, 9, 9], [2, 1, 3, 3], false, d.dilation(2, 2), 5);
     conv_case([1, 4, 6, 6], [6, 2, 3, 3], true, d.groups(2), 6);
-    conv_case([2, 3, 5, 5], [3, 1, 3, 3], false, d.groups(3).padding(1, 1), 7);
-    conv_case([1, 2, 7, 8], [4, 2, 2, 3], true, d.stride(2, 1).padding(0, 2).dilation(1, 2), 8);
+    conv_case(
+        [2, 3, 5, 5],
+        [3, 1, 3, 3],
+        false,
+        d.groups(3).padding(1, 1),
+        7,
+    );
+    conv_case(
+        [1, 2, 7, 8],
+        [4, 2, 2, 3],
+        true,
+        d.stride(2, 1).padding(0, 2).dilation(1, 2),
+        8,
+    );
     conv_case([1, 3, 4, 4], [2, 3, 1, 1], false, d, 9);
     conv_case([1, 1, 1, 1], [1, 1, 1, 1], true, d, 10);
     conv_case([1, 2, 5, 5], [2, 2, 5, 5], false, d, 11);
@@ -310,7 +412,7 @@ proptest! {
                              kh in 1usize..4, kw in 1usize..4, s in (1usize..3, 1usize..3), p in (0usize..3, 0usize..3),
                              dl in (1usize..3, 1usize..3), bias: bool, seed in 0u64..100) {
         let o = Conv2dOptions::default().stride(s.0, s.1).padding(p.0, p.1).dilation(dl.0, dl.1).groups(g);
-        let fits = h + 2 * p.0 >= dl.0 * (kh - 1) + 1 && w + 2 * p.1 >= dl.1 * (kw - 1) + 1;
+        let fits = h + 2 * p.0 > dl.0 * (kh - 1) && w + 2 * p.1 > dl.1 * (kw - 1);
         prop_assume!(fits);
         conv_case([n, g * cg, h, w], [g * og, cg, kh, kw], bias, o, seed);
     }
@@ -334,12 +436,24 @@ fn conv2d_on_a_permuted_input() {
         None,
         Conv2dOptions::default().padding(1, 1),
     );
-    assert_close_f64(&f64s(&y), &expect, 1e-5, dot_atol(27), "conv2d of a permuted input (host)");
+    assert_close_f64(
+        &f64s(&y),
+        &expect,
+        1e-5,
+        dot_atol(27),
+        "conv2d of a permuted input (host)",
+    );
 }
 
 // ---- pooling ------------------------------------------------------------------------------------
 
-fn pool_host(x: &[f32], xs: [usize; 4], k: (usize, usize), o: Conv2dOptions, max: bool) -> (Vec<f64>, Vec<usize>) {
+fn pool_host(
+    x: &[f32],
+    xs: [usize; 4],
+    k: (usize, usize),
+    o: Conv2dOptions,
+    max: bool,
+) -> (Vec<f64>, Vec<usize>) {
     let [n, c, h, w] = xs;
     let oh = (h + 2 * o.padding.0 - o.dilation.0 * (k.0 - 1) - 1) / o.stride.0 + 1;
     let ow = (w + 2 * o.padding.1 - o.dilation.1 * (k.1 - 1) - 1) / o.stride.1 + 1;
@@ -386,9 +500,16 @@ fn pooling_host_values() {
         let xv = values(xs.iter().product(), 30 + i as u64);
         let x = Tensor::from_slice(&xv, &xs);
         for max in [true, false] {
-            let y = if max { x.max_pool2d(k, o) } else { x.avg_pool2d(k, o) };
+            let y = if max {
+                x.max_pool2d(k, o)
+            } else {
+                x.avg_pool2d(k, o)
+            };
             let (expect, shape) = pool_host(&xv, xs, k, o, max);
-            let what = format!("{} {xs:?} kernel {k:?} {o:?}", if max { "max_pool2d" } else { "avg_pool2d" });
+            let what = format!(
+                "{} {xs:?} kernel {k:?} {o:?}",
+                if max { "max_pool2d" } else { "avg_pool2d" }
+            );
             assert_eq!(y.shape(), shape, "{what}: shape");
             assert_close_f64(&f64s(&y), &expect, 1e-5, 1e-6, &what);
             check(&y, 1e-5, 1e-6, &what);
@@ -396,11 +517,20 @@ fn pooling_host_values() {
     }
     // A known 4x4 example.
     let x = Tensor::from_vec((0..16).map(|i| i as f32).collect::<Vec<_>>(), &[1, 1, 4, 4]);
-    assert_eq!(f64s(&x.max_pool2d((2, 2), d.stride(2, 2))), vec![5.0, 7.0, 13.0, 15.0]);
-    assert_eq!(f64s(&x.avg_pool2d((2, 2), d.stride(2, 2))), vec![2.5, 4.5, 10.5, 12.5]);
+    assert_eq!(
+        f64s(&x.max_pool2d((2, 2), d.stride(2, 2))),
+        vec![5.0, 7.0, 13.0, 15.0]
+    );
+    assert_eq!(
+        f64s(&x.avg_pool2d((2, 2), d.stride(2, 2))),
+        vec![2.5, 4.5, 10.5, 12.5]
+    );
     // Max pooling of negative values with padding: the padding never wins.
     let neg = Tensor::from_vec(vec![-5.0f32, -4.0, -3.0, -2.0], &[1, 1, 2, 2]);
-    assert_eq!(f64s(&neg.max_pool2d((2, 2), d.padding(1, 1).stride(2, 2))), vec![-5.0, -4.0, -3.0, -2.0]);
+    assert_eq!(
+        f64s(&neg.max_pool2d((2, 2), d.padding(1, 1).stride(2, 2))),
+        vec![-5.0, -4.0, -3.0, -2.0]
+    );
     // NaN propagates through max pooling.
     let nan = Tensor::from_vec(vec![1.0f32, f32::NAN, 3.0, 4.0], &[1, 1, 2, 2]);
     assert!(f64s(&nan.max_pool2d((2, 2), d))[0].is_nan());
@@ -414,8 +544,15 @@ fn one_hot_host_values() {
     let o = i.one_hot(4);
     assert_eq!(o.shape(), vec![2, 3, 4]);
     assert_eq!(o.dtype(), DType::I32);
-    let expect: Vec<i32> = [2i32, 0, 1, 3, -1, 4].iter().flat_map(|&c| (0..4).map(move |k| (k == c) as i32)).collect();
-    assert_eq!(o.to_vec::<i32>().unwrap(), expect, "out-of-range classes give all-zero rows");
+    let expect: Vec<i32> = [2i32, 0, 1, 3, -1, 4]
+        .iter()
+        .flat_map(|&c| (0..4).map(move |k| (k == c) as i32))
+        .collect();
+    assert_eq!(
+        o.to_vec::<i32>().unwrap(),
+        expect,
+        "out-of-range classes give all-zero rows"
+    );
     let u = Tensor::from_vec(vec![1u8, 0], &[2]).one_hot(3);
     assert_eq!(u.to_vec::<i32>().unwrap(), vec![0, 1, 0, 1, 0, 0]);
     let l = Tensor::from_vec(vec![4i64], &[]).one_hot(5);
@@ -433,15 +570,23 @@ fn gather_host_values() {
     let it = Tensor::from_slice(&idx, &[3, 3]);
     let g = x.gather(1, &it);
     assert_eq!(g.shape(), vec![3, 3]);
-    let expect: Vec<f64> = (0..9).map(|p| xv[(p / 3) * 4 + idx[p] as usize] as f64).collect();
+    let expect: Vec<f64> = (0..9)
+        .map(|p| xv[(p / 3) * 4 + idx[p] as usize] as f64)
+        .collect();
     assert_eq!(f64s(&g), expect, "gather(1)");
     // Along axis 0 with fewer columns than the input: out[i][j] = x[idx[i][j]][j].
     let idx0 = vec![2i64, 0, 1, 1, 0, 2];
     let g0 = x.gather(0, &Tensor::from_slice(&idx0, &[2, 3]));
-    let expect0: Vec<f64> = (0..6).map(|p| xv[idx0[p] as usize * 4 + p % 3] as f64).collect();
+    let expect0: Vec<f64> = (0..6)
+        .map(|p| xv[idx0[p] as usize * 4 + p % 3] as f64)
+        .collect();
     assert_eq!(f64s(&g0), expect0, "gather(0)");
     // Integer data, negative axis, transposed input.
-    let xi = Tensor::from_vec((0..12).map(|i| i * 100 - 550).collect::<Vec<i32>>(), &[4, 3]).t();
+    let xi = Tensor::from_vec(
+        (0..12).map(|i| i * 100 - 550).collect::<Vec<i32>>(),
+        &[4, 3],
+    )
+    .t();
     let gi = xi.gather(-1, &Tensor::from_vec(vec![3i32, 1, 0, 2], &[2, 2]));
     assert_eq!(gi.dtype(), DType::I32);
     // xi[i][j] = (j * 3 + i) * 100 - 550

@@ -14,8 +14,19 @@ use ferrograd::testing::check;
 use ferrograd::{All, DType, Tensor};
 use proptest::prelude::*;
 
-const R_SHAPES: &[&[usize]] =
-    &[&[1], &[5], &[33], &[3, 5], &[7, 1, 3], &[4, 33], &[2, 3, 5], &[3, 4, 5, 2], &[16], &[8, 64], &[4, 16, 4]];
+const R_SHAPES: &[&[usize]] = &[
+    &[1],
+    &[5],
+    &[33],
+    &[3, 5],
+    &[7, 1, 3],
+    &[4, 33],
+    &[2, 3, 5],
+    &[3, 4, 5, 2],
+    &[16],
+    &[8, 64],
+    &[4, 16, 4],
+];
 
 /// Absolute tolerance for a float sum of `n` terms of magnitude <= 4.
 fn sum_atol(n: usize) -> f64 {
@@ -145,13 +156,17 @@ fn sums_over_axes_host_values() {
     let at = |i: usize, j: usize, k: usize| v[i * 12 + j * 4 + k] as f64;
     let s0 = t.sum(0);
     assert_eq!(s0.shape(), vec![3, 4]);
-    let e0: Vec<f64> =
-        (0..3).flat_map(|j| (0..4).map(move |k| (j, k))).map(|(j, k)| at(0, j, k) + at(1, j, k)).collect();
+    let e0: Vec<f64> = (0..3)
+        .flat_map(|j| (0..4).map(move |k| (j, k)))
+        .map(|(j, k)| at(0, j, k) + at(1, j, k))
+        .collect();
     assert_eq!(f64s(&s0), e0, "sum(0)");
     let s1 = t.sum_keepdim(-2);
     assert_eq!(s1.shape(), vec![2, 1, 4]);
-    let e1: Vec<f64> =
-        (0..2).flat_map(|i| (0..4).map(move |k| (i, k))).map(|(i, k)| (0..3).map(|j| at(i, j, k)).sum()).collect();
+    let e1: Vec<f64> = (0..2)
+        .flat_map(|i| (0..4).map(move |k| (i, k)))
+        .map(|(i, k)| (0..3).map(|j| at(i, j, k)).sum())
+        .collect();
     assert_eq!(f64s(&s1), e1, "sum_keepdim(-2)");
     let s02 = t.sum([0, 2]);
     assert_eq!(s02.shape(), vec![3]);
@@ -166,13 +181,27 @@ fn sums_over_axes_host_values() {
     // On a permuted view: sum over the (new) last axis.
     let p = t.permute([2, 0, 1]).sum(-1);
     assert_eq!(p.shape(), vec![4, 2]);
-    let ep: Vec<f64> =
-        (0..4).flat_map(|k| (0..2).map(move |i| (k, i))).map(|(k, i)| (0..3).map(|j| at(i, j, k)).sum()).collect();
+    let ep: Vec<f64> = (0..4)
+        .flat_map(|k| (0..2).map(move |i| (k, i)))
+        .map(|(k, i)| (0..3).map(|j| at(i, j, k)).sum())
+        .collect();
     assert_eq!(f64s(&p), ep, "permuted sum");
     // Mean, max, min, prod.
-    assert_eq!(f64s(&t.mean(-1)), (0..6).map(|r| (4 * r) as f64 + 1.5).collect::<Vec<_>>(), "mean(-1)");
-    assert_eq!(f64s(&t.max(1)), vec![8.0, 9.0, 10.0, 11.0, 20.0, 21.0, 22.0, 23.0], "max(1)");
-    assert_eq!(f64s(&t.min([0, 1])), vec![0.0, 1.0, 2.0, 3.0], "min([0, 1])");
+    assert_eq!(
+        f64s(&t.mean(-1)),
+        (0..6).map(|r| (4 * r) as f64 + 1.5).collect::<Vec<_>>(),
+        "mean(-1)"
+    );
+    assert_eq!(
+        f64s(&t.max(1)),
+        vec![8.0, 9.0, 10.0, 11.0, 20.0, 21.0, 22.0, 23.0],
+        "max(1)"
+    );
+    assert_eq!(
+        f64s(&t.min([0, 1])),
+        vec![0.0, 1.0, 2.0, 3.0],
+        "min([0, 1])"
+    );
     let small = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, -4.0, 0.5, 2.0], &[2, 3]);
     assert_eq!(f64s(&small.prod(1)), vec![6.0, -4.0], "prod(1)");
     assert_eq!(f64s(&small.prod(All)), vec![-24.0], "prod(All)");
@@ -212,31 +241,66 @@ fn large_sums_and_means() {
     let expect: f64 = v.iter().map(|&x| x as f64).sum();
     assert_eq!(t.sum(0).item::<f32>().unwrap() as f64, expect);
     let m = t.reshape([1, n]).expand([3, n]).mean(-1);
-    assert_close_f64(&f64s(&m), &[expect / n as f64; 3], 1e-6, 0.0, "mean of expanded rows");
-    let x: Vec<f32> = (0..64 * 129).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
+    assert_close_f64(
+        &f64s(&m),
+        &[expect / n as f64; 3],
+        1e-6,
+        0.0,
+        "mean of expanded rows",
+    );
+    let x: Vec<f32> = (0..64 * 129)
+        .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+        .collect();
     let t = Tensor::from_slice(&x, &[64, 129]);
     check(&t.sum(1), 1e-5, sum_atol(129), "sum(1) of 64x129");
     check(&t.sum(0), 1e-5, sum_atol(64), "sum(0) of 64x129");
-    check(&t.t().sum(0), 1e-5, sum_atol(129), "sum(0) of the transpose");
-    check(&(&t * &t).sum(All), 1e-5, sum_atol(64 * 129) * 4.0, "sum of squares");
+    check(
+        &t.t().sum(0),
+        1e-5,
+        sum_atol(129),
+        "sum(0) of the transpose",
+    );
+    check(
+        &(&t * &t).sum(All),
+        1e-5,
+        sum_atol(64 * 129) * 4.0,
+        "sum of squares",
+    );
 }
 
 #[test]
 fn split_reductions() {
     // Reductions of >= 2^16 elements into few outputs run in two stages.
     let n = 1 << 17;
-    let v: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1024) as f32 / 256.0 - 2.0).collect();
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 1024) as f32 / 256.0 - 2.0)
+        .collect();
     let t = Tensor::from_slice(&v, &[n]);
     let expect: f64 = v.iter().map(|&x| x as f64).sum();
     assert_close_f64(&f64s(&t.sum(0)), &[expect], 1e-5, 1e-3, "sum of 2^17");
     check(&t.sum(All), 1e-5, 1e-3, "sum of 2^17 vs reference");
     check(&t.mean(0), 1e-5, 1e-6, "mean of 2^17");
     let m = t.reshape([2, 256, 256]);
-    check(&m.sum([1, 2]), 1e-5, 1e-3, "sum of trailing axes, 2 outputs");
+    check(
+        &m.sum([1, 2]),
+        1e-5,
+        1e-3,
+        "sum of trailing axes, 2 outputs",
+    );
     check(&m.max([-2, -1]), 0.0, 0.0, "max of trailing axes");
-    check(&m.min_keepdim([1, 2]), 0.0, 0.0, "min_keepdim of trailing axes");
+    check(
+        &m.min_keepdim([1, 2]),
+        0.0,
+        0.0,
+        "min_keepdim of trailing axes",
+    );
     check(&t.argmax(0), 0.0, 0.0, "argmax of 2^17");
-    check(&m.permute([1, 2, 0]).sum([0, 1]), 1e-5, 1e-3, "sum of leading axes of a permuted view");
+    check(
+        &m.permute([1, 2, 0]).sum([0, 1]),
+        1e-5,
+        1e-3,
+        "sum of leading axes of a permuted view",
+    );
     // Where the maximum sits matters: put it near the end and NaN in the middle.
     let mut w = v.clone();
     w[n - 3] = 100.0;
@@ -257,18 +321,32 @@ fn split_reductions() {
 #[test]
 fn half_precision_reductions() {
     // Sums in 16-bit dtypes: the device may accumulate in the 16-bit type.
-    let v: Vec<f32> = (0..96).map(|i| ((i * 37) % 17) as f32 * 0.125 - 1.0).collect();
+    let v: Vec<f32> = (0..96)
+        .map(|i| ((i * 37) % 17) as f32 * 0.125 - 1.0)
+        .collect();
     for (dtype, eps) in [(DType::F16, 1e-3), (DType::BF16, 8e-3)] {
-        let x = Tensor::from_slice(&v, &[3, 32]).cast(dtype).realize().unwrap().clone();
+        let x = Tensor::from_slice(&v, &[3, 32])
+            .cast(dtype)
+            .realize()
+            .unwrap()
+            .clone();
         check(&x.sum(1), eps, 32.0 * 2.0 * eps, &format!("{dtype} sum(1)"));
         check(&x.sum(0), eps, 3.0 * 2.0 * eps, &format!("{dtype} sum(0)"));
         check(&x.max(1), 0.0, 0.0, &format!("{dtype} max(1)"));
         check(&x.min(0), 0.0, 0.0, &format!("{dtype} min(0)"));
         check(&x.argmax(1), 0.0, 0.0, &format!("{dtype} argmax(1)"));
         check(&x.mean(-1), eps, 2.0 * eps, &format!("{dtype} mean"));
-        check(&x.softmax(-1), 4.0 * eps, 2.0 * eps, &format!("{dtype} softmax"));
+        check(
+            &x.softmax(-1),
+            4.0 * eps,
+            2.0 * eps,
+            &format!("{dtype} softmax"),
+        );
     }
-    let x = Tensor::from_slice(&v.iter().map(|&a| a as f64 + 1e-12).collect::<Vec<_>>(), &[3, 32]);
+    let x = Tensor::from_slice(
+        &v.iter().map(|&a| a as f64 + 1e-12).collect::<Vec<_>>(),
+        &[3, 32],
+    );
     check(&x.sum(1), 1e-12, 1e-12, "f64 sum(1)");
     check(&x.var(1, 1), 1e-10, 1e-12, "f64 var(1)");
     check(&x.logsumexp(0), 1e-12, 1e-12, "f64 logsumexp(0)");
@@ -278,21 +356,52 @@ fn half_precision_reductions() {
 fn var_std_host_values() {
     let v = vec![2.0f32, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
     let t = Tensor::from_slice(&v, &[8]);
-    assert_close_f64(&f64s(&t.var(0, 0)), &[4.0], 1e-6, 0.0, "population variance");
+    assert_close_f64(
+        &f64s(&t.var(0, 0)),
+        &[4.0],
+        1e-6,
+        0.0,
+        "population variance",
+    );
     assert_close_f64(&f64s(&t.std(0, 0)), &[2.0], 1e-6, 0.0, "population std");
-    assert_close_f64(&f64s(&t.var(0, 1)), &[32.0 / 7.0], 1e-6, 0.0, "unbiased variance");
+    assert_close_f64(
+        &f64s(&t.var(0, 1)),
+        &[32.0 / 7.0],
+        1e-6,
+        0.0,
+        "unbiased variance",
+    );
     let m = t.reshape([2, 4]);
     // Rows [2, 4, 4, 4] and [5, 5, 7, 9]: means 3.5 and 6.5.
     assert_close_f64(&f64s(&m.var(1, 1)), &[1.0, 11.0 / 3.0], 1e-6, 0.0, "var(1)");
     let k = m.std_keepdim(-1, 0);
     assert_eq!(k.shape(), vec![2, 1]);
-    assert_close_f64(&f64s(&k), &[0.75f64.sqrt(), 2.75f64.sqrt()], 1e-6, 0.0, "std_keepdim");
+    assert_close_f64(
+        &f64s(&k),
+        &[0.75f64.sqrt(), 2.75f64.sqrt()],
+        1e-6,
+        0.0,
+        "std_keepdim",
+    );
     assert_eq!(m.var_keepdim(All, 0).shape(), vec![1, 1]);
 }
 
 #[test]
 fn argmax_argmin_host_values() {
-    let v = vec![1.0f32, 5.0, 5.0, -2.0, 3.0, -2.0, 0.0, 9.0, 9.0, f32::NAN, 1.0, f32::NAN];
+    let v = vec![
+        1.0f32,
+        5.0,
+        5.0,
+        -2.0,
+        3.0,
+        -2.0,
+        0.0,
+        9.0,
+        9.0,
+        f32::NAN,
+        1.0,
+        f32::NAN,
+    ];
     let t = Tensor::from_slice(&v, &[3, 4]);
     // Ties give the first index; NaN counts as the extreme.
     let am = t.argmax(1);
@@ -307,12 +416,18 @@ fn argmax_argmin_host_values() {
     assert_eq!(finite.argmax_all().shape(), Vec::<usize>::new());
     assert_eq!(finite.argmax(1).to_vec::<i32>().unwrap(), vec![2, 0]);
     // On a flipped view the index is in view coordinates.
-    assert_eq!(finite.flip(1).argmax(1).to_vec::<i32>().unwrap(), vec![0, 2]);
+    assert_eq!(
+        finite.flip(1).argmax(1).to_vec::<i32>().unwrap(),
+        vec![0, 2]
+    );
 }
 
 #[test]
 fn max_min_propagate_nan() {
-    let t = Tensor::from_vec(vec![1.0f32, f32::NAN, 3.0, -1.0, f32::NEG_INFINITY, 2.0], &[2, 3]);
+    let t = Tensor::from_vec(
+        vec![1.0f32, f32::NAN, 3.0, -1.0, f32::NEG_INFINITY, 2.0],
+        &[2, 3],
+    );
     let mx = f64s(&t.max(1));
     assert!(mx[0].is_nan() && mx[1] == 2.0, "max: {mx:?}");
     let mn = f64s(&t.min(1));
@@ -324,11 +439,17 @@ fn max_min_propagate_nan() {
 
 #[test]
 fn any_all_host_values() {
-    let t = Tensor::from_vec(vec![0.0f32, 0.0, 0.0, 1.0, 0.0, 2.0, f32::NAN, 3.0, 4.0], &[3, 3]);
+    let t = Tensor::from_vec(
+        vec![0.0f32, 0.0, 0.0, 1.0, 0.0, 2.0, f32::NAN, 3.0, 4.0],
+        &[3, 3],
+    );
     assert_eq!(t.any(1).to_vec::<bool>().unwrap(), vec![false, true, true]);
     assert_eq!(t.all(1).to_vec::<bool>().unwrap(), vec![false, false, true]);
     assert_eq!(t.any(0).to_vec::<bool>().unwrap(), vec![true, true, true]);
-    assert_eq!(t.all(0).to_vec::<bool>().unwrap(), vec![false, false, false]);
+    assert_eq!(
+        t.all(0).to_vec::<bool>().unwrap(),
+        vec![false, false, false]
+    );
     assert!(t.any(All).item::<bool>().unwrap());
     assert!(!t.all(All).item::<bool>().unwrap());
     let b = Tensor::from_vec(vec![true, true, false, true], &[2, 2]);
@@ -338,7 +459,11 @@ fn any_all_host_values() {
 
 #[test]
 fn softmax_logsumexp_host_values() {
-    let rows = [vec![1.0f64, 2.0, 3.0], vec![1000.0, 1000.0, 999.0], vec![-1e9, 0.0, f64::NEG_INFINITY]];
+    let rows = [
+        vec![1.0f64, 2.0, 3.0],
+        vec![1000.0, 1000.0, 999.0],
+        vec![-1e9, 0.0, f64::NEG_INFINITY],
+    ];
     let v: Vec<f32> = rows.iter().flatten().map(|&x| x as f32).collect();
     let t = Tensor::from_slice(&v, &[3, 3]);
     let mut sm = Vec::new();
@@ -349,10 +474,23 @@ fn softmax_logsumexp_host_values() {
         sm.extend(r.iter().map(|x| (x - m).exp() / s));
         lse.push(m + s.ln());
     }
-    assert_close_f64(&f64s(&t.softmax(-1)), &sm, 1e-5, 1e-7, "softmax (large values stay finite)");
+    assert_close_f64(
+        &f64s(&t.softmax(-1)),
+        &sm,
+        1e-5,
+        1e-7,
+        "softmax (large values stay finite)",
+    );
     assert_close_f64(&f64s(&t.logsumexp(1)), &lse, 1e-6, 1e-5, "logsumexp");
-    let ls: Vec<f64> = rows.iter().zip(&lse).flat_map(|(r, l)| r.iter().map(move |x| (x - l).max(-1e30))).collect();
-    let got: Vec<f64> = f64s(&t.log_softmax(1)).iter().map(|x| x.max(-1e30)).collect();
+    let ls: Vec<f64> = rows
+        .iter()
+        .zip(&lse)
+        .flat_map(|(r, l)| r.iter().map(move |x| (x - l).max(-1e30)))
+        .collect();
+    let got: Vec<f64> = f64s(&t.log_softmax(1))
+        .iter()
+        .map(|x| x.max(-1e30))
+        .collect();
     // |lse| ~ 1000 in f32 is good to 6e-5.
     assert_close_f64(&got, &ls, 1e-5, 1e-4, "log_softmax");
     // Along axis 0 (a strided reduction), rows sum to one.
@@ -373,7 +511,13 @@ fn cumsum_host_values() {
     let i = Tensor::from_vec(vec![5i32, -2, 7, i32::MAX, 1], &[5]);
     assert_eq!(
         i.cumsum(0).to_vec::<i32>().unwrap(),
-        vec![5, 3, 10, 10i32.wrapping_add(i32::MAX), 11i32.wrapping_add(i32::MAX)]
+        vec![
+            5,
+            3,
+            10,
+            10i32.wrapping_add(i32::MAX),
+            11i32.wrapping_add(i32::MAX)
+        ]
     );
     let b = Tensor::from_vec(vec![true, false, true, true], &[4]);
     assert_eq!(b.cumsum(0).to_vec::<i32>().unwrap(), vec![1, 1, 2, 3]);

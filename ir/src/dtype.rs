@@ -59,7 +59,10 @@ impl DType {
 
     /// True for the integer types (not bool).
     pub fn is_int(self) -> bool {
-        matches!(self, DType::I8 | DType::U8 | DType::I32 | DType::U32 | DType::I64)
+        matches!(
+            self,
+            DType::I8 | DType::U8 | DType::I32 | DType::U32 | DType::I64
+        )
     }
 
     /// True for signed integers.

@@ -27,7 +27,11 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "%{} = {:?} {}{:?} @{} (", self.id, self.op, self.dtype, self.shape, self.device)?;
+        write!(
+            f,
+            "%{} = {:?} {}{:?} @{} (",
+            self.id, self.op, self.dtype, self.shape, self.device
+        )?;
         for (i, s) in self.src.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
@@ -69,7 +73,12 @@ static INTERNER: OnceLock<Mutex<Interner>> = OnceLock::new();
 static NEXT_NODE_ID: AtomicU64 = AtomicU64::new(1);
 
 fn interner() -> &'static Mutex<Interner> {
-    INTERNER.get_or_init(|| Mutex::new(Interner { map: HashMap::new(), sweep_at: 1024 }))
+    INTERNER.get_or_init(|| {
+        Mutex::new(Interner {
+            map: HashMap::new(),
+            sweep_at: 1024,
+        })
+    })
 }
 
 /// Number of elements of a shape (1 for a 0-d shape).
@@ -115,7 +124,13 @@ impl Node {
         let _ = self.realized.set(buffer);
     }
 
-    fn intern(op: Op, src: Vec<NodeRef>, dtype: DType, shape: Vec<usize>, device: Arc<str>) -> NodeRef {
+    fn intern(
+        op: Op,
+        src: Vec<NodeRef>,
+        dtype: DType,
+        shape: Vec<usize>,
+        device: Arc<str>,
+    ) -> NodeRef {
         let key = NodeKey {
             op,
             src: src.iter().map(|s| s.id).collect(),
@@ -149,20 +164,49 @@ impl Node {
     }
 
     /// A leaf holding realized memory of `dtype` and `shape` on `device`.
-    pub fn buffer(buffer: BufferHandle, dtype: DType, shape: &[usize], device: &Arc<str>) -> NodeRef {
-        Self::intern(Op::Buffer(buffer), vec![], dtype, shape.to_vec(), device.clone())
+    pub fn buffer(
+        buffer: BufferHandle,
+        dtype: DType,
+        shape: &[usize],
+        device: &Arc<str>,
+    ) -> NodeRef {
+        Self::intern(
+            Op::Buffer(buffer),
+            vec![],
+            dtype,
+            shape.to_vec(),
+            device.clone(),
+        )
     }
 
     /// A tensor whose elements all equal `value` (cast to `dtype`).
     pub fn constant(value: Scalar, dtype: DType, shape: &[usize], device: &Arc<str>) -> NodeRef {
-        Self::intern(Op::Const(value.cast(dtype)), vec![], dtype, shape.to_vec(), device.clone())
+        Self::intern(
+            Op::Const(value.cast(dtype)),
+            vec![],
+            dtype,
+            shape.to_vec(),
+            device.clone(),
+        )
     }
 
     /// A tensor whose elements equal their index along `axis`.
     pub fn arange(axis: usize, dtype: DType, shape: &[usize], device: &Arc<str>) -> NodeRef {
-        assert!(axis < shape.len(), "arange: axis {axis} out of range for shape {shape:?}");
-        assert!(dtype.is_int(), "arange: index nodes must have an integer dtype, got {dtype}");
-        Self::intern(Op::Arange(axis), vec![], dtype, shape.to_vec(), device.clone())
+        assert!(
+            axis < shape.len(),
+            "arange: axis {axis} out of range for shape {shape:?}"
+        );
+        assert!(
+            dtype.is_int(),
+            "arange: index nodes must have an integer dtype, got {dtype}"
+        );
+        Self::intern(
+            Op::Arange(axis),
+            vec![],
+            dtype,
+            shape.to_vec(),
+            device.clone(),
+        )
     }
 
     /// An elementwise op of one operand.
@@ -174,8 +218,18 @@ impl Node {
             a.dtype,
             a.shape
         );
-        assert!(a.dtype != DType::Bool, "{op:?}: not defined for bool (shape {:?})", a.shape);
-        Self::intern(Op::Unary(op), vec![a.clone()], a.dtype, a.shape.clone(), a.device.clone())
+        assert!(
+            a.dtype != DType::Bool,
+            "{op:?}: not defined for bool (shape {:?})",
+            a.shape
+        );
+        Self::intern(
+            Op::Unary(op),
+            vec![a.clone()],
+            a.dtype,
+            a.shape.clone(),
+            a.device.clone(),
+        )
     }
 
     /// Converts values to `dtype`.
@@ -183,7 +237,13 @@ impl Node {
         if a.dtype == dtype {
             return a.clone();
         }
-        Self::intern(Op::Cast, vec![a.clone()], dtype, a.shape.clone(), a.device.clone())
+        Self::intern(
+            Op::Cast,
+            vec![a.clone()],
+            dtype,
+            a.shape.clone(),
+            a.device.clone(),
+        )
     }
 
     /// Reinterprets bits as `dtype` (same element size).
@@ -199,7 +259,13 @@ impl Node {
         if a.dtype == dtype {
             return a.clone();
         }
-        Self::intern(Op::Bitcast, vec![a.clone()], dtype, a.shape.clone(), a.device.clone())
+        Self::intern(
+            Op::Bitcast,
+            vec![a.clone()],
+            dtype,
+            a.shape.clone(),
+            a.device.clone(),
+        )
     }
 
     /// An elementwise op of two operands of equal dtype and shape.
@@ -209,8 +275,16 @@ impl Node {
             "{op:?}: shapes {:?} and {:?} differ (broadcast first)",
             a.shape, b.shape
         );
-        assert_eq!(a.dtype, b.dtype, "{op:?}: dtypes {} and {} differ (shapes {:?})", a.dtype, b.dtype, a.shape);
-        assert_eq!(a.device, b.device, "{op:?}: operands on devices {} and {}", a.device, b.device);
+        assert_eq!(
+            a.dtype, b.dtype,
+            "{op:?}: dtypes {} and {} differ (shapes {:?})",
+            a.dtype, b.dtype, a.shape
+        );
+        assert_eq!(
+            a.device, b.device,
+            "{op:?}: operands on devices {} and {}",
+            a.device, b.device
+        );
         match op {
             BinaryOp::IDiv | BinaryOp::Mod | BinaryOp::Shl | BinaryOp::Shr => assert!(
                 a.dtype.is_int(),
@@ -226,8 +300,18 @@ impl Node {
             ),
             _ => {}
         }
-        let dtype = if op.is_comparison() { DType::Bool } else { a.dtype };
-        Self::intern(Op::Binary(op), vec![a.clone(), b.clone()], dtype, a.shape.clone(), a.device.clone())
+        let dtype = if op.is_comparison() {
+            DType::Bool
+        } else {
+            a.dtype
+        };
+        Self::intern(
+            Op::Binary(op),
+            vec![a.clone(), b.clone()],
+            dtype,
+            a.shape.clone(),
+            a.device.clone(),
+        )
     }
 
     /// `cond ? a : b` elementwise.
@@ -239,8 +323,17 @@ impl Node {
             a.shape,
             b.shape
         );
-        assert_eq!(cond.dtype, DType::Bool, "where: condition must be bool, got {}", cond.dtype);
-        assert_eq!(a.dtype, b.dtype, "where: branch dtypes {} and {} differ", a.dtype, b.dtype);
+        assert_eq!(
+            cond.dtype,
+            DType::Bool,
+            "where: condition must be bool, got {}",
+            cond.dtype
+        );
+        assert_eq!(
+            a.dtype, b.dtype,
+            "where: branch dtypes {} and {} differ",
+            a.dtype, b.dtype
+        );
         Self::intern(
             Op::Ternary(TernaryOp::Where),
             vec![cond.clone(), a.clone(), b.clone()],
@@ -277,7 +370,11 @@ impl Node {
         axes.sort_unstable();
         axes.dedup();
         for &ax in &axes {
-            assert!(ax < a.shape.len(), "reduce {op:?}: axis {ax} out of range for shape {:?}", a.shape);
+            assert!(
+                ax < a.shape.len(),
+                "reduce {op:?}: axis {ax} out of range for shape {:?}",
+                a.shape
+            );
         }
         let axes: Vec<usize> = axes.into_iter().filter(|&ax| a.shape[ax] != 1).collect();
         if axes.is_empty() {
@@ -287,7 +384,13 @@ impl Node {
         for &ax in &axes {
             shape[ax] = 1;
         }
-        Self::intern(Op::Reduce(op, axes), vec![a.clone()], a.dtype, shape, a.device.clone())
+        Self::intern(
+            Op::Reduce(op, axes),
+            vec![a.clone()],
+            a.dtype,
+            shape,
+            a.device.clone(),
+        )
     }
 
     /// Same elements in row-major order with a new shape.
@@ -306,71 +409,156 @@ impl Node {
         if let Op::Reshape = a.op {
             return Self::reshape(&a.src[0], shape);
         }
-        Self::intern(Op::Reshape, vec![a.clone()], a.dtype, shape.to_vec(), a.device.clone())
+        Self::intern(
+            Op::Reshape,
+            vec![a.clone()],
+            a.dtype,
+            shape.to_vec(),
+            a.device.clone(),
+        )
     }
 
     /// Reorders axes: result axis i is source axis `perm[i]`.
     pub fn permute(a: &NodeRef, perm: &[usize]) -> NodeRef {
         let mut seen = vec![false; a.shape.len()];
-        assert_eq!(perm.len(), a.shape.len(), "permute: {perm:?} does not fit shape {:?}", a.shape);
+        assert_eq!(
+            perm.len(),
+            a.shape.len(),
+            "permute: {perm:?} does not fit shape {:?}",
+            a.shape
+        );
         for &p in perm {
-            assert!(p < seen.len() && !seen[p], "permute: {perm:?} is not a permutation for shape {:?}", a.shape);
+            assert!(
+                p < seen.len() && !seen[p],
+                "permute: {perm:?} is not a permutation for shape {:?}",
+                a.shape
+            );
             seen[p] = true;
         }
         if perm.iter().enumerate().all(|(i, &p)| i == p) {
             return a.clone();
         }
         let shape = perm.iter().map(|&p| a.shape[p]).collect();
-        Self::intern(Op::Permute(perm.to_vec()), vec![a.clone()], a.dtype, shape, a.device.clone())
+        Self::intern(
+            Op::Permute(perm.to_vec()),
+            vec![a.clone()],
+            a.dtype,
+            shape,
+            a.device.clone(),
+        )
     }
 
     /// Broadcasts size-1 axes of `a` to `shape` (same rank).
     pub fn expand(a: &NodeRef, shape: &[usize]) -> NodeRef {
-        assert_eq!(shape.len(), a.shape.len(), "expand: rank of {:?} differs from {shape:?}", a.shape);
+        assert_eq!(
+            shape.len(),
+            a.shape.len(),
+            "expand: rank of {:?} differs from {shape:?}",
+            a.shape
+        );
         for (i, (&s, &t)) in a.shape.iter().zip(shape).enumerate() {
-            assert!(s == t || s == 1, "expand: axis {i} of {:?} cannot become {t} (target {shape:?})", a.shape);
+            assert!(
+                s == t || s == 1,
+                "expand: axis {i} of {:?} cannot become {t} (target {shape:?})",
+                a.shape
+            );
         }
         if shape == a.shape.as_slice() {
             return a.clone();
         }
-        Self::intern(Op::Expand, vec![a.clone()], a.dtype, shape.to_vec(), a.device.clone())
+        Self::intern(
+            Op::Expand,
+            vec![a.clone()],
+            a.dtype,
+            shape.to_vec(),
+            a.device.clone(),
+        )
     }
 
     /// Pads each axis with `(before, after)` zeros.
     pub fn pad(a: &NodeRef, padding: &[(usize, usize)]) -> NodeRef {
-        assert_eq!(padding.len(), a.shape.len(), "pad: {padding:?} does not fit shape {:?}", a.shape);
+        assert_eq!(
+            padding.len(),
+            a.shape.len(),
+            "pad: {padding:?} does not fit shape {:?}",
+            a.shape
+        );
         if padding.iter().all(|&(b, e)| b == 0 && e == 0) {
             return a.clone();
         }
-        let shape = a.shape.iter().zip(padding).map(|(&s, &(b, e))| s + b + e).collect();
-        Self::intern(Op::Pad(padding.to_vec()), vec![a.clone()], a.dtype, shape, a.device.clone())
+        let shape = a
+            .shape
+            .iter()
+            .zip(padding)
+            .map(|(&s, &(b, e))| s + b + e)
+            .collect();
+        Self::intern(
+            Op::Pad(padding.to_vec()),
+            vec![a.clone()],
+            a.dtype,
+            shape,
+            a.device.clone(),
+        )
     }
 
     /// Keeps `[start, end)` of each axis.
     pub fn shrink(a: &NodeRef, bounds: &[(usize, usize)]) -> NodeRef {
-        assert_eq!(bounds.len(), a.shape.len(), "shrink: {bounds:?} does not fit shape {:?}", a.shape);
+        assert_eq!(
+            bounds.len(),
+            a.shape.len(),
+            "shrink: {bounds:?} does not fit shape {:?}",
+            a.shape
+        );
         for (i, (&(s, e), &n)) in bounds.iter().zip(&a.shape).enumerate() {
-            assert!(s <= e && e <= n, "shrink: bounds ({s}, {e}) invalid for axis {i} of {:?}", a.shape);
+            assert!(
+                s <= e && e <= n,
+                "shrink: bounds ({s}, {e}) invalid for axis {i} of {:?}",
+                a.shape
+            );
         }
-        if bounds.iter().zip(&a.shape).all(|(&(s, e), &n)| s == 0 && e == n) {
+        if bounds
+            .iter()
+            .zip(&a.shape)
+            .all(|(&(s, e), &n)| s == 0 && e == n)
+        {
             return a.clone();
         }
         let shape = bounds.iter().map(|&(s, e)| e - s).collect();
-        Self::intern(Op::Shrink(bounds.to_vec()), vec![a.clone()], a.dtype, shape, a.device.clone())
+        Self::intern(
+            Op::Shrink(bounds.to_vec()),
+            vec![a.clone()],
+            a.dtype,
+            shape,
+            a.device.clone(),
+        )
     }
 
     /// Reverses the listed axes.
     pub fn flip(a: &NodeRef, axes: &[usize]) -> NodeRef {
-        let mut axes: Vec<usize> = axes.iter().copied().filter(|&ax| a.shape.get(ax).is_none_or(|&n| n > 1)).collect();
+        let mut axes: Vec<usize> = axes
+            .iter()
+            .copied()
+            .filter(|&ax| a.shape.get(ax).is_none_or(|&n| n > 1))
+            .collect();
         axes.sort_unstable();
         axes.dedup();
         for &ax in &axes {
-            assert!(ax < a.shape.len(), "flip: axis {ax} out of range for shape {:?}", a.shape);
+            assert!(
+                ax < a.shape.len(),
+                "flip: axis {ax} out of range for shape {:?}",
+                a.shape
+            );
         }
         if axes.is_empty() {
             return a.clone();
         }
-        Self::intern(Op::Flip(axes), vec![a.clone()], a.dtype, a.shape.clone(), a.device.clone())
+        Self::intern(
+            Op::Flip(axes),
+            vec![a.clone()],
+            a.dtype,
+            a.shape.clone(),
+            a.device.clone(),
+        )
     }
 
     /// Forces `a` into its own contiguous buffer.
@@ -378,7 +566,13 @@ impl Node {
         if matches!(a.op, Op::Buffer(_) | Op::Contiguous) {
             return a.clone();
         }
-        Self::intern(Op::Contiguous, vec![a.clone()], a.dtype, a.shape.clone(), a.device.clone())
+        Self::intern(
+            Op::Contiguous,
+            vec![a.clone()],
+            a.dtype,
+            a.shape.clone(),
+            a.device.clone(),
+        )
     }
 
     /// The value of `a` on `device`.
@@ -386,7 +580,13 @@ impl Node {
         if &a.device == device {
             return a.clone();
         }
-        Self::intern(Op::Copy, vec![a.clone()], a.dtype, a.shape.clone(), device.clone())
+        Self::intern(
+            Op::Copy,
+            vec![a.clone()],
+            a.dtype,
+            a.shape.clone(),
+            device.clone(),
+        )
     }
 }
 
@@ -395,7 +595,8 @@ impl Node {
 pub fn toposort(targets: &[NodeRef]) -> Vec<NodeRef> {
     let mut order = Vec::new();
     let mut visited = std::collections::HashSet::new();
-    let mut stack: Vec<(NodeRef, bool)> = targets.iter().rev().map(|t| (t.clone(), false)).collect();
+    let mut stack: Vec<(NodeRef, bool)> =
+        targets.iter().rev().map(|t| (t.clone(), false)).collect();
     while let Some((node, expanded)) = stack.pop() {
         if expanded {
             order.push(node);
@@ -478,7 +679,7 @@ mod tests {
         let a = Node::arange(0, DType::I32, &[4], &cpu());
         let b = Node::binary(BinaryOp::Mul, &a, &a);
         let c = Node::binary(BinaryOp::Add, &b, &a);
-        let order = toposort(&[c.clone()]);
+        let order = toposort(std::slice::from_ref(&c));
         let pos = |n: &NodeRef| order.iter().position(|x| Arc::ptr_eq(x, n)).unwrap();
         assert!(pos(&a) < pos(&b) && pos(&b) < pos(&c));
         assert_eq!(order.len(), 3);

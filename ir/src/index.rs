@@ -37,7 +37,10 @@ pub struct IdxCtx {
 impl Idx {
     /// The constant `c`.
     pub fn konst(c: i64) -> Idx {
-        Idx { terms: Vec::new(), konst: c }
+        Idx {
+            terms: Vec::new(),
+            konst: c,
+        }
     }
     /// The constant value, if this expression has no variables.
     pub fn as_const(&self) -> Option<i64> {
@@ -108,7 +111,10 @@ impl Idx {
         n
     }
     fn from_terms(map: BTreeMap<Atom, i64>, konst: i64) -> Idx {
-        Idx { terms: map.into_iter().filter(|(_, c)| *c != 0).collect(), konst }
+        Idx {
+            terms: map.into_iter().filter(|(_, c)| *c != 0).collect(),
+            konst,
+        }
     }
 }
 
@@ -139,7 +145,10 @@ impl IdxCtx {
         }
         let v = self.ranges.len() as u32;
         self.ranges.push((lo, hi));
-        Idx { terms: vec![(Atom::Var(v), 1)], konst: 0 }
+        Idx {
+            terms: vec![(Atom::Var(v), 1)],
+            konst: 0,
+        }
     }
 
     /// The variable number of the last declared variable.
@@ -193,7 +202,10 @@ impl IdxCtx {
 
     /// `a + c`.
     pub fn add_const(&self, a: &Idx, c: i64) -> Idx {
-        Idx { terms: a.terms.clone(), konst: a.konst + c }
+        Idx {
+            terms: a.terms.clone(),
+            konst: a.konst + c,
+        }
     }
 
     /// `a * c`.
@@ -201,7 +213,14 @@ impl IdxCtx {
         if c == 0 {
             return Idx::konst(0);
         }
-        Idx { terms: a.terms.iter().map(|(atom, k)| (atom.clone(), k * c)).collect(), konst: a.konst * c }
+        Idx {
+            terms: a
+                .terms
+                .iter()
+                .map(|(atom, k)| (atom.clone(), k * c))
+                .collect(),
+            konst: a.konst * c,
+        }
     }
 
     /// Rewrites `k·n·(x / n) + k·(x % n)` into `k·x` (the pair that merged dimensions produce).
@@ -210,11 +229,14 @@ impl IdxCtx {
             let pair = map.iter().find_map(|(atom, &c)| match atom {
                 Atom::Mod(inner, n) => {
                     let div = Atom::Div(inner.clone(), *n);
-                    (map.get(&div) == Some(&(c * n))).then(|| (atom.clone(), div, (**inner).clone(), c))
+                    (map.get(&div) == Some(&(c * n)))
+                        .then(|| (atom.clone(), div, (**inner).clone(), c))
                 }
                 _ => None,
             });
-            let Some((mod_atom, div_atom, inner, c)) = pair else { break };
+            let Some((mod_atom, div_atom, inner, c)) = pair else {
+                break;
+            };
             map.remove(&mod_atom);
             map.remove(&div_atom);
             for (atom, k) in inner.terms {
@@ -249,11 +271,18 @@ impl IdxCtx {
         let (rlo, rhi) = self.range(&rest);
         if !quot.is_empty() && rlo >= 0 {
             let q = Idx::from_terms(quot, a.konst.div_euclid(d));
-            let tail = if rhi < d { Idx::konst(0) } else { self.div(&rest, d) };
+            let tail = if rhi < d {
+                Idx::konst(0)
+            } else {
+                self.div(&rest, d)
+            };
             return self.add(&q, &tail);
         }
         if lo < 0 {
-            return Idx { terms: vec![(Atom::Div(Box::new(a.clone()), d), 1)], konst: 0 };
+            return Idx {
+                terms: vec![(Atom::Div(Box::new(a.clone()), d), 1)],
+                konst: 0,
+            };
         }
         // Common factor: (g·x) / d == x / (d/g) when g divides d.
         let g = a.terms.iter().fold(gcd(a.konst, d), |g, (_, c)| gcd(g, *c));
@@ -266,7 +295,10 @@ impl IdxCtx {
                 return self.div(inner, n * d);
             }
         }
-        Idx { terms: vec![(Atom::Div(Box::new(a.clone()), d), 1)], konst: 0 }
+        Idx {
+            terms: vec![(Atom::Div(Box::new(a.clone()), d), 1)],
+            konst: 0,
+        }
     }
 
     /// `a mod d` for d > 0.
@@ -294,17 +326,30 @@ impl IdxCtx {
             return self.modulo(&rest, d);
         }
         if lo < 0 {
-            return Idx { terms: vec![(Atom::Mod(Box::new(a.clone()), d), 1)], konst: 0 };
+            return Idx {
+                terms: vec![(Atom::Mod(Box::new(a.clone()), d), 1)],
+                konst: 0,
+            };
         }
         let g = a.terms.iter().fold(gcd(a.konst, d), |g, (_, c)| gcd(g, *c));
         if g > 1 {
             return self.mul(&self.modulo(&self.exact_div(a, g), d / g), g);
         }
-        Idx { terms: vec![(Atom::Mod(Box::new(a.clone()), d), 1)], konst: 0 }
+        Idx {
+            terms: vec![(Atom::Mod(Box::new(a.clone()), d), 1)],
+            konst: 0,
+        }
     }
 
     fn exact_div(&self, a: &Idx, g: i64) -> Idx {
-        Idx { terms: a.terms.iter().map(|(atom, c)| (atom.clone(), c / g)).collect(), konst: a.konst / g }
+        Idx {
+            terms: a
+                .terms
+                .iter()
+                .map(|(atom, c)| (atom.clone(), c / g))
+                .collect(),
+            konst: a.konst / g,
+        }
     }
 
     /// Replaces every variable `v` by `subst[v]` and re-simplifies in `self` (the context of the
@@ -362,7 +407,10 @@ impl Gate {
             return g;
         }
         if ehi < lo || elo >= hi {
-            return Gate { bounds: Vec::new(), never: true };
+            return Gate {
+                bounds: Vec::new(),
+                never: true,
+            };
         }
         if !g.bounds.iter().any(|b| b.0 == *e && b.1 == lo && b.2 == hi) {
             g.bounds.push((e.clone(), lo, hi));
@@ -374,18 +422,27 @@ impl Gate {
         if other.never {
             return other.clone();
         }
-        other.bounds.iter().fold(self.clone(), |g, (e, lo, hi)| g.and(ctx, e, *lo, *hi))
+        other
+            .bounds
+            .iter()
+            .fold(self.clone(), |g, (e, lo, hi)| g.and(ctx, e, *lo, *hi))
     }
     /// Substitutes variables in every bound (see [`IdxCtx::substitute`]).
     pub fn substitute(&self, ctx: &IdxCtx, subst: &[Idx]) -> Gate {
         if self.never {
             return self.clone();
         }
-        self.bounds.iter().fold(Gate::always(), |g, (e, lo, hi)| g.and(ctx, &ctx.substitute(e, subst), *lo, *hi))
+        self.bounds.iter().fold(Gate::always(), |g, (e, lo, hi)| {
+            g.and(ctx, &ctx.substitute(e, subst), *lo, *hi)
+        })
     }
     /// Evaluates with concrete variable values.
     pub fn eval(&self, vars: &[i64]) -> bool {
-        !self.never && self.bounds.iter().all(|(e, lo, hi)| (*lo..*hi).contains(&e.eval(vars)))
+        !self.never
+            && self
+                .bounds
+                .iter()
+                .all(|(e, lo, hi)| (*lo..*hi).contains(&e.eval(vars)))
     }
 }
 

@@ -32,7 +32,11 @@ pub struct LoweringTarget {
 
 impl Default for LoweringTarget {
     fn default() -> Self {
-        LoweringTarget { lanes32: 4, optimize: true, wide_index: false }
+        LoweringTarget {
+            lanes32: 4,
+            optimize: true,
+            wide_index: false,
+        }
     }
 }
 
@@ -64,12 +68,17 @@ struct Space {
 fn iteration_space(kernel: &Kernel) -> Space {
     match &kernel.reduce {
         Some(r) => {
-            let Op::Reduce(_, axes) = r.op() else { unreachable!("reduce node") };
+            let Op::Reduce(_, axes) = r.op() else {
+                unreachable!("reduce node")
+            };
             let full = r.src()[0].shape().to_vec();
             let reduce = (0..full.len()).map(|d| axes.contains(&d)).collect();
             Space { full, reduce }
         }
-        None => Space { full: kernel.output.shape().to_vec(), reduce: vec![false; kernel.output.shape().len()] },
+        None => Space {
+            full: kernel.output.shape().to_vec(),
+            reduce: vec![false; kernel.output.shape().len()],
+        },
     }
 }
 
@@ -83,7 +92,16 @@ fn output_index(space: &Space, shape: &[usize], full_idx: &[Idx]) -> Vec<Idx> {
         .zip(full_idx)
         .filter(|((&n, &r), _)| !r && n != 1)
         .map(|(_, i)| i.clone());
-    shape.iter().map(|&n| if n == 1 { Idx::konst(0) } else { outer.next().expect("output axes match") }).collect()
+    shape
+        .iter()
+        .map(|&n| {
+            if n == 1 {
+                Idx::konst(0)
+            } else {
+                outer.next().expect("output axes match")
+            }
+        })
+        .collect()
 }
 
 /// Facts gathered by walking the kernel's expression once.
@@ -103,7 +121,8 @@ struct Walker<'a> {
 
 impl Walker<'_> {
     fn is_input(&self, n: &NodeRef) -> bool {
-        !std::sync::Arc::ptr_eq(n, &self.kernel.output) && self.kernel.inputs.iter().any(|i| i.id() == n.id())
+        !std::sync::Arc::ptr_eq(n, &self.kernel.output)
+            && self.kernel.inputs.iter().any(|i| i.id() == n.id())
     }
     fn walk(&mut self, n: &NodeRef, idx: Vec<Idx>, gate: Gate) {
         if gate.is_never() || !self.seen.insert((n.id(), idx.clone(), gate.clone())) {
@@ -123,11 +142,14 @@ impl Walker<'_> {
             }
             Op::Reduce(..) => {} // the fused reduction: its input is walked separately
             op => {
-                if let Op::Binary(BinaryOp::IDiv | BinaryOp::Mod | BinaryOp::Shl | BinaryOp::Shr) = op {
+                if let Op::Binary(BinaryOp::IDiv | BinaryOp::Mod | BinaryOp::Shl | BinaryOp::Shr) =
+                    op
+                {
                     self.out.int_div_or_shift = true;
                 }
                 if matches!(op, Op::Cast | Op::Bitcast) {
-                    self.out.all_32bit &= n.src()[0].dtype().size() == 4 || n.src()[0].dtype() == DType::Bool;
+                    self.out.all_32bit &=
+                        n.src()[0].dtype().size() == 4 || n.src()[0].dtype() == DType::Bool;
                 }
                 for s in n.src().to_vec() {
                     self.walk(&s, idx.clone(), gate.clone());
@@ -144,7 +166,10 @@ fn analyze(kernel: &Kernel, space: &Space) -> (Analysis, Vec<Idx>, IdxCtx) {
         kernel,
         ctx,
         seen: Default::default(),
-        out: Analysis { all_32bit: true, ..Default::default() },
+        out: Analysis {
+            all_32bit: true,
+            ..Default::default()
+        },
     };
     if let Some(r) = &kernel.reduce {
         w.walk(&r.src()[0].clone(), vars.clone(), Gate::always());
@@ -162,7 +187,16 @@ fn coefs(an: &Analysis, vars: &[Idx], d: usize) -> Vec<Option<i64>> {
     }) else {
         return vec![Some(0); an.loads.len()];
     };
-    an.loads.iter().map(|(flat, gate)| if gate.mentions(v) { None } else { flat.affine_coef(v) }).collect()
+    an.loads
+        .iter()
+        .map(|(flat, gate)| {
+            if gate.mentions(v) {
+                None
+            } else {
+                flat.affine_coef(v)
+            }
+        })
+        .collect()
 }
 
 fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> Vec<Axis> {
@@ -172,7 +206,13 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
         if space.full[d] == 1 {
             continue;
         }
-        let single = Axis { dims: vec![d], size: space.full[d], reduce: space.reduce[d], vector: 1, unroll: 1 };
+        let single = Axis {
+            dims: vec![d],
+            size: space.full[d],
+            reduce: space.reduce[d],
+            vector: 1,
+            unroll: 1,
+        };
         let merge = target.optimize
             && axes.last().is_some_and(|last: &Axis| {
                 let l = *last.dims.last().expect("axis has dims");
@@ -195,20 +235,29 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
         return axes;
     }
     // Coefficients per axis = those of its innermost original axis.
-    let axis_coefs: Vec<Vec<Option<i64>>> = axes.iter().map(|a| coefs(an, vars, *a.dims.last().expect("dims"))).collect();
+    let axis_coefs: Vec<Vec<Option<i64>>> = axes
+        .iter()
+        .map(|a| coefs(an, vars, *a.dims.last().expect("dims")))
+        .collect();
     let is_reduce_kernel = space.reduce.iter().any(|&r| r);
     let lanes = target.lanes32 as usize;
     let inner_output = axes.iter().rposition(|a| !a.reduce);
     if lanes > 1 && an.all_32bit && !an.int_div_or_shift {
         let unit = |c: &[Option<i64>]| c.iter().all(|x| matches!(x, Some(0) | Some(1)));
         let chosen = inner_output
-            .filter(|&i| axes[i].size % lanes == 0 && unit(&axis_coefs[i]))
+            .filter(|&i| axes[i].size.is_multiple_of(lanes) && unit(&axis_coefs[i]))
             .or_else(|| {
                 axes.iter().enumerate().rev().find_map(|(i, a)| {
-                    (a.reduce && a.size % lanes == 0 && unit(&axis_coefs[i]) && axis_coefs[i].contains(&Some(1))).then_some(i)
+                    (a.reduce
+                        && a.size % lanes == 0
+                        && unit(&axis_coefs[i])
+                        && axis_coefs[i].contains(&Some(1)))
+                    .then_some(i)
                 })
             })
-            .or_else(|| inner_output.filter(|&i| !is_reduce_kernel && axes[i].size % lanes == 0));
+            .or_else(|| {
+                inner_output.filter(|&i| !is_reduce_kernel && axes[i].size.is_multiple_of(lanes))
+            });
         if let Some(i) = chosen {
             axes[i].vector = lanes;
         }
@@ -224,13 +273,18 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
         let zeros = |i: usize| axis_coefs[i].iter().filter(|c| **c == Some(0)).count();
         // First a scalar axis (its loads broadcast), unrolled 4x; then preferably the vector
         // axis (adjacent vectors share cache lines), unrolled 2x.
-        let first = (0..axes.len()).filter(|&i| reuse(i) && axes[i].vector == 1).max_by_key(|&i| (zeros(i), std::cmp::Reverse(i)));
+        let first = (0..axes.len())
+            .filter(|&i| reuse(i) && axes[i].vector == 1)
+            .max_by_key(|&i| (zeros(i), std::cmp::Reverse(i)));
         let second = (0..axes.len())
             .filter(|&i| reuse(i) && Some(i) != first)
             .max_by_key(|&i| (axes[i].vector > 1, zeros(i), i));
-        for (i, want) in [(first, 4usize), (second, 2)].into_iter().filter_map(|(i, w)| i.map(|i| (i, w))) {
+        for (i, want) in [(first, 4usize), (second, 2)]
+            .into_iter()
+            .filter_map(|(i, w)| i.map(|i| (i, w)))
+        {
             let mut f = want;
-            while f > 1 && axes[i].size % (axes[i].vector * f) != 0 {
+            while f > 1 && !axes[i].size.is_multiple_of(axes[i].vector * f) {
                 f /= 2;
             }
             axes[i].unroll = f;
@@ -238,12 +292,21 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
     }
     // Independent accumulators along a reduction axis hide the combine latency when the tile
     // alone gives few of them.
-    let tile: usize = axes.iter().filter(|a| !a.reduce).map(|a| a.unroll).product();
-    let inner_reduce = axes.iter().rposition(|a| a.reduce && a.vector > 1).or_else(|| axes.iter().rposition(|a| a.reduce));
+    let tile: usize = axes
+        .iter()
+        .filter(|a| !a.reduce)
+        .map(|a| a.unroll)
+        .product();
+    let inner_reduce = axes
+        .iter()
+        .rposition(|a| a.reduce && a.vector > 1)
+        .or_else(|| axes.iter().rposition(|a| a.reduce));
     if let Some(i) = inner_reduce {
         if tile < 4 && reduce_len >= 64 {
             let mut f = 4 / tile;
-            while f > 1 && (axes[i].size % (axes[i].vector * f) != 0 || axes[i].outer() < 2 * f) {
+            while f > 1
+                && (!axes[i].size.is_multiple_of(axes[i].vector * f) || axes[i].outer() < 2 * f)
+            {
                 f /= 2;
             }
             axes[i].unroll = f;
@@ -276,7 +339,10 @@ struct Emitter<'a> {
 
 impl Emitter<'_> {
     fn konst(&mut self, dtype: DType, v: Scalar) -> ValueId {
-        self.b.push(Inst::Const { ty: VType::scalar(dtype), value: v.cast(dtype) })
+        self.b.push(Inst::Const {
+            ty: VType::scalar(dtype),
+            value: v.cast(dtype),
+        })
     }
 
     fn push_scope(&mut self) {
@@ -300,23 +366,39 @@ impl Emitter<'_> {
                 crate::index::Atom::Div(inner, d) => {
                     let x = self.emit_idx(inner);
                     let dv = self.konst(it, Scalar::Int(*d));
-                    self.b.push(Inst::Binary { op: BinaryOp::IDiv, a: x, b: dv })
+                    self.b.push(Inst::Binary {
+                        op: BinaryOp::IDiv,
+                        a: x,
+                        b: dv,
+                    })
                 }
                 crate::index::Atom::Mod(inner, d) => {
                     let x = self.emit_idx(inner);
                     let dv = self.konst(it, Scalar::Int(*d));
-                    self.b.push(Inst::Binary { op: BinaryOp::Mod, a: x, b: dv })
+                    self.b.push(Inst::Binary {
+                        op: BinaryOp::Mod,
+                        a: x,
+                        b: dv,
+                    })
                 }
             };
             let term = if c == 1 {
                 a
             } else {
                 let cv = self.konst(it, Scalar::Int(c));
-                self.b.push(Inst::Binary { op: BinaryOp::Mul, a, b: cv })
+                self.b.push(Inst::Binary {
+                    op: BinaryOp::Mul,
+                    a,
+                    b: cv,
+                })
             };
             acc = Some(match acc {
                 None => term,
-                Some(s) => self.b.push(Inst::Binary { op: BinaryOp::Add, a: s, b: term }),
+                Some(s) => self.b.push(Inst::Binary {
+                    op: BinaryOp::Add,
+                    a: s,
+                    b: term,
+                }),
             });
         }
         let k = e.constant();
@@ -325,10 +407,17 @@ impl Emitter<'_> {
             Some(s) if k == 0 => s,
             Some(s) => {
                 let kv = self.konst(it, Scalar::Int(k));
-                self.b.push(Inst::Binary { op: BinaryOp::Add, a: s, b: kv })
+                self.b.push(Inst::Binary {
+                    op: BinaryOp::Add,
+                    a: s,
+                    b: kv,
+                })
             }
         };
-        self.idx_memo.last_mut().expect("scope").insert(e.clone(), v);
+        self.idx_memo
+            .last_mut()
+            .expect("scope")
+            .insert(e.clone(), v);
         v
     }
 
@@ -345,16 +434,28 @@ impl Emitter<'_> {
             let mut conds = Vec::new();
             if elo < lo {
                 let l = self.konst(it, Scalar::Int(lo - 1));
-                conds.push(self.b.push(Inst::Binary { op: BinaryOp::CmpLt, a: l, b: v }));
+                conds.push(self.b.push(Inst::Binary {
+                    op: BinaryOp::CmpLt,
+                    a: l,
+                    b: v,
+                }));
             }
             if ehi >= hi {
                 let h = self.konst(it, Scalar::Int(hi));
-                conds.push(self.b.push(Inst::Binary { op: BinaryOp::CmpLt, a: v, b: h }));
+                conds.push(self.b.push(Inst::Binary {
+                    op: BinaryOp::CmpLt,
+                    a: v,
+                    b: h,
+                }));
             }
             for c in conds {
                 acc = Some(match acc {
                     None => c,
-                    Some(a) => self.b.push(Inst::Binary { op: BinaryOp::And, a, b: c }),
+                    Some(a) => self.b.push(Inst::Binary {
+                        op: BinaryOp::And,
+                        a,
+                        b: c,
+                    }),
                 });
             }
         }
@@ -372,31 +473,57 @@ impl Emitter<'_> {
     /// Builds a vector from per-lane scalars, or keeps a scalar when all lanes agree.
     fn gather(&mut self, vals: Vec<ValueId>) -> LVal {
         if vals.iter().all(|v| *v == vals[0]) {
-            LVal { id: vals[0], lanes: 1 }
+            LVal {
+                id: vals[0],
+                lanes: 1,
+            }
         } else {
             let lanes = vals.len() as u8;
-            LVal { id: self.b.push(Inst::Vectorize(vals)), lanes }
+            LVal {
+                id: self.b.push(Inst::Vectorize(vals)),
+                lanes,
+            }
         }
     }
 
     fn is_input(&self, n: &NodeRef) -> Option<u32> {
-        self.params.get(&n.id()).copied().filter(|_| !std::sync::Arc::ptr_eq(n, &self.kernel.output))
+        self.params
+            .get(&n.id())
+            .copied()
+            .filter(|_| !std::sync::Arc::ptr_eq(n, &self.kernel.output))
     }
 
     fn load(&mut self, param: u32, n: &NodeRef, lanes: &Lanes) -> LVal {
         let dtype = n.dtype();
-        let flats: Vec<Idx> = lanes.iter().map(|(idx, _)| flat_index(&self.ctx, n.shape(), idx)).collect();
+        let flats: Vec<Idx> = lanes
+            .iter()
+            .map(|(idx, _)| flat_index(&self.ctx, n.shape(), idx))
+            .collect();
         let consecutive = lanes.len() > 1
             && lanes.iter().all(|(_, g)| *g == lanes[0].1)
-            && flats.iter().enumerate().all(|(l, f)| self.ctx.add_const(&flats[0], l as i64) == *f);
+            && flats
+                .iter()
+                .enumerate()
+                .all(|(l, f)| self.ctx.add_const(&flats[0], l as i64) == *f);
         if consecutive {
             if lanes[0].1.is_never() {
-                return LVal { id: self.konst(dtype, Scalar::Int(0)), lanes: 1 };
+                return LVal {
+                    id: self.konst(dtype, Scalar::Int(0)),
+                    lanes: 1,
+                };
             }
             let index = self.emit_idx(&flats[0]);
             let gate = self.emit_gate(&lanes[0].1);
             let ty = VType::vec(dtype, lanes.len() as u8);
-            return LVal { id: self.b.push(Inst::Load { mem: Memory::Global(param), index, gate, ty }), lanes: ty.lanes };
+            return LVal {
+                id: self.b.push(Inst::Load {
+                    mem: Memory::Global(param),
+                    index,
+                    gate,
+                    ty,
+                }),
+                lanes: ty.lanes,
+            };
         }
         let mut vals = Vec::with_capacity(lanes.len());
         for (flat, (_, g)) in flats.iter().zip(lanes) {
@@ -406,15 +533,27 @@ impl Emitter<'_> {
             }
             let index = self.emit_idx(flat);
             let gate = self.emit_gate(g);
-            vals.push(self.b.push(Inst::Load { mem: Memory::Global(param), index, gate, ty: VType::scalar(dtype) }));
+            vals.push(self.b.push(Inst::Load {
+                mem: Memory::Global(param),
+                index,
+                gate,
+                ty: VType::scalar(dtype),
+            }));
         }
         self.gather(vals)
     }
 
     fn lower(&mut self, n: &NodeRef, lanes: Lanes) -> LVal {
-        let lanes = if lanes.iter().all(|l| *l == lanes[0]) { vec![lanes[0].clone()] } else { lanes };
+        let lanes = if lanes.iter().all(|l| *l == lanes[0]) {
+            vec![lanes[0].clone()]
+        } else {
+            lanes
+        };
         if lanes.iter().all(|(_, g)| g.is_never()) {
-            return LVal { id: self.konst(n.dtype(), Scalar::Int(0)), lanes: 1 };
+            return LVal {
+                id: self.konst(n.dtype(), Scalar::Int(0)),
+                lanes: 1,
+            };
         }
         let key = (n.id(), lanes);
         if let Some(v) = self.node_memo.iter().rev().find_map(|m| m.get(&key)) {
@@ -432,7 +571,10 @@ impl Emitter<'_> {
         }
         let dtype = n.dtype();
         match n.op() {
-            Op::Const(v) => LVal { id: self.konst(dtype, *v), lanes: 1 },
+            Op::Const(v) => LVal {
+                id: self.konst(dtype, *v),
+                lanes: 1,
+            },
             Op::Arange(axis) => {
                 let vals: Vec<ValueId> = lanes
                     .iter()
@@ -441,16 +583,24 @@ impl Emitter<'_> {
                         if dtype == self.index_dtype {
                             i
                         } else {
-                            self.b.push(Inst::Cast { to: VType::scalar(dtype), arg: i })
+                            self.b.push(Inst::Cast {
+                                to: VType::scalar(dtype),
+                                arg: i,
+                            })
                         }
                     })
                     .collect();
                 self.gather(vals)
             }
-            Op::Reduce(..) => self.reduce_value.expect("fused reduction is read only in the epilogue"),
+            Op::Reduce(..) => self
+                .reduce_value
+                .expect("fused reduction is read only in the epilogue"),
             op if op.is_movement() => {
                 let src = n.src()[0].clone();
-                let moved: Lanes = lanes.iter().map(|(idx, g)| source_index(&self.ctx, n, idx, g)).collect();
+                let moved: Lanes = lanes
+                    .iter()
+                    .map(|(idx, g)| source_index(&self.ctx, n, idx, g))
+                    .collect();
                 let gated = moved.iter().zip(lanes).any(|((_, ng), (_, g))| ng != g);
                 let v = self.lower(&src, moved.clone());
                 if !gated || self.is_input(&src).is_some() {
@@ -463,7 +613,8 @@ impl Emitter<'_> {
                         if g.is_never() {
                             self.konst(DType::Bool, Scalar::Bool(false))
                         } else {
-                            self.emit_gate(g).unwrap_or_else(|| self.konst(DType::Bool, Scalar::Bool(true)))
+                            self.emit_gate(g)
+                                .unwrap_or_else(|| self.konst(DType::Bool, Scalar::Bool(true)))
                         }
                     })
                     .collect();
@@ -473,37 +624,72 @@ impl Emitter<'_> {
                 let a = self.splat(v, width);
                 let z = self.konst(dtype, Scalar::Int(0));
                 let z = self.splat(LVal { id: z, lanes: 1 }, width);
-                LVal { id: self.b.push(Inst::Where { cond: c, a, b: z }), lanes: width }
+                LVal {
+                    id: self.b.push(Inst::Where { cond: c, a, b: z }),
+                    lanes: width,
+                }
             }
             Op::Contiguous => self.lower(&n.src()[0].clone(), lanes.clone()),
             Op::Unary(op) => {
                 let a = self.lower(&n.src()[0].clone(), lanes.clone());
-                LVal { id: self.b.push(Inst::Unary { op: *op, arg: a.id }), lanes: a.lanes }
+                LVal {
+                    id: self.b.push(Inst::Unary { op: *op, arg: a.id }),
+                    lanes: a.lanes,
+                }
             }
             Op::Cast | Op::Bitcast => {
                 let a = self.lower(&n.src()[0].clone(), lanes.clone());
                 let to = VType::vec(dtype, a.lanes);
-                let inst = if matches!(n.op(), Op::Cast) { Inst::Cast { to, arg: a.id } } else { Inst::Bitcast { to, arg: a.id } };
-                LVal { id: self.b.push(inst), lanes: a.lanes }
+                let inst = if matches!(n.op(), Op::Cast) {
+                    Inst::Cast { to, arg: a.id }
+                } else {
+                    Inst::Bitcast { to, arg: a.id }
+                };
+                LVal {
+                    id: self.b.push(inst),
+                    lanes: a.lanes,
+                }
             }
             Op::Binary(op) => {
                 let a = self.lower(&n.src()[0].clone(), lanes.clone());
                 let b = self.lower(&n.src()[1].clone(), lanes.clone());
                 let w = a.lanes.max(b.lanes);
                 let (a, b) = (self.splat(a, w), self.splat(b, w));
-                LVal { id: self.b.push(Inst::Binary { op: *op, a, b }), lanes: w }
+                LVal {
+                    id: self.b.push(Inst::Binary { op: *op, a, b }),
+                    lanes: w,
+                }
             }
             Op::Ternary(op) => {
-                let vs: Vec<LVal> = n.src().to_vec().iter().map(|s| self.lower(s, lanes.clone())).collect();
+                let vs: Vec<LVal> = n
+                    .src()
+                    .to_vec()
+                    .iter()
+                    .map(|s| self.lower(s, lanes.clone()))
+                    .collect();
                 let w = vs.iter().map(|v| v.lanes).max().unwrap_or(1);
                 let ids: Vec<ValueId> = vs.iter().map(|v| self.splat(*v, w)).collect();
                 let inst = match op {
-                    TernaryOp::Where => Inst::Where { cond: ids[0], a: ids[1], b: ids[2] },
-                    TernaryOp::MulAcc => Inst::MulAcc { a: ids[0], b: ids[1], c: ids[2] },
+                    TernaryOp::Where => Inst::Where {
+                        cond: ids[0],
+                        a: ids[1],
+                        b: ids[2],
+                    },
+                    TernaryOp::MulAcc => Inst::MulAcc {
+                        a: ids[0],
+                        b: ids[1],
+                        c: ids[2],
+                    },
                 };
-                LVal { id: self.b.push(inst), lanes: w }
+                LVal {
+                    id: self.b.push(inst),
+                    lanes: w,
+                }
             }
-            other => panic!("lower: unexpected {other:?} inside kernel {}", self.kernel.output.id()),
+            other => panic!(
+                "lower: unexpected {other:?} inside kernel {}",
+                self.kernel.output.id()
+            ),
         }
     }
 }
@@ -512,7 +698,10 @@ impl Emitter<'_> {
 fn combos(axes: &[&Axis]) -> Vec<Vec<usize>> {
     let mut out = vec![vec![]];
     for a in axes {
-        out = out.into_iter().flat_map(|c| (0..a.unroll).map(move |u| [c.clone(), vec![u]].concat())).collect();
+        out = out
+            .into_iter()
+            .flat_map(|c| (0..a.unroll).map(move |u| [c.clone(), vec![u]].concat()))
+            .collect();
     }
     out
 }
@@ -531,14 +720,32 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
     let axes = plan(&space, &an, &vars, target);
 
     let out = &kernel.output;
-    let mut params = vec![Param { dtype: out.dtype(), len: out.numel(), writable: true }];
+    let mut params = vec![Param {
+        dtype: out.dtype(),
+        len: out.numel(),
+        writable: true,
+    }];
     let mut param_ids = HashMap::new();
     for (i, inp) in kernel.inputs.iter().enumerate() {
-        params.push(Param { dtype: inp.dtype(), len: inp.numel(), writable: false });
+        params.push(Param {
+            dtype: inp.dtype(),
+            len: inp.numel(),
+            writable: false,
+        });
         param_ids.insert(inp.id(), i as u32 + 1);
     }
-    let big = params.iter().map(|p| p.len).chain([numel(&space.full)]).max().unwrap_or(0) >= (1usize << 31) - 16;
-    let index_dtype = if big || target.wide_index { DType::I64 } else { DType::I32 };
+    let big = params
+        .iter()
+        .map(|p| p.len)
+        .chain([numel(&space.full)])
+        .max()
+        .unwrap_or(0)
+        >= (1usize << 31) - 16;
+    let index_dtype = if big || target.wide_index {
+        DType::I64
+    } else {
+        DType::I32
+    };
 
     let out_axes: Vec<&Axis> = axes.iter().filter(|a| !a.reduce).collect();
     let red_axes: Vec<&Axis> = axes.iter().filter(|a| a.reduce).collect();
@@ -550,7 +757,11 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
         outer_sizes.clone()
     } else {
         let k = outer_sizes.len() - 2;
-        [vec![outer_sizes[..k].iter().product()], outer_sizes[k..].to_vec()].concat()
+        [
+            vec![outer_sizes[..k].iter().product()],
+            outer_sizes[k..].to_vec(),
+        ]
+        .concat()
     };
 
     let mut em = Emitter {
@@ -587,8 +798,17 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
         outer_idx.clear();
     }
     // Original-axis index for an axis given its outer index, unroll copy and vector lane.
-    let axis_index = |ctx: &IdxCtx, a: &Axis, outer: &Idx, u: usize, lane: usize, full: &[usize]| -> Vec<(usize, Idx)> {
-        let value = ctx.add_const(&ctx.mul(outer, (a.vector * a.unroll) as i64), (u * a.vector + lane) as i64);
+    let axis_index = |ctx: &IdxCtx,
+                      a: &Axis,
+                      outer: &Idx,
+                      u: usize,
+                      lane: usize,
+                      full: &[usize]|
+     -> Vec<(usize, Idx)> {
+        let value = ctx.add_const(
+            &ctx.mul(outer, (a.vector * a.unroll) as i64),
+            (u * a.vector + lane) as i64,
+        );
         let sizes: Vec<usize> = a.dims.iter().map(|&d| full[d]).collect();
         let parts = crate::view::unravel(ctx, &sizes, &value);
         a.dims.iter().copied().zip(parts).collect()
@@ -599,31 +819,34 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
     let red_combos = combos(&red_axes);
 
     // Builds per-lane full indices for an output combo (+ reduce combo and loop indices).
-    let full_lanes = |ctx: &IdxCtx, oc: &[usize], rc: &[usize], red_outer: &[Idx]| -> Vec<Vec<Idx>> {
-        (0..lanes_n)
-            .map(|lane| {
-                let mut full = vec![Idx::konst(0); space.full.len()];
-                for (k, a) in out_axes.iter().enumerate() {
-                    let l = if a.vector > 1 { lane } else { 0 };
-                    for (d, e) in axis_index(ctx, a, &outer_idx[k], oc[k], l, &space.full) {
-                        full[d] = e;
+    let full_lanes =
+        |ctx: &IdxCtx, oc: &[usize], rc: &[usize], red_outer: &[Idx]| -> Vec<Vec<Idx>> {
+            (0..lanes_n)
+                .map(|lane| {
+                    let mut full = vec![Idx::konst(0); space.full.len()];
+                    for (k, a) in out_axes.iter().enumerate() {
+                        let l = if a.vector > 1 { lane } else { 0 };
+                        for (d, e) in axis_index(ctx, a, &outer_idx[k], oc[k], l, &space.full) {
+                            full[d] = e;
+                        }
                     }
-                }
-                for (k, a) in red_axes.iter().enumerate() {
-                    let l = if a.vector > 1 { lane } else { 0 };
-                    for (d, e) in axis_index(ctx, a, &red_outer[k], rc[k], l, &space.full) {
-                        full[d] = e;
+                    for (k, a) in red_axes.iter().enumerate() {
+                        let l = if a.vector > 1 { lane } else { 0 };
+                        for (d, e) in axis_index(ctx, a, &red_outer[k], rc[k], l, &space.full) {
+                            full[d] = e;
+                        }
                     }
-                }
-                full
-            })
-            .collect()
-    };
+                    full
+                })
+                .collect()
+        };
 
     let vector_on_reduce = vec_axis.is_some_and(|i| axes[i].reduce);
     let mut results: Vec<Option<LVal>> = vec![None; out_combos.len()];
     if let Some(r) = &kernel.reduce {
-        let Op::Reduce(rop, _) = r.op() else { unreachable!("reduce") };
+        let Op::Reduce(rop, _) = r.op() else {
+            unreachable!("reduce")
+        };
         let rop = *rop;
         let acc_dtype = accumulate_dtype(r.dtype());
         let acc_lanes = if vec_axis.is_some() { lanes_n as u8 } else { 1 };
@@ -632,7 +855,15 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
         let accs: Vec<Vec<ValueId>> = out_combos
             .iter()
             .map(|_| {
-                red_combos.iter().map(|_| em.b.push(Inst::DefineAcc { ty: acc_ty, init: rop.identity(acc_dtype) })).collect()
+                red_combos
+                    .iter()
+                    .map(|_| {
+                        em.b.push(Inst::DefineAcc {
+                            ty: acc_ty,
+                            init: rop.identity(acc_dtype),
+                        })
+                    })
+                    .collect()
             })
             .collect();
         // Loops over the reduction axes' outer parts.
@@ -652,10 +883,17 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
         for (ci, oc) in out_combos.iter().enumerate() {
             for (ri, rc) in red_combos.iter().enumerate() {
                 let acc = accs[ci][ri];
-                let lanes: Lanes = full_lanes(&em.ctx, oc, rc, &red_outer).into_iter().map(|f| (f, Gate::always())).collect();
+                let lanes: Lanes = full_lanes(&em.ctx, oc, rc, &red_outer)
+                    .into_iter()
+                    .map(|f| (f, Gate::always()))
+                    .collect();
                 // A sum of products accumulates with multiply-add.
                 let product = match src.op() {
-                    Op::Binary(BinaryOp::Mul) if rop == ReduceOp::Sum && em.is_input(&src).is_none() && acc_dtype == src.dtype() => {
+                    Op::Binary(BinaryOp::Mul)
+                        if rop == ReduceOp::Sum
+                            && em.is_input(&src).is_none()
+                            && acc_dtype == src.dtype() =>
+                    {
                         Some((src.src()[0].clone(), src.src()[1].clone()))
                     }
                     _ => None,
@@ -669,10 +907,20 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
                 } else {
                     let mut v = em.lower(&src, lanes);
                     if acc_dtype != src.dtype() {
-                        v = LVal { id: em.b.push(Inst::Cast { to: VType::vec(acc_dtype, v.lanes), arg: v.id }), lanes: v.lanes };
+                        v = LVal {
+                            id: em.b.push(Inst::Cast {
+                                to: VType::vec(acc_dtype, v.lanes),
+                                arg: v.id,
+                            }),
+                            lanes: v.lanes,
+                        };
                     }
                     let v = em.splat(v, acc_lanes);
-                    em.b.push(Inst::Binary { op: rop.combine(), a: cur, b: v })
+                    em.b.push(Inst::Binary {
+                        op: rop.combine(),
+                        a: cur,
+                        b: v,
+                    })
                 };
                 em.b.push(Inst::WriteAcc { acc, value: new });
             }
@@ -682,11 +930,24 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
             em.pop_scope();
         }
         for (ci, _) in out_combos.iter().enumerate() {
-            let mut parts: Vec<ValueId> = accs[ci].iter().map(|&a| em.b.push(Inst::ReadAcc(a))).collect();
+            let mut parts: Vec<ValueId> = accs[ci]
+                .iter()
+                .map(|&a| em.b.push(Inst::ReadAcc(a)))
+                .collect();
             while parts.len() > 1 {
                 let pairs: Vec<ValueId> = parts
                     .chunks(2)
-                    .map(|c| if c.len() == 2 { em.b.push(Inst::Binary { op: rop.combine(), a: c[0], b: c[1] }) } else { c[0] })
+                    .map(|c| {
+                        if c.len() == 2 {
+                            em.b.push(Inst::Binary {
+                                op: rop.combine(),
+                                a: c[0],
+                                b: c[1],
+                            })
+                        } else {
+                            c[0]
+                        }
+                    })
                     .collect();
                 parts = pairs;
             }
@@ -697,7 +958,10 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
                 lanes = 1;
             }
             if acc_dtype != r.dtype() {
-                v = em.b.push(Inst::Cast { to: VType::vec(r.dtype(), lanes), arg: v });
+                v = em.b.push(Inst::Cast {
+                    to: VType::vec(r.dtype(), lanes),
+                    arg: v,
+                });
             }
             results[ci] = Some(LVal { id: v, lanes });
         }
@@ -709,31 +973,65 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
         em.reduce_value = results[ci];
         let rc0 = vec![0; red_axes.len()];
         let zero_red: Vec<Idx> = red_axes.iter().map(|_| Idx::konst(0)).collect();
-        let fulls: Vec<Vec<Idx>> = full_lanes(&em.ctx, oc, &rc0, &zero_red).into_iter().take(store_lanes).collect();
+        let fulls: Vec<Vec<Idx>> = full_lanes(&em.ctx, oc, &rc0, &zero_red)
+            .into_iter()
+            .take(store_lanes)
+            .collect();
         let value = if matches!(out.op(), Op::Reduce(..)) {
             results[ci].expect("reduce kernel has results")
         } else {
-            let lanes: Lanes =
-                fulls.iter().map(|f| (output_index(&space, out.shape(), f), Gate::always())).collect();
+            let lanes: Lanes = fulls
+                .iter()
+                .map(|f| (output_index(&space, out.shape(), f), Gate::always()))
+                .collect();
             em.lower(&out.clone(), lanes)
         };
-        let flats: Vec<Idx> =
-            fulls.iter().map(|f| flat_index(&em.ctx, out.shape(), &output_index(&space, out.shape(), f))).collect();
-        let consecutive = flats.iter().enumerate().all(|(l, f)| em.ctx.add_const(&flats[0], l as i64) == *f);
+        let flats: Vec<Idx> = fulls
+            .iter()
+            .map(|f| flat_index(&em.ctx, out.shape(), &output_index(&space, out.shape(), f)))
+            .collect();
+        let consecutive = flats
+            .iter()
+            .enumerate()
+            .all(|(l, f)| em.ctx.add_const(&flats[0], l as i64) == *f);
         if flats.len() > 1 && consecutive {
             let index = em.emit_idx(&flats[0]);
             let v = em.splat(value, flats.len() as u8);
-            em.b.push(Inst::Store { mem: Memory::Global(0), index, value: v, gate: None });
+            em.b.push(Inst::Store {
+                mem: Memory::Global(0),
+                index,
+                value: v,
+                gate: None,
+            });
         } else {
             for (l, f) in flats.iter().enumerate() {
                 let index = em.emit_idx(f);
-                let v = if value.lanes > 1 { em.b.push(Inst::Extract { vec: value.id, lane: l as u8 }) } else { value.id };
-                em.b.push(Inst::Store { mem: Memory::Global(0), index, value: v, gate: None });
+                let v = if value.lanes > 1 {
+                    em.b.push(Inst::Extract {
+                        vec: value.id,
+                        lane: l as u8,
+                    })
+                } else {
+                    value.id
+                };
+                em.b.push(Inst::Store {
+                    mem: Memory::Global(0),
+                    index,
+                    value: v,
+                    gate: None,
+                });
             }
         }
     }
     let local = vec![1; global.len()];
-    Program { name: kernel_name(kernel, &axes), params, global, local, index_dtype, insts: em.b.finish() }
+    Program {
+        name: kernel_name(kernel, &axes),
+        params,
+        global,
+        local,
+        index_dtype,
+        insts: em.b.finish(),
+    }
 }
 
 fn kernel_name(kernel: &Kernel, axes: &[Axis]) -> String {

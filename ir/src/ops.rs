@@ -114,7 +114,10 @@ pub struct BufferHandle {
 impl BufferHandle {
     /// Wraps a runtime buffer.
     pub fn new(data: Arc<dyn Any + Send + Sync>) -> Self {
-        BufferHandle { id: NEXT_BUFFER_ID.fetch_add(1, Ordering::Relaxed), data }
+        BufferHandle {
+            id: NEXT_BUFFER_ID.fetch_add(1, Ordering::Relaxed),
+            data,
+        }
     }
     /// The unique id of this buffer.
     pub fn id(&self) -> u64 {
@@ -193,7 +196,10 @@ impl Op {
 
     /// True for elementwise ALU ops.
     pub fn is_elementwise(&self) -> bool {
-        matches!(self, Op::Unary(_) | Op::Cast | Op::Bitcast | Op::Binary(_) | Op::Ternary(_))
+        matches!(
+            self,
+            Op::Unary(_) | Op::Cast | Op::Bitcast | Op::Binary(_) | Op::Ternary(_)
+        )
     }
 
     /// True for leaves (no sources).

@@ -32,7 +32,10 @@ impl VType {
     }
     /// The same lane count with another element type.
     pub fn with_dtype(self, dtype: DType) -> Self {
-        VType { dtype, lanes: self.lanes }
+        VType {
+            dtype,
+            lanes: self.lanes,
+        }
     }
 }
 
@@ -237,7 +240,12 @@ impl Program {
     /// True if the program uses workgroup-local memory, barriers or local sizes above 1.
     pub fn uses_workgroups(&self) -> bool {
         self.local.iter().any(|&l| l > 1)
-            || self.insts.iter().any(|i| matches!(i, Inst::DefineLocal { .. } | Inst::Barrier | Inst::LocalId(_)))
+            || self.insts.iter().any(|i| {
+                matches!(
+                    i,
+                    Inst::DefineLocal { .. } | Inst::Barrier | Inst::LocalId(_)
+                )
+            })
     }
 
     /// The type of every value (None for instructions that define no value).
@@ -245,23 +253,37 @@ impl Program {
         let mut types: Vec<Option<VType>> = Vec::with_capacity(self.insts.len());
         let idx = VType::scalar(self.index_dtype);
         for inst in &self.insts {
-            let ty_of = |v: &ValueId, types: &Vec<Option<VType>>| types[v.0 as usize].expect("operand has a value");
+            let ty_of = |v: &ValueId, types: &Vec<Option<VType>>| {
+                types[v.0 as usize].expect("operand has a value")
+            };
             let t = match inst {
                 Inst::Const { ty, .. } => Some(*ty),
                 Inst::GroupId(_) | Inst::LocalId(_) | Inst::Loop { .. } => Some(idx),
-                Inst::EndLoop | Inst::If { .. } | Inst::EndIf | Inst::WriteAcc { .. } | Inst::Store { .. } | Inst::Barrier => None,
+                Inst::EndLoop
+                | Inst::If { .. }
+                | Inst::EndIf
+                | Inst::WriteAcc { .. }
+                | Inst::Store { .. }
+                | Inst::Barrier => None,
                 Inst::DefineAcc { ty, .. } => Some(*ty),
                 Inst::ReadAcc(a) => Some(ty_of(a, &types)),
                 Inst::Unary { arg, .. } => Some(ty_of(arg, &types)),
                 Inst::Binary { op, a, .. } => {
                     let t = ty_of(a, &types);
-                    Some(if op.is_comparison() { t.with_dtype(DType::Bool) } else { t })
+                    Some(if op.is_comparison() {
+                        t.with_dtype(DType::Bool)
+                    } else {
+                        t
+                    })
                 }
                 Inst::Where { a, .. } => Some(ty_of(a, &types)),
                 Inst::MulAcc { a, .. } => Some(ty_of(a, &types)),
                 Inst::Cast { to, .. } | Inst::Bitcast { to, .. } => Some(*to),
                 Inst::ReduceLanes { arg, .. } => Some(VType::scalar(ty_of(arg, &types).dtype)),
-                Inst::Vectorize(lanes) => Some(VType::vec(ty_of(&lanes[0], &types).dtype, lanes.len() as u8)),
+                Inst::Vectorize(lanes) => Some(VType::vec(
+                    ty_of(&lanes[0], &types).dtype,
+                    lanes.len() as u8,
+                )),
                 Inst::Extract { vec, .. } => Some(VType::scalar(ty_of(vec, &types).dtype)),
                 Inst::Load { ty, .. } => Some(*ty),
                 Inst::DefineLocal { dtype, .. } => Some(VType::scalar(*dtype)),
@@ -303,7 +325,11 @@ impl Default for ProgramBuilder {
 impl ProgramBuilder {
     /// An empty builder.
     pub fn new() -> Self {
-        ProgramBuilder { insts: Vec::new(), pure: Default::default(), scopes: vec![Vec::new()] }
+        ProgramBuilder {
+            insts: Vec::new(),
+            pure: Default::default(),
+            scopes: vec![Vec::new()],
+        }
     }
 
     fn is_pure(inst: &Inst) -> bool {
@@ -362,7 +388,11 @@ impl ProgramBuilder {
 
     /// The instructions built so far.
     pub fn finish(self) -> Vec<Inst> {
-        assert_eq!(self.scopes.len(), 1, "ProgramBuilder: unbalanced Loop/If scopes");
+        assert_eq!(
+            self.scopes.len(),
+            1,
+            "ProgramBuilder: unbalanced Loop/If scopes"
+        );
         self.insts
     }
 }

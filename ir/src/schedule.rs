@@ -54,7 +54,10 @@ impl ScheduleItem {
 const MAX_SHARED_INLINE_COST: usize = 48;
 
 /// Nodes that must be materialized (have their own buffer) to run `targets`.
-fn materialized_set(order: &[NodeRef], targets: &[NodeRef]) -> (HashSet<u64>, HashMap<u64, Vec<NodeRef>>) {
+fn materialized_set(
+    order: &[NodeRef],
+    targets: &[NodeRef],
+) -> (HashSet<u64>, HashMap<u64, Vec<NodeRef>>) {
     let mut users: HashMap<u64, Vec<NodeRef>> = HashMap::new();
     for n in order {
         if n.realized().is_none() {
@@ -90,7 +93,11 @@ fn materialized_set(order: &[NodeRef], targets: &[NodeRef]) -> (HashSet<u64>, Ha
         let c = if mat.contains(&n.id()) {
             0
         } else {
-            1 + n.src().iter().map(|s| cost.get(&s.id()).copied().unwrap_or(0)).sum::<usize>()
+            1 + n
+                .src()
+                .iter()
+                .map(|s| cost.get(&s.id()).copied().unwrap_or(0))
+                .sum::<usize>()
         };
         let shared = users.get(&n.id()).is_some_and(|u| u.len() > 1);
         if shared && c > MAX_SHARED_INLINE_COST && !n.op().is_movement() {
@@ -110,7 +117,11 @@ fn is_unit_reshape(node: &NodeRef) -> bool {
 }
 
 /// Where reduction `r` can fuse forward: the materialized node ending its single-use chain.
-fn epilogue_root(r: &NodeRef, mat: &HashSet<u64>, users: &HashMap<u64, Vec<NodeRef>>) -> Option<NodeRef> {
+fn epilogue_root(
+    r: &NodeRef,
+    mat: &HashSet<u64>,
+    users: &HashMap<u64, Vec<NodeRef>>,
+) -> Option<NodeRef> {
     let mut cur = r.clone();
     loop {
         let us = users.get(&cur.id())?;
@@ -140,7 +151,10 @@ pub fn schedule(targets: &[NodeRef]) -> Vec<ScheduleItem> {
     // Fuse reductions forward into their epilogue, at most one per kernel.
     let mut fused: HashMap<u64, NodeRef> = HashMap::new(); // root id -> reduce
     for n in &order {
-        if n.realized().is_some() || !matches!(n.op(), Op::Reduce(..)) || targets.iter().any(|t| t.id() == n.id()) {
+        if n.realized().is_some()
+            || !matches!(n.op(), Op::Reduce(..))
+            || targets.iter().any(|t| t.id() == n.id())
+        {
             continue;
         }
         if let Some(root) = epilogue_root(n, &mat, &users) {
@@ -156,13 +170,23 @@ pub fn schedule(targets: &[NodeRef]) -> Vec<ScheduleItem> {
             continue;
         }
         if let Op::Copy = n.op() {
-            items.push(ScheduleItem::Copy { output: n.clone(), src: n.src()[0].clone() });
+            items.push(ScheduleItem::Copy {
+                output: n.clone(),
+                src: n.src()[0].clone(),
+            });
             continue;
         }
         // A target that is itself a fusable reduction is its own root.
-        let reduce = fused.get(&n.id()).cloned().or_else(|| matches!(n.op(), Op::Reduce(..)).then(|| n.clone()));
+        let reduce = fused
+            .get(&n.id())
+            .cloned()
+            .or_else(|| matches!(n.op(), Op::Reduce(..)).then(|| n.clone()));
         let inputs = kernel_inputs(n, &mat);
-        items.push(ScheduleItem::Kernel(Kernel { output: n.clone(), reduce, inputs }));
+        items.push(ScheduleItem::Kernel(Kernel {
+            output: n.clone(),
+            reduce,
+            inputs,
+        }));
     }
     items
 }

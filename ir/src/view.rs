@@ -33,7 +33,13 @@ pub fn unravel(ctx: &IdxCtx, shape: &[usize], flat: &Idx) -> Vec<Idx> {
     contiguous_strides(shape)
         .iter()
         .zip(shape)
-        .map(|(&s, &n)| if n == 1 { Idx::konst(0) } else { ctx.modulo(&ctx.div(flat, s), n as i64) })
+        .map(|(&s, &n)| {
+            if n == 1 {
+                Idx::konst(0)
+            } else {
+                ctx.modulo(&ctx.div(flat, s), n as i64)
+            }
+        })
         .collect()
 }
 
@@ -57,7 +63,13 @@ pub fn source_index(ctx: &IdxCtx, node: &Node, idx: &[Idx], gate: &Gate) -> (Vec
             let out = idx
                 .iter()
                 .zip(src_shape.iter().zip(node.shape()))
-                .map(|(i, (&s, &t))| if s == 1 && t != 1 { Idx::konst(0) } else { i.clone() })
+                .map(|(i, (&s, &t))| {
+                    if s == 1 && t != 1 {
+                        Idx::konst(0)
+                    } else {
+                        i.clone()
+                    }
+                })
                 .collect();
             (out, gate.clone())
         }
@@ -71,7 +83,11 @@ pub fn source_index(ctx: &IdxCtx, node: &Node, idx: &[Idx], gate: &Gate) -> (Vec
             (out, g)
         }
         Op::Shrink(bounds) => {
-            let out = idx.iter().zip(bounds).map(|(i, &(s, _))| ctx.add_const(i, s as i64)).collect();
+            let out = idx
+                .iter()
+                .zip(bounds)
+                .map(|(i, &(s, _))| ctx.add_const(i, s as i64))
+                .collect();
             (out, gate.clone())
         }
         Op::Flip(axes) => {
@@ -106,7 +122,7 @@ mod tests {
         let r = Node::reshape(&p, &[6]);
         let mut ctx = IdxCtx::new();
         let i = ctx.var(6);
-        let (pi, _) = source_index(&ctx, &r, &[i.clone()], &Gate::always());
+        let (pi, _) = source_index(&ctx, &r, std::slice::from_ref(&i), &Gate::always());
         let (ai, _) = source_index(&ctx, &p, &pi, &Gate::always());
         // element i of the flattened transpose is a[i % 2][i / 2]
         for v in 0..6 {

@@ -46,7 +46,12 @@ impl DeviceHandle {
             Some(raw) => raw,
             None => self.device.allocate(bucket)?,
         };
-        Ok(Buffer { raw: Some(raw), bytes, bucket, device: self.clone() })
+        Ok(Buffer {
+            raw: Some(raw),
+            bytes,
+            bucket,
+            device: self.clone(),
+        })
     }
 
     /// The compiled kernel for `program`, compiling it on first use.
@@ -55,7 +60,8 @@ impl DeviceHandle {
         if let Some(k) = self.kernels.read().get(&key) {
             return Ok(k.clone());
         }
-        let _span = tracing::debug_span!("compile", kernel = %program.name, device = %self.name).entered();
+        let _span =
+            tracing::debug_span!("compile", kernel = %program.name, device = %self.name).entered();
         let compiled = self.device.compile(program)?;
         self.kernels.write().insert(key, compiled.clone());
         Ok(compiled)
@@ -95,7 +101,12 @@ impl Buffer {
     }
     /// Copies `data` into the buffer.
     pub fn write(&self, data: &[u8]) -> Result<()> {
-        assert!(data.len() <= self.bytes, "write: {} bytes into a buffer of {}", data.len(), self.bytes);
+        assert!(
+            data.len() <= self.bytes,
+            "write: {} bytes into a buffer of {}",
+            data.len(),
+            self.bytes
+        );
         self.device.device.write(self.raw(), data)
     }
     /// Copies the buffer's contents out.
@@ -111,7 +122,10 @@ impl Buffer {
     }
     /// The buffer behind an IR handle created by [`Buffer::into_handle`].
     pub fn from_handle(handle: &BufferHandle) -> &Buffer {
-        handle.data().downcast_ref::<Buffer>().expect("buffer handles hold runtime buffers")
+        handle
+            .data()
+            .downcast_ref::<Buffer>()
+            .expect("buffer handles hold runtime buffers")
     }
 }
 

@@ -24,7 +24,11 @@ pub struct Pool {
 impl Pool {
     /// An empty pool keeping at most `limit_bytes` of freed memory.
     pub fn new(limit_bytes: usize) -> Self {
-        Pool { free: HashMap::new(), cached_bytes: 0, limit_bytes }
+        Pool {
+            free: HashMap::new(),
+            cached_bytes: 0,
+            limit_bytes,
+        }
     }
 
     /// A freed buffer of exactly `bucket` bytes, if one is cached.
@@ -61,7 +65,15 @@ mod tests {
 
     #[test]
     fn buckets_waste_at_most_a_fifth() {
-        for bytes in [65usize, 100, 1000, 4097, 1 << 20, (1 << 20) + 1, 123_456_789] {
+        for bytes in [
+            65usize,
+            100,
+            1000,
+            4097,
+            1 << 20,
+            (1 << 20) + 1,
+            123_456_789,
+        ] {
             let b = bucket_size(bytes);
             assert!(b >= bytes && (b - bytes) * 5 <= b, "{bytes} -> {b}");
         }

@@ -38,13 +38,22 @@ fn bump(f: impl FnOnce(&mut Stats)) {
 /// The lowering target for a device (vector lanes it prefers; `FERROGRAD_OPT=0` turns the
 /// kernel optimizer off for A/B comparisons).
 pub fn lowering_target(device: &DeviceHandle) -> LoweringTarget {
-    let optimize = std::env::var("FERROGRAD_OPT").map(|v| v != "0").unwrap_or(true);
+    let optimize = std::env::var("FERROGRAD_OPT")
+        .map(|v| v != "0")
+        .unwrap_or(true);
     let wide_index = device.device().info().kind == crate::device::DeviceKind::Cpu;
-    LoweringTarget { lanes32: device.device().preferred_lanes(DType::F32), optimize, wide_index }
+    LoweringTarget {
+        lanes32: device.device().preferred_lanes(DType::F32),
+        optimize,
+        wide_index,
+    }
 }
 
 fn handle_of(node: &NodeRef, produced: &HashMap<u64, BufferHandle>) -> BufferHandle {
-    node.realized().cloned().or_else(|| produced.get(&node.id()).cloned()).expect("scheduled inputs are materialized first")
+    node.realized()
+        .cloned()
+        .or_else(|| produced.get(&node.id()).cloned())
+        .expect("scheduled inputs are materialized first")
 }
 
 /// The Programs that realizing `targets` would run, without running them (for inspection).
@@ -63,7 +72,10 @@ fn run_kernel(k: &Kernel, produced: &HashMap<u64, BufferHandle>) -> Result<Buffe
     let dev = registry::device(k.output.device())?;
     for n in std::iter::once(&k.output).chain(&k.inputs) {
         if !dev.supports(n.dtype()) {
-            return Err(Error::UnsupportedDType { device: dev.name().to_string(), dtype: n.dtype() });
+            return Err(Error::UnsupportedDType {
+                device: dev.name().to_string(),
+                dtype: n.dtype(),
+            });
         }
     }
     let out = dev.alloc(k.output.numel() * k.output.dtype().size())?;
@@ -81,7 +93,11 @@ fn run_kernel(k: &Kernel, produced: &HashMap<u64, BufferHandle>) -> Result<Buffe
     Ok(out.into_handle())
 }
 
-fn run_copy(output: &NodeRef, src: &NodeRef, produced: &HashMap<u64, BufferHandle>) -> Result<BufferHandle> {
+fn run_copy(
+    output: &NodeRef,
+    src: &NodeRef,
+    produced: &HashMap<u64, BufferHandle>,
+) -> Result<BufferHandle> {
     let bytes = Buffer::from_handle(&handle_of(src, produced)).read()?;
     let dev = registry::device(output.device())?;
     let out = dev.alloc(bytes.len())?;

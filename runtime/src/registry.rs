@@ -24,7 +24,13 @@ struct Registry {
 
 fn registry() -> &'static Mutex<Registry> {
     static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
-    REGISTRY.get_or_init(|| Mutex::new(Registry { backends: Vec::new(), opened: None, failures: Vec::new() }))
+    REGISTRY.get_or_init(|| {
+        Mutex::new(Registry {
+            backends: Vec::new(),
+            opened: None,
+            failures: Vec::new(),
+        })
+    })
 }
 
 /// Adds a backend (once per name; later registrations of the same name are ignored).
@@ -73,10 +79,17 @@ pub fn device(name: &str) -> Result<Arc<DeviceHandle>> {
         n if !n.contains(':') && n != "cpu" => format!("{n}:0"),
         n => n.to_string(),
     };
-    all.iter().find(|d| **d.name() == *canonical).cloned().ok_or_else(|| Error::UnknownDevice {
-        name: name.to_string(),
-        available: all.iter().map(|d| d.name().to_string()).collect::<Vec<_>>().join(", "),
-    })
+    all.iter()
+        .find(|d| **d.name() == *canonical)
+        .cloned()
+        .ok_or_else(|| Error::UnknownDevice {
+            name: name.to_string(),
+            available: all
+                .iter()
+                .map(|d| d.name().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// The default device: `FERROGRAD_DEVICE` if set, else the best found (discrete GPU >
@@ -90,12 +103,24 @@ pub fn default_device() -> Result<Arc<DeviceHandle>> {
         });
     }
     let all = devices();
-    all.iter().max_by_key(|d| (d.device().info().kind, std::cmp::Reverse(d.name().to_string()))).cloned().ok_or_else(
-        || Error::UnknownDevice { name: "<default>".into(), available: "none (no backend registered)".into() },
-    )
+    all.iter()
+        .max_by_key(|d| {
+            (
+                d.device().info().kind,
+                std::cmp::Reverse(d.name().to_string()),
+            )
+        })
+        .cloned()
+        .ok_or_else(|| Error::UnknownDevice {
+            name: "<default>".into(),
+            available: "none (no backend registered)".into(),
+        })
 }
 
 /// Descriptions of every device found.
 pub fn device_infos() -> Vec<DeviceInfo> {
-    devices().iter().map(|d| d.device().info().clone()).collect()
+    devices()
+        .iter()
+        .map(|d| d.device().info().clone())
+        .collect()
 }

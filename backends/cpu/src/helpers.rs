@@ -70,7 +70,11 @@ fn f64_to_f32_odd(x: f64) -> f32 {
     if !f.is_finite() || f as f64 == x {
         return f;
     }
-    let toward_zero = if (f as f64).abs() > x.abs() { f32::from_bits(f.to_bits() - 1) } else { f };
+    let toward_zero = if (f as f64).abs() > x.abs() {
+        f32::from_bits(f.to_bits() - 1)
+    } else {
+        f
+    };
     f32::from_bits(toward_zero.to_bits() | 1)
 }
 
@@ -207,8 +211,14 @@ mod tests {
         assert_eq!(fg_f64_to_f16(65520.0), f32::INFINITY);
         assert_eq!(fg_f64_to_bf16(1.0 + 2f64.powi(-8)), 1.0);
         // Just above a tie in the low bits of an f64: rounds up (half's from_f64 rounds down).
-        assert_eq!(fg_f64_to_f16(1.0 + 2f64.powi(-11) + 2f64.powi(-40)), 1.0 + 2f32.powi(-10));
-        assert_eq!(fg_f64_to_bf16(-(1.0 + 2f64.powi(-8) + 2f64.powi(-45))), -(1.0 + 2f32.powi(-7)));
+        assert_eq!(
+            fg_f64_to_f16(1.0 + 2f64.powi(-11) + 2f64.powi(-40)),
+            1.0 + 2f32.powi(-10)
+        );
+        assert_eq!(
+            fg_f64_to_bf16(-(1.0 + 2f64.powi(-8) + 2f64.powi(-45))),
+            -(1.0 + 2f32.powi(-7))
+        );
         assert_eq!(fg_f64_to_bf16(2f64.powi(-150)), 0.0);
         assert_eq!(fg_f64_to_bf16(1.0e39), f32::INFINITY);
         // 2^62 + 2^54 + 1 is just above a bf16 tie; via a plain f64 it would round down.

@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let budget = Duration::from_secs_f64(
-        std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2.0),
+        std::env::args()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2.0),
     );
     for mut w in ferrograd_benches::workloads() {
         (w.run)(); // warm-up: compiles the kernels
@@ -18,6 +21,10 @@ fn main() {
         }
         times.sort_by(|a, b| a.total_cmp(b));
         let median = times[times.len() / 2];
-        println!("{{\"name\": \"{}\", \"median_s\": {median:.9}, \"runs\": {}}}", w.name, times.len());
+        println!(
+            "{{\"name\": \"{}\", \"median_s\": {median:.9}, \"runs\": {}}}",
+            w.name,
+            times.len()
+        );
     }
 }

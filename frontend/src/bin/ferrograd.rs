@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ferrograd", version, about = "ferrograd tensor compiler and runtime")]
+#[command(
+    name = "ferrograd",
+    version,
+    about = "ferrograd tensor compiler and runtime"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -11,12 +11,18 @@ use std::fmt::Debug;
 /// and no regression files. For a longer, randomly seeded soak run set
 /// `FERROGRAD_SOAK_CASES=<cases>`.
 pub fn config(cases: u32) -> Config {
-    let soak = std::env::var("FERROGRAD_SOAK_CASES").ok().and_then(|v| v.parse::<u32>().ok());
+    let soak = std::env::var("FERROGRAD_SOAK_CASES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok());
     Config {
         cases: soak.unwrap_or(cases),
         failure_persistence: None,
         max_shrink_iters: 64,
-        rng_seed: if soak.is_some() { RngSeed::Random } else { RngSeed::Fixed(0x5eed_f00d) },
+        rng_seed: if soak.is_some() {
+            RngSeed::Random
+        } else {
+            RngSeed::Fixed(0x5eed_f00d)
+        },
         ..Config::default()
     }
 }
@@ -99,7 +105,11 @@ pub fn numel(shape: &[usize]) -> usize {
 pub fn input<T: Element>(data: &[T], shape: &[usize], layout: Layout) -> Tensor {
     let n = numel(shape);
     let nd = shape.len();
-    assert!(data.len() >= 2 * n, "input: {} values for shape {shape:?}", data.len());
+    assert!(
+        data.len() >= 2 * n,
+        "input: {} values for shape {shape:?}",
+        data.len()
+    );
     if nd == 0 {
         return Tensor::from_slice(&data[..1], &[]);
     }
@@ -160,7 +170,9 @@ pub fn input_values<T: Copy>(data: &[T], shape: &[usize], layout: Layout) -> Vec
                 idx[d] = r % shape[d];
                 r /= shape[d];
             }
-            let at = |s: &[usize], i: &[usize]| -> usize { strides(s).iter().zip(i).map(|(a, b)| a * b).sum() };
+            let at = |s: &[usize], i: &[usize]| -> usize {
+                strides(s).iter().zip(i).map(|(a, b)| a * b).sum()
+            };
             match layout {
                 Layout::Contig => data[flat],
                 Layout::Permuted => {
@@ -176,8 +188,11 @@ pub fn input_values<T: Copy>(data: &[T], shape: &[usize], layout: Layout) -> Vec
                     let mut s = shape.to_vec();
                     s[nd - 1] *= 2;
                     let mut i2 = idx.clone();
-                    i2[nd - 1] =
-                        if layout == Layout::Stepped { 1 + 2 * idx[nd - 1] } else { s[nd - 1] - 1 - 2 * idx[nd - 1] };
+                    i2[nd - 1] = if layout == Layout::Stepped {
+                        1 + 2 * idx[nd - 1]
+                    } else {
+                        s[nd - 1] - 1 - 2 * idx[nd - 1]
+                    };
                     data[at(&s, &i2)]
                 }
                 Layout::Expanded => {
@@ -217,15 +232,24 @@ impl<T: Element + Debug> Case<T> {
 }
 
 /// A random case with a shape from `shapes`, any layout and values from `vals`.
-pub fn case<T, S>(shapes: &'static [&'static [usize]], vals: fn() -> S) -> impl Strategy<Value = Case<T>>
+pub fn case<T, S>(
+    shapes: &'static [&'static [usize]],
+    vals: fn() -> S,
+) -> impl Strategy<Value = Case<T>>
 where
     T: Debug + Clone + 'static,
     S: Strategy<Value = T> + 'static,
 {
-    (prop::sample::select(shapes), prop::sample::select(LAYOUTS)).prop_flat_map(move |(s, layout)| {
-        let n = (2 * numel(s)).max(1);
-        proptest::collection::vec(vals(), n).prop_map(move |data| Case { shape: s.to_vec(), layout, data })
-    })
+    (prop::sample::select(shapes), prop::sample::select(LAYOUTS)).prop_flat_map(
+        move |(s, layout)| {
+            let n = (2 * numel(s)).max(1);
+            proptest::collection::vec(vals(), n).prop_map(move |data| Case {
+                shape: s.to_vec(),
+                layout,
+                data,
+            })
+        },
+    )
 }
 
 /// Two random cases with broadcast-compatible shapes from [`PAIRS`] (either order).
@@ -234,14 +258,34 @@ where
     T: Debug + Clone + 'static,
     S: Strategy<Value = T> + 'static,
 {
-    (prop::sample::select(PAIRS), any::<bool>(), prop::sample::select(LAYOUTS), prop::sample::select(LAYOUTS))
+    (
+        prop::sample::select(PAIRS),
+        any::<bool>(),
+        prop::sample::select(LAYOUTS),
+        prop::sample::select(LAYOUTS),
+    )
         .prop_flat_map(move |((a, b), swap, la, lb)| {
             let (a, b) = if swap { (b, a) } else { (a, b) };
             let na = (2 * numel(a)).max(1);
             let nb = (2 * numel(b)).max(1);
-            (proptest::collection::vec(vals(), na), proptest::collection::vec(vals(), nb)).prop_map(move |(da, db)| {
-                (Case { shape: a.to_vec(), layout: la, data: da }, Case { shape: b.to_vec(), layout: lb, data: db })
-            })
+            (
+                proptest::collection::vec(vals(), na),
+                proptest::collection::vec(vals(), nb),
+            )
+                .prop_map(move |(da, db)| {
+                    (
+                        Case {
+                            shape: a.to_vec(),
+                            layout: la,
+                            data: da,
+                        },
+                        Case {
+                            shape: b.to_vec(),
+                            layout: lb,
+                            data: db,
+                        },
+                    )
+                })
         })
 }
 

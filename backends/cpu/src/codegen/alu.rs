@@ -226,7 +226,11 @@ impl Translator<'_> {
             BinaryOp::Shl => a,
             // a < b only for false < true; 1 >> 1 == 0.
             BinaryOp::CmpLt | BinaryOp::Shr => {
-                let (x, y) = if op == BinaryOp::CmpLt { (b, a) } else { (a, b) };
+                let (x, y) = if op == BinaryOp::CmpLt {
+                    (b, a)
+                } else {
+                    (a, b)
+                };
                 let not_y = ins.bnot(y);
                 self.b.ins().band(x, not_y)
             }

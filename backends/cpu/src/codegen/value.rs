@@ -10,11 +10,11 @@
 //!   applied per lane. This covers every lane count the IR can express.
 
 use super::Translator;
+use crate::helpers::{f64_to_bf16, f64_to_f16};
 use cranelift_codegen::ir::immediates::Imm64;
 use cranelift_codegen::ir::types::{F32, F32X4, F64, I32, I32X4, I64, I8};
 use cranelift_codegen::ir::{condcodes::IntCC, InstBuilder, Type, Value};
 use ferrograd_ir::{DType, Scalar, VType, ValueId};
-use crate::helpers::{f64_to_bf16, f64_to_f16};
 
 /// A per-lane code generator: gets one scalar per operand, returns the lane's result.
 pub(crate) type LaneFn<'f, T> = dyn FnMut(&mut T, &[Value]) -> Result<Value, String> + 'f;
@@ -93,7 +93,9 @@ pub(crate) fn const_value(dtype: DType, value: Scalar) -> Scalar {
             DType::U32 => x as u32 as i64,
             _ => x as i64,
         }),
-        (Scalar::Int(_) | Scalar::Bool(_), DType::F32) => Scalar::Float(value.as_i64() as f32 as f64),
+        (Scalar::Int(_) | Scalar::Bool(_), DType::F32) => {
+            Scalar::Float(value.as_i64() as f32 as f64)
+        }
         (Scalar::Int(_) | Scalar::Bool(_), d) if d.is_float() => {
             Scalar::Float(float(crate::helpers::i64_to_f64_sticky(value.as_i64())))
         }

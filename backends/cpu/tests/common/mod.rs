@@ -215,7 +215,11 @@ pub fn round_to_format(x: f64, p: u32, emin: i32, emax: i32) -> f64 {
     let exp_bits = ((bits >> 52) & 0x7ff) as i32;
     let frac = bits & ((1u64 << 52) - 1);
     // |x| = m * 2^e exactly.
-    let (m, e) = if exp_bits == 0 { (frac, -1074) } else { (frac | (1u64 << 52), exp_bits - 1075) };
+    let (m, e) = if exp_bits == 0 {
+        (frac, -1074)
+    } else {
+        (frac | (1u64 << 52), exp_bits - 1075)
+    };
     let lead = e + 63 - m.leading_zeros() as i32;
     let q = lead.max(emin) - (p as i32 - 1);
     let n: u128 = if e >= q {
@@ -235,7 +239,11 @@ pub fn round_to_format(x: f64, p: u32, emin: i32, emax: i32) -> f64 {
         }
     };
     let r = n as f64 * 2f64.powi(q);
-    let r = if r >= 2f64.powi(emax + 1) { f64::INFINITY } else { r };
+    let r = if r >= 2f64.powi(emax + 1) {
+        f64::INFINITY
+    } else {
+        r
+    };
     if x < 0.0 {
         -r
     } else {
