@@ -37,6 +37,12 @@ pub fn default_device_name() -> Arc<str> {
     .clone()
 }
 
+/// The default device's canonical name, or why `FERROGRAD_DEVICE` names no device.
+pub fn default_device() -> Result<Arc<str>> {
+    init();
+    Ok(ferrograd_runtime::default_device()?.name().clone())
+}
+
 /// Checks that `name` is a known device and returns its canonical name.
 pub fn canonical_device(name: &str) -> Result<Arc<str>> {
     init();

@@ -131,6 +131,22 @@ impl Node {
         shape: Vec<usize>,
         device: Arc<str>,
     ) -> NodeRef {
+        if let Op::Buffer(b) = &op {
+            // Buffer leaves are not interned: the table outlives dead entries until a sweep,
+            // and a key holding the handle would keep freed memory out of the pool until then.
+            // A buffer node is shared by sharing the node itself.
+            let realized = OnceLock::new();
+            let _ = realized.set(b.clone());
+            return Arc::new(Node {
+                id: NEXT_NODE_ID.fetch_add(1, Ordering::Relaxed),
+                op,
+                src,
+                dtype,
+                shape,
+                device,
+                realized,
+            });
+        }
         let key = NodeKey {
             op,
             src: src.iter().map(|s| s.id).collect(),
@@ -142,18 +158,14 @@ impl Node {
         if let Some(existing) = table.map.get(&key).and_then(Weak::upgrade) {
             return existing;
         }
-        let realized = OnceLock::new();
-        if let Op::Buffer(b) = &key.op {
-            let _ = realized.set(b.clone());
-        }
         let node = Arc::new(Node {
             id: NEXT_NODE_ID.fetch_add(1, Ordering::Relaxed),
+            realized: OnceLock::new(),
             op: key.op.clone(),
             src,
             dtype: key.dtype,
             shape: key.shape.clone(),
             device: key.device.clone(),
-            realized,
         });
         table.map.insert(key, Arc::downgrade(&node));
         if table.map.len() >= table.sweep_at {

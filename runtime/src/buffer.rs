@@ -6,6 +6,7 @@ use crate::pool::{bucket_size, Pool};
 use ferrograd_ir::{BufferHandle, DType, Program};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Default cap on pooled free memory per device.
@@ -17,6 +18,7 @@ pub struct DeviceHandle {
     device: Arc<dyn Device>,
     pool: Mutex<Pool>,
     kernels: RwLock<HashMap<u64, CompiledKernel>>,
+    fresh_allocations: AtomicUsize,
 }
 
 impl DeviceHandle {
@@ -27,6 +29,7 @@ impl DeviceHandle {
             device,
             pool: Mutex::new(Pool::new(DEFAULT_POOL_BYTES)),
             kernels: RwLock::new(HashMap::new()),
+            fresh_allocations: AtomicUsize::new(0),
         })
     }
     /// The device's name.
@@ -44,7 +47,10 @@ impl DeviceHandle {
         let pooled = self.pool.lock().take(bucket);
         let raw = match pooled {
             Some(raw) => raw,
-            None => self.device.allocate(bucket)?,
+            None => {
+                self.fresh_allocations.fetch_add(1, Ordering::Relaxed);
+                self.device.allocate(bucket)?
+            }
         };
         Ok(Buffer {
             raw: Some(raw),
@@ -65,6 +71,12 @@ impl DeviceHandle {
         let compiled = self.device.compile(program)?;
         self.kernels.write().insert(key, compiled.clone());
         Ok(compiled)
+    }
+
+    /// Allocations the pool could not serve (each asked the device for new memory). A loop in
+    /// a steady state stops adding to it.
+    pub fn fresh_allocations(&self) -> usize {
+        self.fresh_allocations.load(Ordering::Relaxed)
     }
 
     /// Number of distinct kernels compiled on this device.

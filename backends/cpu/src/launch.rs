@@ -10,7 +10,7 @@ use rayon::prelude::*;
 const INLINE_WORK: u64 = 1 << 15;
 
 /// Chunks per pool thread, so uneven chunks still balance.
-const CHUNKS_PER_THREAD: usize = 4;
+const CHUNKS_PER_THREAD: usize = 16;
 
 /// Trip count assumed for loops whose bounds are not constants.
 const UNKNOWN_TRIPS: u64 = 16;

@@ -33,9 +33,12 @@ fn main() {
             for failure in ferrograd::device::backend_failures() {
                 println!("unavailable: {failure}");
             }
-            match std::env::var("FERROGRAD_DEVICE") {
-                Ok(v) => println!("default: {v} (FERROGRAD_DEVICE)"),
-                Err(_) => println!("default: {}", ferrograd::device::default_device_name()),
+            match ferrograd::device::default_device() {
+                Ok(name) => println!("default: {name}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(2);
+                }
             }
         }
     }

@@ -27,6 +27,29 @@ fn flags() -> MemFlagsData {
 }
 
 impl Translator<'_> {
+    /// Flags of a load from `mem`. A param the program never writes is read-only for the whole
+    /// launch (the Device contract: a read-only param aliases no written one), and outside an
+    /// `If` every executed address is valid; such loads may be hoisted out of loops and merged.
+    fn load_flags(&self, mem: Memory) -> MemFlagsData {
+        let read_only = match mem {
+            Memory::Global(p) => self
+                .program
+                .params
+                .get(p as usize)
+                .is_some_and(|p| !p.writable),
+            Memory::Local(_) => false,
+        };
+        let inside_if = self
+            .frames
+            .iter()
+            .any(|f| matches!(f, super::Frame::If { .. }));
+        if read_only && !inside_if {
+            flags().with_readonly().with_can_move()
+        } else {
+            flags()
+        }
+    }
+
     /// Address of element `index` of param `mem`.
     fn element_addr(&mut self, mem: Memory, index: ValueId) -> Result<(Value, DType), String> {
         let Memory::Global(p) = mem else {
@@ -72,36 +95,43 @@ impl Translator<'_> {
                 .iconst(self.ptr, &ZEROS as *const ZeroBlock as i64);
             addr = self.b.ins().select(gate, addr, zeros);
         }
+        let flags = self.load_flags(mem);
         if let (Some(simd), false) = (simd_type(ty), ty.dtype == DType::Bool) {
-            return Ok(Repr::Whole(self.b.ins().load(simd, flags(), addr, 0)));
+            return Ok(Repr::Whole(self.b.ins().load(simd, flags, addr, 0)));
         }
         let mut lanes = Vec::with_capacity(ty.lanes as usize);
         for lane in 0..ty.lanes as i32 {
-            lanes.push(self.load_scalar(dtype, addr, lane * dtype.size() as i32)?);
+            lanes.push(self.load_scalar(dtype, addr, lane * dtype.size() as i32, flags)?);
         }
         Ok(self.pack(ty, lanes))
     }
 
-    fn load_scalar(&mut self, dtype: DType, addr: Value, offset: i32) -> Result<Value, String> {
+    fn load_scalar(
+        &mut self,
+        dtype: DType,
+        addr: Value,
+        offset: i32,
+        flags: MemFlagsData,
+    ) -> Result<Value, String> {
         Ok(match dtype {
             DType::Bool => {
-                let byte = self.b.ins().load(I8, flags(), addr, offset);
+                let byte = self.b.ins().load(I8, flags, addr, offset);
                 let zero = self.iconst(I8, 0);
                 self.b.ins().icmp(IntCC::NotEqual, byte, zero)
             }
             DType::F16 => {
-                let bits = self.b.ins().uload16(I32, flags(), addr, offset);
+                let bits = self.b.ins().uload16(I32, flags, addr, offset);
                 self.call(Helper::F16FromBits, bits)?
             }
             DType::BF16 => {
-                let bits = self.b.ins().uload16(I32, flags(), addr, offset);
+                let bits = self.b.ins().uload16(I32, flags, addr, offset);
                 let bits = self.b.ins().ishl_imm_u(bits, 16);
                 self.b.ins().bitcast(F32, MemFlagsData::new(), bits)
             }
             _ => self
                 .b
                 .ins()
-                .load(super::value::scalar_type(dtype), flags(), addr, offset),
+                .load(super::value::scalar_type(dtype), flags, addr, offset),
         })
     }
 

@@ -182,6 +182,9 @@ impl Translator<'_> {
                 Repr::Lanes(lanes)
             };
         };
+        if lanes.len() > 1 && lanes.iter().all(|&l| l == lanes[0]) && vt.dtype != DType::Bool {
+            return Repr::Whole(self.b.ins().splat(ty, lanes[0]));
+        }
         let lanes: Vec<Value> = if vt.dtype == DType::Bool {
             // 0/1 -> 0/-1: a lane mask.
             lanes
