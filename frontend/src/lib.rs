@@ -9,6 +9,7 @@
 //! ```
 
 mod axes;
+pub mod data;
 pub mod device;
 mod element;
 mod elementwise;
