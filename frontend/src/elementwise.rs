@@ -64,8 +64,8 @@ impl Tensor {
         for (i, (&a, &b)) in padded.iter().zip(shape).enumerate() {
             assert!(a == b || a == 1, "broadcast_to: axis {i} of {s:?} cannot become {b} (target {shape:?})");
         }
-        let n = Node::reshape(&self.node(), &padded);
-        Tensor::from_node(Node::expand(&n, shape))
+        let r = Tensor::apply([self], |[n]| Node::reshape(n, &padded));
+        Tensor::apply([&r], |[n]| Node::expand(n, shape))
     }
 
     /// Casts both operands to their common dtype and broadcast shape.
@@ -78,12 +78,12 @@ impl Tensor {
     fn binary(&self, op: BinaryOp, other: impl IntoOperand, name: &str) -> Tensor {
         let o = other.into_operand(self);
         let (a, b) = Tensor::align(name, self, &o);
-        Tensor::from_node(Node::binary(op, &a.node(), &b.node()))
+        Tensor::apply([&a, &b], |[a, b]| Node::binary(op, a, b))
     }
 
     fn unary(&self, op: UnaryOp) -> Tensor {
         let t = if self.dtype().is_float() || op == UnaryOp::Neg { self.clone() } else { self.cast(DEFAULT_FLOAT) };
-        Tensor::from_node(Node::unary(op, &t.node()))
+        Tensor::apply([&t], |[n]| Node::unary(op, n))
     }
 
     fn float(&self) -> Tensor {
@@ -96,12 +96,12 @@ impl Tensor {
 
     /// Converts values to `dtype` (floats to ints truncate toward zero).
     pub fn cast(&self, dtype: DType) -> Tensor {
-        Tensor::from_node(Node::cast(&self.node(), dtype))
+        Tensor::apply([self], |[n]| Node::cast(n, dtype))
     }
 
     /// Reinterprets the bits as `dtype` (same element size).
     pub fn bitcast(&self, dtype: DType) -> Tensor {
-        Tensor::from_node(Node::bitcast(&self.node(), dtype))
+        Tensor::apply([self], |[n]| Node::bitcast(n, dtype))
     }
 
     // ---- arithmetic ---------------------------------------------------------------------------
@@ -138,7 +138,7 @@ impl Tensor {
     /// `-self`.
     pub fn neg(&self) -> Tensor {
         assert!(self.dtype() != DType::Bool, "neg: not defined for bool tensors (shape {:?})", self.shape());
-        Tensor::from_node(Node::unary(UnaryOp::Neg, &self.node()))
+        Tensor::apply([self], |[n]| Node::unary(UnaryOp::Neg, n))
     }
     /// Elementwise maximum (NaN propagates).
     pub fn maximum(&self, other: impl IntoOperand) -> Tensor {
@@ -258,7 +258,7 @@ impl Tensor {
         let c = self.as_bool().broadcast_to(&shape);
         let a = a.cast(dtype).broadcast_to(&shape);
         let b = b.cast(dtype).broadcast_to(&shape);
-        Tensor::from_node(Node::where_(&c.node(), &a.node(), &b.node()))
+        Tensor::apply([&c, &a, &b], |[c, a, b]| Node::where_(c, a, b))
     }
 
     // ---- unary math ---------------------------------------------------------------------------

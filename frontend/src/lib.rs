@@ -8,10 +8,13 @@
 //! println!("{:?}", y.to_vec::<f32>().unwrap());
 //! ```
 
+mod autograd;
 mod axes;
 pub mod device;
 mod element;
 mod elementwise;
+mod grad_rules;
+mod gradcheck;
 mod movement;
 mod nn_ops;
 mod operators;
@@ -20,6 +23,7 @@ mod reduce;
 mod tensor;
 pub mod testing;
 
+pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
 pub use axes::{All, AxisInt, IntoAxes, IntoShape};
 pub use elementwise::IntoOperand;
 pub use element::Element;

@@ -23,16 +23,18 @@ fn split_reduce(x: &Tensor, op: ReduceOp, axes: &[usize]) -> Option<Tensor> {
     let lead = &shape[..shape.len() - axes.len()];
     let split = [lead.to_vec(), vec![SPLIT_REDUCE_GROUPS, reduced / SPLIT_REDUCE_GROUPS]].concat();
     let n = split.len();
-    let partial = Node::reduce(op, &Node::reshape(&x.node(), &split), &[n - 1]);
-    let total = Node::reduce(op, &partial, &[n - 2]);
-    Some(Tensor::from_node(Node::reshape(&total, &[lead.to_vec(), vec![1; axes.len()]].concat())))
+    let split = Tensor::apply([x], |[x]| Node::reshape(x, &split));
+    let partial = Tensor::apply([&split], |[x]| Node::reduce(op, x, &[n - 1]));
+    let total = Tensor::apply([&partial], |[x]| Node::reduce(op, x, &[n - 2]));
+    let kept = [lead.to_vec(), vec![1; axes.len()]].concat();
+    Some(Tensor::apply([&total], |[x]| Node::reshape(x, &kept)))
 }
 
 impl Tensor {
     fn reduce(&self, op: ReduceOp, axes: Option<Vec<i64>>, keepdim: bool, name: &str) -> Tensor {
         let shape = self.shape();
         let axes = resolve_axes(name, axes, &shape);
-        let r = split_reduce(self, op, &axes).unwrap_or_else(|| Tensor::from_node(Node::reduce(op, &self.node(), &axes)));
+        let r = split_reduce(self, op, &axes).unwrap_or_else(|| Tensor::apply([self], |[x]| Node::reduce(op, x, &axes)));
         if keepdim {
             r
         } else {
@@ -145,9 +147,10 @@ impl Tensor {
         self.eq(0i32).cast(DType::I32).reduce(ReduceOp::Max, axes.raw_axes(), false, "all").eq(0i32)
     }
     fn arg_extreme(&self, axis: Option<i64>, keepdim: bool, largest: bool) -> Tensor {
+        // Indices have no gradient: record nothing for autograd.
         let (x, ax) = match axis {
-            None => (self.reshape([-1]), 0usize),
-            Some(a) => (self.clone(), resolve_axis("argmax", a, &self.shape())),
+            None => (self.detach().reshape([-1]), 0usize),
+            Some(a) => (self.detach(), resolve_axis("argmax", a, &self.shape())),
         };
         let shape = x.shape();
         assert!(shape[ax] > 0, "argmax: axis {ax} of shape {shape:?} is empty");
@@ -187,7 +190,8 @@ impl Tensor {
     /// `logsumexp` keeping the reduced axis.
     pub fn logsumexp_keepdim(&self, axis: impl AxisInt) -> Tensor {
         let x = self.float_like();
-        let m = x.max_keepdim(axis.as_i64());
+        // The shift cancels out, so its gradient is zero: detached, the backward pass skips it.
+        let m = x.max_keepdim(axis.as_i64()).detach();
         let finite = m.abs().lt(f64::INFINITY);
         let shift = finite.where_(&m, 0.0);
         x.sub(&shift).exp().sum_keepdim(axis.as_i64()).log().add(&shift)
@@ -195,7 +199,8 @@ impl Tensor {
     /// Softmax along `axis`.
     pub fn softmax(&self, axis: impl AxisInt) -> Tensor {
         let x = self.float_like();
-        let e = x.sub(&x.max_keepdim(axis.as_i64())).exp();
+        // Softmax is shift-invariant: the detached max costs the backward pass nothing.
+        let e = x.sub(&x.max_keepdim(axis.as_i64()).detach()).exp();
         e.div(&e.sum_keepdim(axis.as_i64()))
     }
     /// Log of the softmax along `axis`.
