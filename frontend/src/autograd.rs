@@ -205,9 +205,12 @@ impl Tensor {
         self.state.read().grad.clone()
     }
 
-    /// Replaces the accumulated gradient. Panics if `grad` differs from this tensor in shape,
-    /// dtype or device.
+    /// Replaces the accumulated gradient with `grad`'s value (taken as a constant). Panics if
+    /// `grad` differs from this tensor in shape, dtype or device.
     pub fn set_grad(&self, grad: Option<Tensor>) {
+        // A fresh handle: the stored gradient never shares its lock with a tracked tensor
+        // (not even with this one), so accumulating into it cannot deadlock.
+        let grad = grad.map(|g| g.detach());
         if let Some(g) = &grad {
             let (t, gn) = (self.node(), g.node());
             assert!(
@@ -262,6 +265,14 @@ impl Tensor {
     /// realize them (e.g. together with [`Tensor::realize_all`]) to run the backward pass.
     /// Calling it again (on this or another loss) accumulates. Panics if the tensor is not a
     /// one-element float tensor or does not require grad.
+    ///
+    /// ```
+    /// use ferrograd::{All, Tensor};
+    /// let w = Tensor::from_slice(&[1.0f32, -2.0], &[2]).requires_grad(true);
+    /// let loss = (&w * &w).sum(All); // d loss / dw = 2w
+    /// loss.backward();
+    /// assert_eq!(w.grad().unwrap().to_vec::<f32>().unwrap(), vec![2.0, -4.0]);
+    /// ```
     pub fn backward(&self) {
         let (seed, root) = self.loss_root("backward");
         let is_leaf = |r: &GradNode| matches!(r, GradNode::Leaf(w) if w.strong_count() > 0);

@@ -408,3 +408,28 @@ fn a_chain_gives_the_product_of_its_derivatives() {
     let got = f64s(&w.grad().unwrap());
     assert_close_f64(&got, &want, 1e-4, 1e-6, "50 nested sines");
 }
+
+#[test]
+fn large_reductions_in_two_stages_differentiate() {
+    // 2^16 elements reduce in two stages (a split reduction); the gradient flows through both.
+    let n = 1usize << 16;
+    let values: Vec<f32> = (0..n).map(|i| ((i * 7919) % n) as f32 / n as f32).collect();
+    let argmax = values
+        .iter()
+        .position(|&v| v == (n - 1) as f32 / n as f32)
+        .unwrap();
+    let x = Tensor::from_slice(&values, &[n]).requires_grad(true);
+    let gs = x.sum(All).gradient(&[&x]);
+    assert!(f32s(&gs[0]).iter().all(|&g| g == 1.0));
+    let gm = f32s(&x.max(All).gradient(&[&x])[0]);
+    assert_eq!(gm[argmax], 1.0);
+    assert_eq!(gm.iter().filter(|&&g| g != 0.0).count(), 1);
+}
+
+#[test]
+fn a_tensor_can_be_its_own_gradient() {
+    let w = leaf(&[1.0, 2.0]);
+    w.set_grad(Some(w.clone()));
+    (&w * 3.0).sum(All).backward();
+    assert_eq!(f32s(&w.grad().unwrap()), vec![4.0, 5.0]);
+}
