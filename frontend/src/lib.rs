@@ -8,11 +8,14 @@
 //! println!("{:?}", y.to_vec::<f32>().unwrap());
 //! ```
 
+mod autograd;
 mod axes;
 pub mod data;
 pub mod device;
 mod element;
 mod elementwise;
+mod grad_rules;
+mod gradcheck;
 mod movement;
 mod nn_ops;
 mod operators;
@@ -21,6 +24,7 @@ mod reduce;
 mod tensor;
 pub mod testing;
 
+pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
 pub use axes::{All, AxisInt, IntoAxes, IntoShape};
 pub use element::Element;
 pub use elementwise::IntoOperand;

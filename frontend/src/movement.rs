@@ -9,7 +9,7 @@ impl Tensor {
     /// The same elements with a new shape; one axis may be `-1` (inferred).
     pub fn reshape(&self, shape: impl IntoShape) -> Tensor {
         let s = resolve_shape("reshape", &shape.raw_shape(), &self.shape());
-        Tensor::from_node(Node::reshape(&self.node(), &s))
+        Tensor::apply([self], |[n]| Node::reshape(n, &s))
     }
 
     /// Reorders axes: result axis i is axis `perm[i]` (negative axes allowed).
@@ -25,7 +25,7 @@ impl Tensor {
             .iter()
             .map(|&a| resolve_axis("permute", a, &shape))
             .collect();
-        Tensor::from_node(Node::permute(&self.node(), &p))
+        Tensor::apply([self], |[n]| Node::permute(n, &p))
     }
 
     /// Swaps two axes.
@@ -37,7 +37,7 @@ impl Tensor {
         );
         let mut p: Vec<usize> = (0..shape.len()).collect();
         p.swap(a, b);
-        Tensor::from_node(Node::permute(&self.node(), &p))
+        Tensor::apply([self], |[n]| Node::permute(n, &p))
     }
 
     /// The transpose of the last two axes.
@@ -89,7 +89,7 @@ impl Tensor {
             .filter(|(i, _)| !drop.contains(i))
             .map(|(_, &d)| d)
             .collect();
-        Tensor::from_node(Node::reshape(&self.node(), &s))
+        Tensor::apply([self], |[n]| Node::reshape(n, &s))
     }
 
     /// Inserts a size-1 axis at `axis` (negative counts from the end of the result).
@@ -104,7 +104,7 @@ impl Tensor {
             axis.as_i64()
         );
         shape.insert(a as usize, 1);
-        Tensor::from_node(Node::reshape(&self.node(), &shape))
+        Tensor::apply([self], |[n]| Node::reshape(n, &shape))
     }
 
     /// Merges axes `start..=end` into one.
@@ -124,12 +124,12 @@ impl Tensor {
         let mut out: Vec<usize> = shape[..s].to_vec();
         out.push(shape[s..=e].iter().product());
         out.extend_from_slice(&shape[e + 1..]);
-        Tensor::from_node(Node::reshape(&self.node(), &out))
+        Tensor::apply([self], |[n]| Node::reshape(n, &out))
     }
 
     /// Forces the value into its own contiguous buffer when realized.
     pub fn contiguous(&self) -> Tensor {
-        Tensor::from_node(Node::contiguous(&self.node()))
+        Tensor::apply([self], |[n]| Node::contiguous(n))
     }
 
     /// Pads every axis with `(before, after)` elements equal to `value`.
@@ -140,7 +140,7 @@ impl Tensor {
             shape.len(),
             "pad: {padding:?} does not fit shape {shape:?}"
         );
-        let padded = Tensor::from_node(Node::pad(&self.node(), padding));
+        let padded = Tensor::apply([self], |[n]| Node::pad(n, padding));
         if value == 0.0 {
             return padded;
         }
@@ -151,19 +151,19 @@ impl Tensor {
             &self.device(),
         ));
         let inside = Tensor::from_node(Node::pad(&inside.node(), padding));
-        inside.where_(&padded, padded.const_like(Scalar::Float(value)))
+        inside.where_(&padded, &padded.const_like(Scalar::Float(value)))
     }
 
     /// Keeps `[start, end)` of every axis.
     pub fn shrink(&self, bounds: &[(usize, usize)]) -> Tensor {
-        Tensor::from_node(Node::shrink(&self.node(), bounds))
+        Tensor::apply([self], |[n]| Node::shrink(n, bounds))
     }
 
     /// Reverses the listed axes.
     pub fn flip(&self, axes: impl crate::axes::IntoAxes) -> Tensor {
         let shape = self.shape();
         let axes = crate::axes::resolve_axes("flip", axes.raw_axes(), &shape);
-        Tensor::from_node(Node::flip(&self.node(), &axes))
+        Tensor::apply([self], |[n]| Node::flip(n, &axes))
     }
 
     /// Python-style slice `[start:end:step]` of one axis (negative indices count from the end,
@@ -224,12 +224,12 @@ impl Tensor {
         let mut split = shape.clone();
         split[ax] = len;
         split.insert(ax + 1, stride);
-        let x = Tensor::from_node(Node::reshape(&x.node(), &split));
+        let x = Tensor::apply([&x], |[n]| Node::reshape(n, &split));
         let mut keep: Vec<(usize, usize)> = split.iter().map(|&d| (0, d)).collect();
         keep[ax + 1] = (0, 1);
         let x = x.shrink(&keep);
         split.remove(ax + 1);
-        Tensor::from_node(Node::reshape(&x.node(), &split))
+        Tensor::apply([&x], |[n]| Node::reshape(n, &split))
     }
 
     /// Elements `index` of `axis`, dropping the axis.

@@ -101,14 +101,22 @@ impl Tensor {
             let packed = b.reshape(split).permute(perm).contiguous();
             let full = [batch.clone(), vec![m, n / PANEL, PANEL, k]].concat();
             let a4 = a.unsqueeze(-2).unsqueeze(-2).broadcast_to(&full);
-            let b4 = packed.transpose(-1, -2).unsqueeze(-4).broadcast_to(&full);
+            // Broadcast before transposing: the backward pass then reduces straight into the
+            // operand's layout (no transposed copy of the gradient).
+            let b4 = packed
+                .unsqueeze(-4)
+                .broadcast_to(&[batch.clone(), vec![m, n / PANEL, k, PANEL]].concat())
+                .transpose(-1, -2);
             a4.mul(&b4)
                 .sum(-1)
                 .reshape([batch.clone(), vec![m, n]].concat())
         } else {
             let full = [batch.clone(), vec![m, n, k]].concat();
             let a3 = a.unsqueeze(-2).broadcast_to(&full);
-            let b3 = b.t().unsqueeze(-3).broadcast_to(&full);
+            let b3 = b
+                .unsqueeze(-3)
+                .broadcast_to(&[batch.clone(), vec![m, k, n]].concat())
+                .t();
             a3.mul(&b3).sum(-1)
         };
         if sa.len() == 1 {
@@ -221,7 +229,7 @@ impl Tensor {
                     "conv2d: bias shape {:?} must be [{cout}]",
                     b.shape()
                 );
-                out.add(b.reshape([1, cout, 1, 1]))
+                out.add(&b.reshape([1, cout, 1, 1]))
             }
             None => out,
         }
@@ -287,8 +295,8 @@ impl Tensor {
         let hit = index
             .cast(DType::I32)
             .unsqueeze(ax as i64 + 1)
-            .eq(Tensor::indices(&full, ax + 1));
-        hit.where_(&x, x.const_like(Scalar::Int(0)))
+            .eq(&Tensor::indices(&full, ax + 1));
+        hit.where_(&x, &x.const_like(Scalar::Int(0)))
             .sum(ax as i64 + 1)
             .cast(self.dtype())
     }

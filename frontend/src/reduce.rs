@@ -21,10 +21,7 @@ fn split_reduce(x: &Tensor, op: ReduceOp, axes: &[usize]) -> Option<Tensor> {
             .all(|(i, &a)| a == shape.len() - axes.len() + i);
     let outputs: usize = shape[..shape.len() - axes.len()].iter().product();
     let reduced: usize = axes.iter().map(|&a| shape[a]).product();
-    if !trailing
-        || outputs > 16
-        || reduced < SPLIT_REDUCE_MIN
-        || !reduced.is_multiple_of(SPLIT_REDUCE_GROUPS)
+    if !trailing || outputs > 16 || reduced < SPLIT_REDUCE_MIN || reduced % SPLIT_REDUCE_GROUPS != 0
     {
         return None;
     }
@@ -35,12 +32,11 @@ fn split_reduce(x: &Tensor, op: ReduceOp, axes: &[usize]) -> Option<Tensor> {
     ]
     .concat();
     let n = split.len();
-    let partial = Node::reduce(op, &Node::reshape(&x.node(), &split), &[n - 1]);
-    let total = Node::reduce(op, &partial, &[n - 2]);
-    Some(Tensor::from_node(Node::reshape(
-        &total,
-        &[lead.to_vec(), vec![1; axes.len()]].concat(),
-    )))
+    let split = Tensor::apply([x], |[x]| Node::reshape(x, &split));
+    let partial = Tensor::apply([&split], |[x]| Node::reduce(op, x, &[n - 1]));
+    let total = Tensor::apply([&partial], |[x]| Node::reduce(op, x, &[n - 2]));
+    let kept = [lead.to_vec(), vec![1; axes.len()]].concat();
+    Some(Tensor::apply([&total], |[x]| Node::reshape(x, &kept)))
 }
 
 impl Tensor {
@@ -48,7 +44,7 @@ impl Tensor {
         let shape = self.shape();
         let axes = resolve_axes(name, axes, &shape);
         let r = split_reduce(self, op, &axes)
-            .unwrap_or_else(|| Tensor::from_node(Node::reduce(op, &self.node(), &axes)));
+            .unwrap_or_else(|| Tensor::apply([self], |[x]| Node::reduce(op, x, &axes)));
         if keepdim {
             r
         } else {
@@ -192,9 +188,10 @@ impl Tensor {
             .eq(0i32)
     }
     fn arg_extreme(&self, axis: Option<i64>, keepdim: bool, largest: bool) -> Tensor {
+        // Indices have no gradient: record nothing for autograd.
         let (x, ax) = match axis {
-            None => (self.reshape([-1]), 0usize),
-            Some(a) => (self.clone(), resolve_axis("argmax", a, &self.shape())),
+            None => (self.detach().reshape([-1]), 0usize),
+            Some(a) => (self.detach(), resolve_axis("argmax", a, &self.shape())),
         };
         let shape = x.shape();
         assert!(
@@ -245,7 +242,8 @@ impl Tensor {
     /// `logsumexp` keeping the reduced axis.
     pub fn logsumexp_keepdim(&self, axis: impl AxisInt) -> Tensor {
         let x = self.float_like();
-        let m = x.max_keepdim(axis.as_i64());
+        // The shift cancels out, so its gradient is zero: detached, the backward pass skips it.
+        let m = x.max_keepdim(axis.as_i64()).detach();
         let finite = m.abs().lt(f64::INFINITY);
         let shift = finite.where_(&m, 0.0);
         x.sub(&shift)
@@ -257,13 +255,14 @@ impl Tensor {
     /// Softmax along `axis`.
     pub fn softmax(&self, axis: impl AxisInt) -> Tensor {
         let x = self.float_like();
-        let e = x.sub(x.max_keepdim(axis.as_i64())).exp();
-        e.div(e.sum_keepdim(axis.as_i64()))
+        // Softmax is shift-invariant: the detached max costs the backward pass nothing.
+        let e = x.sub(&x.max_keepdim(axis.as_i64()).detach()).exp();
+        e.div(&e.sum_keepdim(axis.as_i64()))
     }
     /// Log of the softmax along `axis`.
     pub fn log_softmax(&self, axis: impl AxisInt) -> Tensor {
         let x = self.float_like();
-        x.sub(x.logsumexp_keepdim(axis.as_i64()))
+        x.sub(&x.logsumexp_keepdim(axis.as_i64()))
     }
     /// Running sum along `axis`.
     pub fn cumsum(&self, axis: impl AxisInt) -> Tensor {

@@ -1,5 +1,6 @@
 //! The lazy [`Tensor`]: a handle to a graph node. Nothing runs until a value is needed.
 
+use crate::autograd::GradNode;
 use crate::device::{canonical_device, default_device_name, init};
 use crate::element::{from_bytes, to_bytes, Element};
 use ferrograd_ir::{DType, Node, NodeRef, Scalar};
@@ -9,10 +10,21 @@ use std::fmt;
 use std::sync::Arc;
 
 /// A lazily evaluated n-dimensional array. Cloning is cheap and shares the value: realizing
-/// one clone realizes all of them.
+/// one clone realizes all of them, and autograd state (`requires_grad`, `grad`) is shared too.
 #[derive(Clone)]
 pub struct Tensor {
-    node: Arc<RwLock<NodeRef>>,
+    pub(crate) state: Arc<RwLock<State>>,
+}
+
+/// What a tensor handle shares between its clones.
+pub(crate) struct State {
+    /// The graph node holding the value (a buffer node once realized).
+    pub(crate) node: NodeRef,
+    /// How autograd reaches this tensor: a leaf that requires grad, or the op that computed it
+    /// from such tensors. `None` for tensors that need no gradient.
+    pub(crate) origin: Option<Arc<GradNode>>,
+    /// The gradient accumulated by `backward` (leaves only).
+    pub(crate) grad: Option<Tensor>,
 }
 
 impl fmt::Debug for Tensor {
@@ -26,35 +38,42 @@ impl fmt::Debug for Tensor {
 pub const DEFAULT_FLOAT: DType = DType::F32;
 
 impl Tensor {
-    /// Wraps a graph node.
+    /// Wraps a graph node as a tensor that autograd does not track (a constant).
     pub fn from_node(node: NodeRef) -> Tensor {
+        Tensor::with_origin(node, None)
+    }
+    pub(crate) fn with_origin(node: NodeRef, origin: Option<Arc<GradNode>>) -> Tensor {
         Tensor {
-            node: Arc::new(RwLock::new(node)),
+            state: Arc::new(RwLock::new(State {
+                node,
+                origin,
+                grad: None,
+            })),
         }
     }
     /// The current graph node.
     pub fn node(&self) -> NodeRef {
-        self.node.read().clone()
+        self.state.read().node.clone()
     }
     /// The shape.
     pub fn shape(&self) -> Vec<usize> {
-        self.node.read().shape().to_vec()
+        self.state.read().node.shape().to_vec()
     }
     /// Number of axes.
     pub fn ndim(&self) -> usize {
-        self.node.read().shape().len()
+        self.state.read().node.shape().len()
     }
     /// Number of elements.
     pub fn numel(&self) -> usize {
-        self.node.read().numel()
+        self.state.read().node.numel()
     }
     /// The element type.
     pub fn dtype(&self) -> DType {
-        self.node.read().dtype()
+        self.state.read().node.dtype()
     }
     /// The device name.
     pub fn device(&self) -> Arc<str> {
-        self.node.read().device().clone()
+        self.state.read().node.device().clone()
     }
 
     // ---- creation -------------------------------------------------------------------------
@@ -203,7 +222,7 @@ impl Tensor {
     /// The same values on `device` (an error if the device does not exist).
     pub fn to(&self, device: &str) -> Result<Tensor> {
         let name = canonical_device(device)?;
-        Ok(Tensor::from_node(Node::copy_to(&self.node(), &name)))
+        Ok(Tensor::apply([self], |[n]| Node::copy_to(n, &name)))
     }
 
     /// Computes the value now (fusing and running kernels) and keeps it in device memory.
@@ -219,8 +238,12 @@ impl Tensor {
         for (t, n) in tensors.iter().zip(&nodes) {
             if let Some(h) = n.realized() {
                 if !matches!(n.op(), ferrograd_ir::Op::Buffer(_)) {
-                    // Drop the graph behind a realized value: keep only its buffer.
-                    *t.node.write() = Node::buffer(h.clone(), n.dtype(), n.shape(), n.device());
+                    // Drop the graph behind a realized value: keep only its buffer. (Autograd
+                    // keeps the expression it needs in the tensor's origin.)
+                    let mut state = t.state.write();
+                    if Arc::ptr_eq(&state.node, n) {
+                        state.node = Node::buffer(h.clone(), n.dtype(), n.shape(), n.device());
+                    }
                 }
             }
         }

@@ -1,20 +1,22 @@
 //! Checking a tensor against the f64 reference evaluator (the oracle), for this crate's tests
-//! and for every backend's op suite.
+//! and for every backend's op suite, and checking gradients against finite differences.
 
+pub use crate::gradcheck::check_gradients;
 use crate::tensor::Tensor;
 use ferrograd_ir::reference::{assert_close, evaluate, RefTensor};
 use ferrograd_ir::Node;
 
 /// The reference value of `t` (computed on the host from its graph, no fusion, no kernels).
 pub fn reference(t: &Tensor) -> RefTensor {
-    let node = t.node();
-    let mut leaf = |n: &Node| {
-        let bytes = ferrograd_runtime::Buffer::from_handle(n.realized().expect("leaf is realized"))
-            .read()
-            .expect("reading a leaf buffer for the reference");
-        RefTensor::from_bytes(n.dtype(), n.shape(), &bytes[..n.numel() * n.dtype().size()])
-    };
-    evaluate(&node, &mut leaf)
+    evaluate(&t.node(), &mut leaf_value)
+}
+
+/// The value of a realized node, read back from its buffer (a leaf of the reference evaluator).
+pub(crate) fn leaf_value(n: &Node) -> RefTensor {
+    let bytes = ferrograd_runtime::Buffer::from_handle(n.realized().expect("leaf is realized"))
+        .read()
+        .expect("reading a leaf buffer for the reference");
+    RefTensor::from_bytes(n.dtype(), n.shape(), &bytes[..n.numel() * n.dtype().size()])
 }
 
 /// The values the device computes for `t`, in `t`'s own dtype, as f64.

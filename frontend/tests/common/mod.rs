@@ -344,3 +344,48 @@ pub fn assert_close_f64(actual: &[f64], expected: &[f64], rtol: f64, atol: f64, 
 pub fn f64s(t: &Tensor) -> Vec<f64> {
     t.to_f64_vec().expect("realize")
 }
+
+/// A small deterministic generator (xorshift) for gradient-test inputs and shapes.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+    /// Uniform in [0, n).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.unit() * n as f64) as usize
+    }
+    /// One of `items`.
+    pub fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())].clone()
+    }
+    /// A shape of rank `lo..=hi` with sizes from {1, 2, 3, 4, 5}.
+    pub fn shape(&mut self, lo: usize, hi: usize) -> Vec<usize> {
+        let rank = lo + self.below(hi - lo + 1);
+        (0..rank).map(|_| 1 + self.below(5)).collect()
+    }
+    /// An f64 tensor of `shape` with values in [lo, hi) whose magnitude is at least `min_abs`.
+    pub fn tensor(&mut self, shape: &[usize], lo: f64, hi: f64, min_abs: f64) -> Tensor {
+        let values: Vec<f64> = (0..numel(shape))
+            .map(|_| loop {
+                let v = self.uniform(lo, hi);
+                if v.abs() >= min_abs {
+                    break v;
+                }
+            })
+            .collect();
+        Tensor::from_slice(&values, shape)
+    }
+}
