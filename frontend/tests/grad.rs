@@ -433,3 +433,25 @@ fn a_tensor_can_be_its_own_gradient() {
     (&w * 3.0).sum(All).backward();
     assert_eq!(f32s(&w.grad().unwrap()), vec![4.0, 5.0]);
 }
+
+#[test]
+fn large_matmul_gradients_are_the_transposed_products() {
+    // Large enough for the packed right operand (a contiguous copy in column panels).
+    let (m, k, n) = (32, 256, 256);
+    let x = Tensor::randn(&[m, k])
+        .realize()
+        .unwrap()
+        .clone()
+        .requires_grad(true);
+    let w = Tensor::randn(&[k, n])
+        .realize()
+        .unwrap()
+        .clone()
+        .requires_grad(true);
+    let r = Tensor::randn(&[m, n]).realize().unwrap().clone();
+    (x.matmul(&w) * &r).sum(All).backward();
+    let (gx, gw) = (f64s(&x.grad().unwrap()), f64s(&w.grad().unwrap()));
+    let (xd, wd) = (x.detach(), w.detach());
+    assert_close_f64(&gx, &f64s(&r.matmul(&wd.t())), 1e-4, 1e-3, "dX = R W^T");
+    assert_close_f64(&gw, &f64s(&xd.t().matmul(&r)), 1e-4, 1e-3, "dW = X^T R");
+}
