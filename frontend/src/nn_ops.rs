@@ -103,10 +103,8 @@ impl Tensor {
             let a4 = a.unsqueeze(-2).unsqueeze(-2).broadcast_to(&full);
             // Broadcast before transposing: the backward pass then reduces straight into the
             // operand's layout (no transposed copy of the gradient).
-            let b4 = packed
-                .unsqueeze(-4)
-                .broadcast_to(&[batch.clone(), vec![m, n / PANEL, k, PANEL]].concat())
-                .transpose(-1, -2);
+            let b_full = [batch.clone(), vec![m, n / PANEL, k, PANEL]].concat();
+            let b4 = packed.unsqueeze(-4).broadcast_to(&b_full).transpose(-1, -2);
             a4.mul(&b4)
                 .sum(-1)
                 .reshape([batch.clone(), vec![m, n]].concat())

@@ -23,7 +23,7 @@ pub(crate) struct State {
     /// How autograd reaches this tensor: a leaf that requires grad, or the op that computed it
     /// from such tensors. `None` for tensors that need no gradient.
     pub(crate) origin: Option<Arc<GradNode>>,
-    /// The gradient accumulated by `backward` (leaves only).
+    /// The gradient accumulated by `backward` (into leaves) or set with `set_grad`.
     pub(crate) grad: Option<Tensor>,
 }
 
@@ -42,6 +42,7 @@ impl Tensor {
     pub fn from_node(node: NodeRef) -> Tensor {
         Tensor::with_origin(node, None)
     }
+    /// Wraps a graph node reached by autograd through `origin`.
     pub(crate) fn with_origin(node: NodeRef, origin: Option<Arc<GradNode>>) -> Tensor {
         Tensor {
             state: Arc::new(RwLock::new(State {

@@ -433,3 +433,54 @@ fn a_tensor_can_be_its_own_gradient() {
     (&w * 3.0).sum(All).backward();
     assert_eq!(f32s(&w.grad().unwrap()), vec![4.0, 5.0]);
 }
+
+#[test]
+fn large_matmul_gradients_are_the_transposed_products() {
+    // Large enough for the packed right operand (a contiguous copy in column panels).
+    let (m, k, n) = (32, 256, 256);
+    let x = Tensor::randn(&[m, k])
+        .realize()
+        .unwrap()
+        .clone()
+        .requires_grad(true);
+    let w = Tensor::randn(&[k, n])
+        .realize()
+        .unwrap()
+        .clone()
+        .requires_grad(true);
+    let r = Tensor::randn(&[m, n]).realize().unwrap().clone();
+    (x.matmul(&w) * &r).sum(All).backward();
+    let (gx, gw) = (f64s(&x.grad().unwrap()), f64s(&w.grad().unwrap()));
+    let (xd, wd) = (x.detach(), w.detach());
+    assert_close_f64(&gx, &f64s(&r.matmul(&wd.t())), 1e-4, 1e-3, "dX = R W^T");
+    assert_close_f64(&gw, &f64s(&xd.t().matmul(&r)), 1e-4, 1e-3, "dW = X^T R");
+}
+
+#[test]
+fn gradient_descent_fits_a_linear_model() {
+    // The loop an optimizer runs: backward, an update under no_grad with assign, zero_grad.
+    let x = Tensor::randn(&[64, 3]).realize().unwrap().clone();
+    let y = x.matmul(&Tensor::from_slice(&[1.0f32, -2.0, 0.5], &[3, 1]));
+    let w = Tensor::zeros(&[3, 1]).requires_grad(true);
+    let b = Tensor::zeros(&[1]).requires_grad(true);
+    let mut losses = vec![];
+    for _ in 0..60 {
+        let loss = (x.matmul(&w) + &b - &y).square().mean(All);
+        losses.push(loss.item::<f32>().unwrap());
+        loss.backward();
+        no_grad(|| {
+            for p in [&w, &b] {
+                p.assign(&(p - &(p.grad().unwrap() * 0.2)));
+                p.zero_grad();
+            }
+        });
+        Tensor::realize_all(&[w.clone(), b.clone()]).unwrap();
+        assert!(w.is_requires_grad() && b.is_requires_grad());
+    }
+    assert!(losses[59] < 1e-4 * losses[0], "losses {losses:?}");
+    let fitted = f32s(&w);
+    assert!(
+        (fitted[0] - 1.0).abs() < 1e-2 && (fitted[1] + 2.0).abs() < 1e-2,
+        "{fitted:?}"
+    );
+}
