@@ -19,9 +19,11 @@ mod gradcheck;
 mod movement;
 mod nn_ops;
 mod operators;
+pub mod nn;
 pub mod random;
 mod reduce;
 mod tensor;
+pub mod state;
 pub mod testing;
 
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};

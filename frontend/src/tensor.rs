@@ -277,6 +277,12 @@ impl Tensor {
         Ok(self.to_vec::<T>()?[0])
     }
 
+    /// The raw little-endian bytes of the elements in row-major order (any dtype).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.realize()?;
+        ferrograd_runtime::download(&self.node())
+    }
+
     /// The elements converted to f64 (any dtype), for printing and tests.
     pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
         let t = if self.dtype() == DType::F64 {
