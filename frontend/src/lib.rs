@@ -17,13 +17,14 @@ mod elementwise;
 mod grad_rules;
 mod gradcheck;
 mod movement;
+pub mod nn;
 mod nn_ops;
 mod operators;
-pub mod nn;
+pub mod optim;
 pub mod random;
 mod reduce;
-mod tensor;
 pub mod state;
+mod tensor;
 pub mod testing;
 
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
