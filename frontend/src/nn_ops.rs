@@ -187,6 +187,21 @@ impl Tensor {
         let s = self.shape();
         assert_eq!(s.len(), 4, "{op}: input must be (N, C, H, W), got {s:?}");
         let (ph, pw) = opts.padding;
+        let (kh, kw) = kernel;
+        if opts.stride == kernel
+            && opts.padding == (0, 0)
+            && opts.dilation == (1, 1)
+            && kh <= s[2]
+            && kw <= s[3]
+        {
+            // Non-overlapping windows tile the image: a reshape, whose gradient is a reshape
+            // too (no reduction over overlapping windows).
+            let (oh, ow) = (s[2] / kh, s[3] / kw);
+            return self
+                .shrink(&[(0, s[0]), (0, s[1]), (0, oh * kh), (0, ow * kw)])
+                .reshape([s[0], s[1], oh, kh, ow, kw])
+                .permute([0, 1, 2, 4, 3, 5]);
+        }
         let x = self.pad(&[(0, 0), (0, 0), (ph, ph), (pw, pw)], pad_value);
         x.unfold(2, kernel.0, opts.stride.0, opts.dilation.0)
             .unfold(3, kernel.1, opts.stride.1, opts.dilation.1)

@@ -5,6 +5,7 @@ pub mod buffer;
 pub mod device;
 pub mod error;
 pub mod pool;
+pub mod profile;
 pub mod realize;
 pub mod registry;
 

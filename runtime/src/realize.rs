@@ -87,7 +87,14 @@ fn run_kernel(k: &Kernel, produced: &HashMap<u64, BufferHandle>) -> Result<Buffe
         for h in &inputs {
             raws.push(Buffer::from_handle(h).raw());
         }
-        dev.device().launch(&compiled, &raws)?;
+        if crate::profile::enabled() {
+            let start = std::time::Instant::now();
+            dev.device().launch(&compiled, &raws)?;
+            dev.device().synchronize()?;
+            crate::profile::record(&program.name, start.elapsed());
+        } else {
+            dev.device().launch(&compiled, &raws)?;
+        }
         bump(|s| s.kernels += 1);
     }
     Ok(out.into_handle())
