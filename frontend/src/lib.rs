@@ -8,6 +8,9 @@
 //! println!("{:?}", y.to_vec::<f32>().unwrap());
 //! ```
 
+// `#[derive(Module)]` names `::ferrograd`; this lets the crate's own layers use it.
+extern crate self as ferrograd;
+
 mod autograd;
 mod axes;
 pub mod data;
@@ -17,13 +20,13 @@ mod elementwise;
 mod grad_rules;
 mod gradcheck;
 mod movement;
+pub mod nn;
 mod nn_ops;
 mod operators;
-pub mod nn;
 pub mod random;
 mod reduce;
-mod tensor;
 pub mod state;
+mod tensor;
 pub mod testing;
 
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};

@@ -139,8 +139,8 @@ pub fn save_safetensors(dict: &StateDict, path: &Path) -> Result<(), StateError>
             },
         ));
     }
-    safetensors::serialize_to_file(host.iter().map(|(n, h)| (n, h)), None, path).map_err(|e| {
-        match e {
+    safetensors::serialize_to_file(host.iter().map(|(n, h)| (n, h)), None, path).map_err(
+        |e| match e {
             safetensors::SafeTensorError::IoError(source) => StateError::Io {
                 path: path.to_path_buf(),
                 source,
@@ -149,8 +149,8 @@ pub fn save_safetensors(dict: &StateDict, path: &Path) -> Result<(), StateError>
                 path: path.to_path_buf(),
                 reason: other.to_string(),
             },
-        }
-    })
+        },
+    )
 }
 
 /// Reads a safetensors file (memory-mapped) into a state dict on the default device.

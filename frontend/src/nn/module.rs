@@ -26,7 +26,10 @@ pub trait Module {
 
     /// The trainable parameters, in a stable order.
     fn parameters(&self) -> Vec<Tensor> {
-        self.named_parameters().into_iter().map(|(_, t)| t).collect()
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
     }
 
     /// The trainable parameters with their names.
@@ -125,11 +128,7 @@ pub trait Module {
 
 /// Visits `child`'s state under `prefix` (what `#[derive(Module)]` generates per field). A bare
 /// tensor (empty relative name) is named `prefix` itself.
-pub fn visit_child(
-    prefix: &str,
-    child: &dyn Module,
-    f: &mut dyn FnMut(&str, &Tensor, StateKind),
-) {
+pub fn visit_child(prefix: &str, child: &dyn Module, f: &mut dyn FnMut(&str, &Tensor, StateKind)) {
     child.visit_state(&mut |name, t, kind| {
         if name.is_empty() {
             f(prefix, t, kind)
