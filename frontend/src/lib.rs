@@ -8,6 +8,9 @@
 //! println!("{:?}", y.to_vec::<f32>().unwrap());
 //! ```
 
+// `#[derive(Module)]` names `::ferrograd`; this lets the crate's own layers use it.
+extern crate self as ferrograd;
+
 mod autograd;
 mod axes;
 pub mod data;
