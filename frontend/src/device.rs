@@ -20,9 +20,23 @@ pub fn init() {
     INIT.call_once(|| register_backend(Box::new(CpuBackend)));
 }
 
-/// The name of the default device: `FERROGRAD_DEVICE` if set (checked when first used), else
-/// the best device found.
+/// A default device chosen by the program ([`set_default_device`]), ahead of the environment.
+static CHOSEN: parking_lot::RwLock<Option<Arc<str>>> = parking_lot::RwLock::new(None);
+
+/// Makes `name` the default device for tensors created from now on (a `--device` flag), after
+/// checking that it exists.
+pub fn set_default_device(name: &str) -> Result<()> {
+    let canonical = canonical_device(name)?;
+    *CHOSEN.write() = Some(canonical);
+    Ok(())
+}
+
+/// The name of the default device: the one given to [`set_default_device`], else
+/// `FERROGRAD_DEVICE` if set (checked when first used), else the best device found.
 pub fn default_device_name() -> Arc<str> {
+    if let Some(chosen) = CHOSEN.read().clone() {
+        return chosen;
+    }
     static NAME: OnceLock<Arc<str>> = OnceLock::new();
     NAME.get_or_init(|| {
         init();

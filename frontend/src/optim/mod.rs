@@ -41,6 +41,7 @@ pub trait Optimizer {
     /// the same schedule), then the gradients are cleared.
     fn step_with(&mut self, also: &[&Tensor]) -> Result<()> {
         let mut todo = crate::no_grad(|| self.update());
+        todo.extend(crate::nn::take_pending_updates());
         todo.extend(also.iter().map(|t| (*t).clone()));
         Tensor::realize_all(&todo)?;
         self.zero_grad();
