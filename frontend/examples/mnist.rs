@@ -20,10 +20,10 @@ use std::time::Instant;
 #[command(about = "Train a small convnet on MNIST with ferrograd")]
 struct Args {
     /// Passes over the training set.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 2)]
     epochs: usize,
     /// Examples per step.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 64)]
     batch_size: usize,
     /// Peak learning rate (Adam, cosine decay to zero).
     #[arg(long, default_value_t = 3e-3)]
@@ -43,12 +43,14 @@ struct Args {
     seed: u64,
 }
 
-/// conv(1->8, 3x3) -> relu -> maxpool 2 -> conv(8->16, 3x3) -> relu -> maxpool 2 -> linear(400->10)
+/// conv(1->8, 3x3) -> relu -> maxpool 2 -> conv(8->16, 3x3) -> relu -> maxpool 2
+/// -> linear(400->128) -> relu -> linear(128->10)
 #[derive(Module)]
 struct Net {
     conv1: Conv2d,
     conv2: Conv2d,
-    fc: Linear,
+    fc1: Linear,
+    fc2: Linear,
 }
 
 impl Net {
@@ -56,7 +58,8 @@ impl Net {
         Net {
             conv1: Conv2d::new(1, 8, (3, 3), Conv2dOptions::default()),
             conv2: Conv2d::new(8, 16, (3, 3), Conv2dOptions::default()),
-            fc: Linear::new(16 * 5 * 5, 10),
+            fc1: Linear::new(16 * 5 * 5, 128),
+            fc2: Linear::new(128, 10),
         }
     }
 
@@ -64,7 +67,8 @@ impl Net {
         let pool = Conv2dOptions::default().stride(2, 2);
         let h = self.conv1.forward(x).relu().max_pool2d((2, 2), pool);
         let h = self.conv2.forward(&h).relu().max_pool2d((2, 2), pool);
-        self.fc.forward(&h.flatten(1, -1))
+        let h = self.fc1.forward(&h.flatten(1, -1)).relu();
+        self.fc2.forward(&h)
     }
 }
 
