@@ -77,6 +77,19 @@ impl Tensor {
         self.state.read().node.device().clone()
     }
 
+    /// The buffer holding the value, if the current node is realized.
+    pub(crate) fn buffer(&self) -> Option<ferrograd_ir::BufferHandle> {
+        self.state.read().node.realized().cloned()
+    }
+
+    /// Makes `buffer` (of this tensor's shape, dtype and device) the value, keeping the
+    /// tensor's autograd identity and gradient.
+    pub(crate) fn set_buffer(&self, buffer: ferrograd_ir::BufferHandle) {
+        let mut state = self.state.write();
+        let n = &state.node;
+        state.node = Node::buffer(buffer, n.dtype(), n.shape(), n.device());
+    }
+
     // ---- creation -------------------------------------------------------------------------
 
     /// A tensor from a flat vector in row-major order.

@@ -1,7 +1,8 @@
 //! ferrograd-runtime: the [`Device`] contract, pooled buffers, the compile cache, the device
-//! registry and the executor that realizes lazy graphs.
+//! registry, the executor that realizes lazy graphs, and capture/replay of realizes.
 
 pub mod buffer;
+pub mod capture;
 pub mod device;
 pub mod error;
 pub mod pool;

@@ -60,6 +60,6 @@ pub fn take_report() -> Vec<KernelTime> {
         .unwrap_or_default()
         .into_values()
         .collect();
-    all.sort_by(|a, b| b.total.cmp(&a.total));
+    all.sort_by_key(|k| std::cmp::Reverse(k.total));
     all
 }

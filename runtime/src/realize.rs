@@ -1,6 +1,7 @@
 //! The executor: schedule a graph, lower and compile its kernels, allocate and launch.
 
 use crate::buffer::{Buffer, DeviceHandle};
+use crate::capture;
 use crate::error::{Error, Result};
 use crate::registry;
 use ferrograd_ir::lower::{lower, LoweringTarget};
@@ -78,26 +79,39 @@ fn run_kernel(k: &Kernel, produced: &HashMap<u64, BufferHandle>) -> Result<Buffe
             });
         }
     }
-    let out = dev.alloc(k.output.numel() * k.output.dtype().size())?;
-    if k.output.numel() > 0 {
-        let program = lower(k, &lowering_target(&dev));
-        let compiled = dev.kernel(&program)?;
-        let inputs: Vec<BufferHandle> = k.inputs.iter().map(|n| handle_of(n, produced)).collect();
-        let mut raws = vec![out.raw()];
-        for h in &inputs {
-            raws.push(Buffer::from_handle(h).raw());
+    let bytes = k.output.numel() * k.output.dtype().size();
+    let out = dev.alloc(bytes)?.into_handle();
+    if k.output.numel() == 0 {
+        if capture::is_recording() {
+            capture::record_alloc(&dev, bytes, &out);
         }
-        if crate::profile::enabled() {
-            let start = std::time::Instant::now();
-            dev.device().launch(&compiled, &raws)?;
-            dev.device().synchronize()?;
-            crate::profile::record(&program.name, start.elapsed());
-        } else {
-            dev.device().launch(&compiled, &raws)?;
-        }
-        bump(|s| s.kernels += 1);
+        return Ok(out);
     }
-    Ok(out.into_handle())
+    let program = lower(k, &lowering_target(&dev));
+    let compiled = dev.kernel(&program)?;
+    let inputs: Vec<BufferHandle> = k.inputs.iter().map(|n| handle_of(n, produced)).collect();
+    let mut raws = vec![Buffer::from_handle(&out).raw()];
+    for h in &inputs {
+        raws.push(Buffer::from_handle(h).raw());
+    }
+    if crate::profile::enabled() {
+        let start = std::time::Instant::now();
+        dev.device().launch(&compiled, &raws)?;
+        dev.device().synchronize()?;
+        crate::profile::record(&program.name, start.elapsed());
+    } else {
+        dev.device().launch(&compiled, &raws)?;
+    }
+    if capture::is_recording() {
+        capture::record_kernel(&dev, &compiled, bytes, &out, &inputs);
+    }
+    bump_kernels(1);
+    Ok(out)
+}
+
+/// Counts `n` kernel launches in this thread's [`stats`].
+pub(crate) fn bump_kernels(n: usize) {
+    bump(|s| s.kernels += n);
 }
 
 fn run_copy(
@@ -105,12 +119,17 @@ fn run_copy(
     src: &NodeRef,
     produced: &HashMap<u64, BufferHandle>,
 ) -> Result<BufferHandle> {
-    let bytes = Buffer::from_handle(&handle_of(src, produced)).read()?;
+    let src = handle_of(src, produced);
+    let bytes = Buffer::from_handle(&src).read()?;
     let dev = registry::device(output.device())?;
     let out = dev.alloc(bytes.len())?;
     out.write(&bytes)?;
+    let out = out.into_handle();
+    if capture::is_recording() {
+        capture::record_copy(&dev, bytes.len(), &out, &src);
+    }
     bump(|s| s.copies += 1);
-    Ok(out.into_handle())
+    Ok(out)
 }
 
 /// Computes the values of `targets` and records their buffers on the nodes

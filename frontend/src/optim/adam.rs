@@ -1,7 +1,8 @@
 //! Adam and AdamW (the update rules of `torch.optim.Adam` / `AdamW`, without amsgrad).
 
-use super::{check_params, runtime_scalar, Optimizer};
+use super::{check_params, LearningRate, Optimizer};
 use crate::Tensor;
+use ferrograd_ir::Scalar;
 
 /// Hyper-parameters of [`Adam`].
 #[derive(Clone, Copy, Debug)]
@@ -45,11 +46,25 @@ impl AdamConfig {
 
 /// Adam: `m = β1·m + (1-β1)·g`, `v = β2·v + (1-β2)·g²`,
 /// `p = p - lr·(m / (1-β1^t)) / (sqrt(v / (1-β2^t)) + eps)`.
+///
+/// The moments start as (lazy) zeros and the bias corrections `1-β^t` are 0-d tensors per
+/// parameter, updated on the device as `c = β·c + (1-β)`, so every step after the first runs
+/// the same graph (and can be replayed by [`crate::jit::Jit`]).
 pub struct Adam {
     params: Vec<Tensor>,
     config: AdamConfig,
-    moments: Vec<Option<(Tensor, Tensor)>>,
-    steps: Vec<u32>,
+    lr: LearningRate,
+    state: Vec<AdamState>,
+}
+
+/// Adam's state for one parameter.
+struct AdamState {
+    m: Tensor,
+    v: Tensor,
+    /// `1 - β1^t`.
+    bias1: Tensor,
+    /// `1 - β2^t`.
+    bias2: Tensor,
 }
 
 impl Adam {
@@ -65,12 +80,20 @@ impl Adam {
                 && config.weight_decay >= 0.0,
             "Adam::new: need lr >= 0, 0 <= betas < 1, eps >= 0, weight_decay >= 0, got {config:?}"
         );
-        let n = params.len();
+        let state = params
+            .iter()
+            .map(|p| AdamState {
+                m: p.zeros_like(),
+                v: p.zeros_like(),
+                bias1: p.const_like(Scalar::Float(0.0)),
+                bias2: p.const_like(Scalar::Float(0.0)),
+            })
+            .collect();
         Adam {
+            lr: LearningRate::new(config.lr, &params),
             params,
             config,
-            moments: vec![None; n],
-            steps: vec![0; n],
+            state,
         }
     }
 }
@@ -81,47 +104,54 @@ impl Optimizer for Adam {
     }
 
     fn learning_rate(&self) -> f64 {
-        self.config.lr
+        self.lr.value()
     }
 
     fn set_learning_rate(&mut self, lr: f64) {
-        self.config.lr = lr;
+        self.lr.set(lr);
+    }
+
+    fn state_tensors(&self) -> Vec<Tensor> {
+        let mut out = self.lr.tensors().to_vec();
+        for s in &self.state {
+            out.extend([s.m.clone(), s.v.clone(), s.bias1.clone(), s.bias2.clone()]);
+        }
+        out
     }
 
     fn update(&mut self) -> Vec<Tensor> {
         let c = self.config;
         let mut todo = Vec::new();
-        for ((p, moments), step) in self
-            .params
-            .iter()
-            .zip(&mut self.moments)
-            .zip(&mut self.steps)
-        {
+        for (i, (p, s)) in self.params.iter().zip(&self.state).enumerate() {
             let Some(mut g) = p.grad() else { continue };
-            *step += 1;
-            let t = *step as i32;
+            let lr = self.lr.for_param(i);
             let mut value = p.detach();
             if c.weight_decay != 0.0 {
                 if c.decoupled {
-                    value = &value * &runtime_scalar(1.0 - c.lr * c.weight_decay, p);
+                    value = &value * &(&(lr * -c.weight_decay) + 1.0);
                 } else {
                     g = &g + &(&value * c.weight_decay);
                 }
             }
-            let (m, v) = match moments.take() {
-                None => (&g * (1.0 - c.beta1), &g.square() * (1.0 - c.beta2)),
-                Some((m, v)) => (
-                    &(&m * c.beta1) + &(&g * (1.0 - c.beta1)),
-                    &(&v * c.beta2) + &(&g.square() * (1.0 - c.beta2)),
-                ),
-            };
+            let m = &(&s.m * c.beta1) + &(&g * (1.0 - c.beta1));
+            let v = &(&s.v * c.beta2) + &(&g.square() * (1.0 - c.beta2));
+            let bias1 = &(&s.bias1 * c.beta1) + (1.0 - c.beta1);
+            let bias2 = &(&s.bias2 * c.beta2) + (1.0 - c.beta2);
             // p - lr/(1-β1^t) · m / (sqrt(v)/sqrt(1-β2^t) + eps)
-            let step_size = runtime_scalar(c.lr / (1.0 - c.beta1.powi(t)), p);
-            let inv_bias2 = runtime_scalar(1.0 / (1.0 - c.beta2.powi(t)).sqrt(), p);
-            let denom = &(&v.sqrt() * &inv_bias2) + c.eps;
+            let step_size = lr / &bias1;
+            let denom = &(&v.sqrt() * &bias2.rsqrt()) + c.eps;
             p.assign(&(&value - &(&step_size * &(&m / &denom))));
-            todo.extend([p.clone(), m.clone(), v.clone()]);
-            *moments = Some((m, v));
+            s.m.assign(&m);
+            s.v.assign(&v);
+            s.bias1.assign(&bias1);
+            s.bias2.assign(&bias2);
+            todo.extend([
+                p.clone(),
+                s.m.clone(),
+                s.v.clone(),
+                s.bias1.clone(),
+                s.bias2.clone(),
+            ]);
         }
         todo
     }

@@ -6,9 +6,12 @@
 //! extra tensors (the loss, batch-norm statistics) in one schedule, so the forward pass,
 //! backward pass and update run as one set of fused kernels.
 //!
-//! Values that change from step to step (learning rate, bias corrections) enter the graph as
-//! small device buffers, never as constants: the kernels of step `t` are the kernels of step 1,
-//! so they are compiled once.
+//! Values that change from step to step enter the graph as small device buffers, never as
+//! constants, so the kernels of step `t` are the kernels of step 2 and are compiled once: the
+//! learning rate is a 0-d buffer per parameter dtype and device that
+//! [`Optimizer::set_learning_rate`] replaces, and Adam's bias corrections are 0-d state tensors
+//! updated on the device. Every such buffer is reachable through [`Optimizer::state_tensors`],
+//! so a captured step ([`crate::jit::Jit`]) reads the current values on every replay.
 
 mod adam;
 mod schedule;
@@ -28,8 +31,15 @@ pub trait Optimizer {
     /// The current learning rate.
     fn learning_rate(&self) -> f64;
 
-    /// Changes the learning rate from the next step on (no recompilation: it is a buffer).
+    /// Changes the learning rate from the next step on (no recompilation: it is a buffer,
+    /// replaced with [`Tensor::assign`], so a replayed [`crate::jit::Jit`] step sees it too).
     fn set_learning_rate(&mut self, lr: f64);
+
+    /// The optimizer's own tensors whose values change between steps (learning-rate buffers,
+    /// momenta, bias corrections), in a stable order. They exist from construction on (momenta
+    /// start as lazy zeros), so they can be declared, with the parameters, as the state of a
+    /// [`crate::jit::Jit`] before the first step.
+    fn state_tensors(&self) -> Vec<Tensor>;
 
     /// Assigns every parameter that has a gradient its updated value, lazily, and returns the
     /// tensors to realize for the step to take effect (the parameters and the optimizer's
@@ -77,6 +87,54 @@ pub(crate) fn runtime_scalar(value: f64, like: &Tensor) -> Tensor {
         ),
     };
     Tensor::from_bytes_on(&bytes, dtype, &[], &like.device())
+}
+
+/// The learning rate as 0-d device buffers, one per distinct (dtype, device) of the parameters.
+pub(crate) struct LearningRate {
+    value: f64,
+    tensors: Vec<Tensor>,
+    of_param: Vec<usize>,
+}
+
+impl LearningRate {
+    /// Buffers holding `value` for `params`.
+    pub(crate) fn new(value: f64, params: &[Tensor]) -> LearningRate {
+        let mut tensors: Vec<Tensor> = Vec::new();
+        let mut of_param = Vec::with_capacity(params.len());
+        for p in params {
+            let found = tensors
+                .iter()
+                .position(|t| t.dtype() == p.dtype() && t.device() == p.device());
+            of_param.push(found.unwrap_or_else(|| {
+                tensors.push(runtime_scalar(value, p));
+                tensors.len() - 1
+            }));
+        }
+        LearningRate {
+            value,
+            tensors,
+            of_param,
+        }
+    }
+    /// The current value.
+    pub(crate) fn value(&self) -> f64 {
+        self.value
+    }
+    /// Replaces every buffer with one holding `value`.
+    pub(crate) fn set(&mut self, value: f64) {
+        self.value = value;
+        for t in &self.tensors {
+            t.assign(&runtime_scalar(value, t));
+        }
+    }
+    /// The buffer parameter `i` reads.
+    pub(crate) fn for_param(&self, i: usize) -> &Tensor {
+        &self.tensors[self.of_param[i]]
+    }
+    /// Every buffer.
+    pub(crate) fn tensors(&self) -> &[Tensor] {
+        &self.tensors
+    }
 }
 
 /// Panics unless every parameter is a float tensor that requires grad.

@@ -1,7 +1,7 @@
 //! Stochastic gradient descent with momentum, Nesterov momentum and weight decay (the update
 //! rule of `torch.optim.SGD`).
 
-use super::{check_params, runtime_scalar, Optimizer};
+use super::{check_params, LearningRate, Optimizer};
 use crate::Tensor;
 
 /// Hyper-parameters of [`Sgd`].
@@ -32,11 +32,16 @@ impl Default for SgdConfig {
 }
 
 /// SGD: `d = g + wd·p`; with momentum `b = μ·b + (1-τ)·d` (`b = d` on the first step) and
-/// `d = d + μ·b` (Nesterov) or `d = b`; then `p = p - lr·d`.
+/// `d = d + μ·b` (Nesterov) or `d = b`; then `p = p - lr·d`. Every step after a parameter's
+/// first runs the same graph.
 pub struct Sgd {
     params: Vec<Tensor>,
     config: SgdConfig,
-    momentum: Vec<Option<Tensor>>,
+    lr: LearningRate,
+    /// Momentum buffers (lazy zeros until a parameter's first step).
+    momentum: Vec<Tensor>,
+    /// Whether each parameter has taken a step (its momentum buffer holds a value).
+    started: Vec<bool>,
 }
 
 impl Sgd {
@@ -52,11 +57,12 @@ impl Sgd {
             !config.nesterov || (config.momentum > 0.0 && config.dampening == 0.0),
             "Sgd::new: Nesterov momentum needs momentum > 0 and dampening 0, got {config:?}"
         );
-        let momentum = vec![None; params.len()];
         Sgd {
+            lr: LearningRate::new(config.lr, &params),
+            momentum: params.iter().map(Tensor::zeros_like).collect(),
+            started: vec![false; params.len()],
             params,
             config,
-            momentum,
         }
     }
 }
@@ -67,17 +73,25 @@ impl Optimizer for Sgd {
     }
 
     fn learning_rate(&self) -> f64 {
-        self.config.lr
+        self.lr.value()
     }
 
     fn set_learning_rate(&mut self, lr: f64) {
-        self.config.lr = lr;
+        self.lr.set(lr);
+    }
+
+    fn state_tensors(&self) -> Vec<Tensor> {
+        let mut out = self.lr.tensors().to_vec();
+        if self.config.momentum != 0.0 {
+            out.extend(self.momentum.iter().cloned());
+        }
+        out
     }
 
     fn update(&mut self) -> Vec<Tensor> {
         let c = self.config;
         let mut todo = Vec::new();
-        for (p, buf) in self.params.iter().zip(&mut self.momentum) {
+        for (i, (p, buf)) in self.params.iter().zip(&self.momentum).enumerate() {
             let Some(g) = p.grad() else { continue };
             let value = p.detach();
             let mut d = g;
@@ -85,20 +99,21 @@ impl Optimizer for Sgd {
                 d = &d + &(&value * c.weight_decay);
             }
             if c.momentum != 0.0 {
-                let b = match buf.take() {
-                    None => d.clone(),
-                    Some(b) => &(&b * c.momentum) + &(&d * (1.0 - c.dampening)),
+                let b = if self.started[i] {
+                    &(buf * c.momentum) + &(&d * (1.0 - c.dampening))
+                } else {
+                    d.clone()
                 };
+                self.started[i] = true;
                 d = if c.nesterov {
                     &d + &(&b * c.momentum)
                 } else {
                     b.clone()
                 };
-                todo.push(b.clone());
-                *buf = Some(b);
+                buf.assign(&b);
+                todo.push(buf.clone());
             }
-            let lr = runtime_scalar(c.lr, p);
-            p.assign(&(&value - &(&lr * &d)));
+            p.assign(&(&value - &(self.lr.for_param(i) * &d)));
             todo.push(p.clone());
         }
         todo
