@@ -15,7 +15,9 @@ pub(crate) struct BufferInner {
     ctx: Arc<Context>,
     pub(crate) raw: vk::Buffer,
     memory: vk::DeviceMemory,
-    /// Size in bytes.
+    /// Size in bytes as requested.
+    pub(crate) len: u64,
+    /// Size in bytes as allocated (a multiple of 16, at least 16).
     pub(crate) size: u64,
     /// Host address of the mapped memory, if mapped.
     mapped: Option<NonNull<u8>>,
@@ -44,7 +46,9 @@ impl BufferInner {
         map: bool,
     ) -> Result<Arc<BufferInner>> {
         let dev = &ctx.raw;
-        let bytes = (size.max(16) as u64).next_multiple_of(16);
+        let bytes = (size.max(16) as u64)
+            .checked_next_multiple_of(16)
+            .ok_or_else(|| alloc_error(&ctx.name, size, vk::Result::ERROR_OUT_OF_DEVICE_MEMORY))?;
         let info = vk::BufferCreateInfo::default().size(bytes).usage(usage).sharing_mode(vk::SharingMode::EXCLUSIVE);
         // SAFETY: the device is alive and `info` is a valid create info.
         let raw = unsafe { dev.create_buffer(&info, None) }.map_err(|r| alloc_error(&ctx.name, size, r))?;
@@ -91,7 +95,7 @@ impl BufferInner {
         } else {
             None
         };
-        Ok(Arc::new(BufferInner { ctx: ctx.clone(), raw, memory, size: bytes, mapped }))
+        Ok(Arc::new(BufferInner { ctx: ctx.clone(), raw, memory, len: size as u64, size: bytes, mapped }))
     }
 
     /// True if the host can copy to and from the buffer directly.

@@ -131,14 +131,21 @@ impl Device for VulkanDevice {
     }
 
     fn allocate(&self, bytes: usize) -> Result<RawBuffer> {
+        if bytes as u64 > self.caps.max_allocation {
+            return Err(Error::OutOfMemory {
+                device: self.info.name.clone(),
+                bytes,
+                reason: format!("larger than the device's largest allocation ({} bytes)", self.caps.max_allocation),
+            });
+        }
         let inner = BufferInner::new(&self.ctx, bytes, STORAGE_USAGE, self.ctx.memory.device, self.ctx.memory.mapped)?;
         Ok(Box::new(VulkanBuffer { inner }))
     }
 
     fn write(&self, dst: &RawBuffer, data: &[u8]) -> Result<()> {
         let dst = self.buffer(dst)?;
-        if data.len() as u64 > dst.size {
-            return Err(self.device_error(format!("cannot write {} bytes into a buffer of {} bytes", data.len(), dst.size)));
+        if data.len() as u64 > dst.len {
+            return Err(self.device_error(format!("cannot write {} bytes into a buffer of {} bytes", data.len(), dst.len)));
         }
         let mut batch = self.batch.lock();
         if dst.is_mapped() {
@@ -156,8 +163,8 @@ impl Device for VulkanDevice {
 
     fn read(&self, src: &RawBuffer, out: &mut [u8]) -> Result<()> {
         let src = self.buffer(src)?;
-        if out.len() as u64 > src.size {
-            return Err(self.device_error(format!("cannot read {} bytes from a buffer of {} bytes", out.len(), src.size)));
+        if out.len() as u64 > src.len {
+            return Err(self.device_error(format!("cannot read {} bytes from a buffer of {} bytes", out.len(), src.len)));
         }
         let mut batch = self.batch.lock();
         if src.is_mapped() {
@@ -196,10 +203,10 @@ impl Device for VulkanDevice {
         for (i, (raw, param)) in buffers.iter().zip(&kernel.params).enumerate() {
             let b = self.buffer(raw)?;
             let needed = param.len as u64 * param.dtype.size() as u64;
-            if b.size < needed {
+            if b.len < needed {
                 return Err(self.device_error(format!(
                     "buffer {i} of kernel `{}` holds {} bytes; the kernel needs {needed} ({} x {})",
-                    kernel.name, b.size, param.len, param.dtype
+                    kernel.name, b.len, param.len, param.dtype
                 )));
             }
             inners.push(b);

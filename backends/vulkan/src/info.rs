@@ -20,6 +20,8 @@ pub(crate) struct Caps {
     pub(crate) max_push_descriptors: u32,
     /// `maxPerStageDescriptorStorageBuffers`.
     pub(crate) max_storage_buffers: u32,
+    /// `maxMemoryAllocationSize`: the largest single allocation.
+    pub(crate) max_allocation: u64,
     /// Subgroup size.
     pub(crate) subgroup_size: u32,
     /// The device's properties.
@@ -44,13 +46,17 @@ impl Caps {
         let mut push = vk::PhysicalDevicePushDescriptorPropertiesKHR::default();
         let mut subgroup = vk::PhysicalDeviceSubgroupProperties::default();
         let mut driver_props = vk::PhysicalDeviceDriverProperties::default();
+        let mut maintenance3 = vk::PhysicalDeviceMaintenance3Properties::default();
         // SAFETY: `pd` belongs to the live instance; the chains point at locals alive for the calls.
         let extensions = unsafe {
             raw.get_physical_device_features2(pd, &mut f2);
             raw.enumerate_device_extension_properties(pd).unwrap_or_default()
         };
         let driver_ext = has_extension(&extensions, ash::khr::driver_properties::NAME);
-        let mut p2 = vk::PhysicalDeviceProperties2::default().push_next(&mut push).push_next(&mut subgroup);
+        let mut p2 = vk::PhysicalDeviceProperties2::default()
+            .push_next(&mut push)
+            .push_next(&mut subgroup)
+            .push_next(&mut maintenance3);
         if driver_ext {
             p2 = p2.push_next(&mut driver_props);
         }
@@ -95,6 +101,7 @@ impl Caps {
             ext_8bit: ext_8bit && props.api_version < vk::API_VERSION_1_2,
             max_push_descriptors: if push_descriptor { push.max_push_descriptors } else { 0 },
             max_storage_buffers: limits.max_per_stage_descriptor_storage_buffers,
+            max_allocation: maintenance3.max_memory_allocation_size,
             subgroup_size: subgroup.subgroup_size,
             props,
             memory_bytes,

@@ -2,6 +2,7 @@
 //! int, wrapping int -> int) and `half` (one rounding to f16/bf16); bitcasts.
 mod common;
 use common::*;
+use ferrograd_vulkan::VulkanDevice;
 use ferrograd_ir::DType;
 use half::{bf16, f16};
 

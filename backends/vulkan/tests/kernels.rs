@@ -1,6 +1,7 @@
 //! Hand-built kernels: 2-D grids, loops with accumulators, gated memory, vectors.
 mod common;
 use common::*;
+use ferrograd_vulkan::VulkanDevice;
 use ferrograd_ir::{
     BinaryOp, DType, Inst, Memory, ProgramBuilder, ReduceOp, Scalar, UnaryOp, VType, ValueId,
 };

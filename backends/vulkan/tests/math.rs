@@ -1,8 +1,8 @@
-//! Accuracy of exp2/log2/sin in ulp against f64 libm, for scalars and f32x4, inline
-//! polynomials and libm calls; f64 transcendentals; Sqrt/Recip/Trunc exactness.
+//! Accuracy of exp2/log2/sin in ulp against f64 libm, for scalars and 4-lane vectors (f32
+//! exp2/log2 use the driver's GLSL.std.450 instructions, sin and every f64 function the
+//! backend's own code); special values; Sqrt/Recip/Trunc/Neg.
 mod common;
 use common::*;
-use ferrograd_cpu::{VulkanDevice, CpuOptions, MathImpl};
 use ferrograd_ir::UnaryOp;
 
 /// Error of `got` in units in the last place of the f32 nearest to `want`.
@@ -49,8 +49,8 @@ fn check(
     max_ulps: f64,
     abs_tol: f64,
 ) {
-    for math in [MathImpl::Inline, MathImpl::Libm] {
-        let dev = VulkanDevice::with_options(CpuOptions { f32_math: math }).unwrap();
+    let dev = device();
+    {
         for lanes in [1u8, 4] {
             let got = eval_unary(&dev, op, inputs, lanes);
             let mut worst = (0.0f64, 0.0f32);
@@ -60,14 +60,14 @@ fn check(
                 let abs_ok = (g as f64 - want).abs() <= abs_tol;
                 assert!(
                     e <= max_ulps || abs_ok,
-                    "{name}({x:e}) = {g:e}, want {want:e} ({e} ulp) [{math:?}, {lanes} lanes]"
+                    "{name}({x:e}) = {g:e}, want {want:e} ({e} ulp) [{lanes} lanes]"
                 );
                 if e > worst.0 {
                     worst = (e, x);
                 }
             }
             eprintln!(
-                "{name} {math:?} {lanes} lanes: {} values, max error {:.3} ulp at {:e}",
+                "{name} {lanes} lanes: {} values, max error {:.3} ulp at {:e}",
                 inputs.len(),
                 worst.0,
                 worst.1
@@ -92,7 +92,7 @@ const SPECIALS: [f32; 12] = [
 ];
 
 #[test]
-fn exp2_is_within_two_ulp() {
+fn exp2_is_within_three_ulp() {
     let extra: Vec<f32> = SPECIALS
         .iter()
         .copied()
@@ -102,7 +102,7 @@ fn exp2_is_within_two_ulp() {
         ])
         .collect();
     let inputs = sweep(1.0e-30, 152.0, 1009, true, &extra);
-    check("exp2", UnaryOp::Exp2, f64::exp2, &inputs, 2.0, 0.0);
+    check("exp2", UnaryOp::Exp2, f64::exp2, &inputs, 3.0, 0.0);
     let dev = device();
     let got = eval_unary(
         &dev,
@@ -117,14 +117,14 @@ fn exp2_is_within_two_ulp() {
 }
 
 #[test]
-fn log2_is_within_two_ulp() {
+fn log2_is_within_three_ulp() {
     let extra: Vec<f32> = SPECIALS
         .iter()
         .copied()
         .chain([2.0, 0.999_999_9, 1.000_000_1, 3.0e-39, 1.0e-40])
         .collect();
     let inputs = sweep(1.0e-45, f32::MAX, 4099, true, &extra);
-    check("log2", UnaryOp::Log2, f64::log2, &inputs, 2.0, 0.0);
+    check("log2", UnaryOp::Log2, f64::log2, &inputs, 3.0, 0.0);
     let dev = device();
     let got = eval_unary(
         &dev,
@@ -147,7 +147,8 @@ fn log2_is_within_two_ulp() {
 }
 
 #[test]
-fn sin_is_within_two_ulp_up_to_1e5() {
+fn sin_is_within_three_ulp_up_to_1e5() {
+    // Exact range reduction covers |x| < 2^16 pi/2 (about 102943).
     let extra: Vec<f32> = [
         f32::NAN,
         0.0,
@@ -164,7 +165,7 @@ fn sin_is_within_two_ulp_up_to_1e5() {
     ]
     .to_vec();
     let inputs = sweep(1.0e-30, 1.0e5, 1013, true, &extra);
-    check("sin", UnaryOp::Sin, f64::sin, &inputs, 2.0, 1.0e-7);
+    check("sin", UnaryOp::Sin, f64::sin, &inputs, 3.0, 1.0e-7);
     // Outside the accurate range: NaN for infinities, still bounded for huge finite values.
     let dev = device();
     let got = eval_unary(
@@ -177,37 +178,41 @@ fn sin_is_within_two_ulp_up_to_1e5() {
     assert!(got[2].abs() <= 1.0 && got[3].abs() <= 1.0, "{got:?}");
 }
 
+/// Error of `got` in units in the last place of `want` (f64).
+fn ulps64(got: f64, want: f64) -> f64 {
+    if want.is_nan() || got.is_nan() {
+        return if want.is_nan() && got.is_nan() { 0.0 } else { f64::INFINITY };
+    }
+    if want.is_infinite() || got.is_infinite() || want == 0.0 {
+        return if got == want { 0.0 } else { f64::INFINITY };
+    }
+    let exponent = ((want.abs().to_bits() >> 52) & 0x7ff) as i32 - 1023;
+    (got - want).abs() / 2f64.powi(exponent.max(-1022) - 52)
+}
+
 #[test]
-fn f64_transcendentals_call_libm() {
+fn f64_transcendentals_are_within_four_ulp() {
     let dev = device();
-    let xs: Vec<f64> = vec![
-        0.0,
-        -0.0,
-        0.5,
-        1.0,
-        -3.25,
-        100.0,
-        1.0e-300,
-        1.0e300,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        1.0e6,
-        -7.0e-3,
-    ];
+    let mut xs: Vec<f64> =
+        vec![0.0, -0.0, 0.5, 1.0, -3.25, 100.0, 1.0e-300, 1.0e300, f64::INFINITY, f64::NEG_INFINITY, 1.0e6, -7.0e-3];
+    xs.extend((0..500).map(|i| (i as f64 - 250.0) * 0.731 + 1e-3));
+    xs.extend((0..200).map(|i| 1.37f64.powi(i - 100)));
     for lanes in [1u8, 2] {
-        for (op, f) in [
-            (UnaryOp::Exp2, f64::exp2 as fn(f64) -> f64),
-            (UnaryOp::Log2, f64::log2),
-            (UnaryOp::Sin, f64::sin),
-        ] {
+        for (op, f) in [(UnaryOp::Exp2, f64::exp2 as fn(f64) -> f64), (UnaryOp::Log2, f64::log2), (UnaryOp::Sin, f64::sin)] {
             let got = eval_unary(&dev, op, &xs, lanes);
+            let mut worst = 0.0f64;
             for (x, g) in xs.iter().zip(&got) {
                 let want = f(*x);
-                assert!(
-                    g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
-                    "{op:?}({x}) = {g}, want {want}"
-                );
+                let e = ulps64(*g, want);
+                // Results that are 0 (sin(0), log2(1)) must be exact; sin near its zeros is
+                // held to an absolute error instead.
+                let abs_ok = op == UnaryOp::Sin && (g - want).abs() <= 1e-15 * x.abs().max(1.0);
+                assert!(e <= 4.0 || abs_ok, "{op:?}({x}) = {g}, want {want} ({e} ulp)");
+                if e.is_finite() {
+                    worst = worst.max(e);
+                }
             }
+            eprintln!("f64 {op:?} {lanes} lanes: max error {worst:.3} ulp");
         }
     }
 }
