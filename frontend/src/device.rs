@@ -17,7 +17,11 @@ impl Backend for CpuBackend {
 /// Registers every backend compiled into this build (idempotent).
 pub fn init() {
     static INIT: Once = Once::new();
-    INIT.call_once(|| register_backend(Box::new(CpuBackend)));
+    INIT.call_once(|| {
+        register_backend(Box::new(CpuBackend));
+        #[cfg(feature = "vulkan")]
+        register_backend(Box::new(ferrograd_vulkan::VulkanBackend));
+    });
 }
 
 /// The name of the default device: `FERROGRAD_DEVICE` if set (checked when first used), else

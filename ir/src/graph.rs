@@ -390,6 +390,25 @@ impl Node {
     }
 }
 
+/// The same computation as `target` on `device`: realized values are copied there (a `Copy`
+/// node each), constants and index leaves are recreated there, every other op is rebuilt on
+/// its retargeted sources. Used to run one graph on several devices (backend test suites).
+pub fn retarget(target: &NodeRef, device: &Arc<str>) -> NodeRef {
+    let mut map: std::collections::HashMap<u64, NodeRef> = std::collections::HashMap::new();
+    for node in toposort(std::slice::from_ref(target)) {
+        let moved = if node.realized().is_some() {
+            Node::copy_to(&node, device)
+        } else if matches!(node.op, Op::Copy) {
+            map[&node.src[0].id].clone()
+        } else {
+            let src = node.src.iter().map(|s| map[&s.id].clone()).collect();
+            Node::intern(node.op.clone(), src, node.dtype, node.shape.clone(), device.clone())
+        };
+        map.insert(node.id, moved);
+    }
+    map.remove(&target.id).expect("the target is in its own toposort")
+}
+
 /// The nodes reachable from `targets`, sources before users, stopping at realized nodes
 /// (which are included as leaves). Iterative, linear in the graph size.
 pub fn toposort(targets: &[NodeRef]) -> Vec<NodeRef> {
