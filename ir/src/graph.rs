@@ -390,13 +390,24 @@ impl Node {
     }
 }
 
-/// The same computation as `target` on `device`: realized values are copied there (a `Copy`
-/// node each), constants and index leaves are recreated there, every other op is rebuilt on
-/// its retargeted sources. Used to run one graph on several devices (backend test suites).
+/// The same computation as `target` on `device`: buffer leaves are copied there (a `Copy` node
+/// each), constants and index leaves are recreated there, every other op is rebuilt on its
+/// retargeted sources, also where it was realized already (so the new device computes it).
+/// Used to run one graph on several devices (backend test suites).
 pub fn retarget(target: &NodeRef, device: &Arc<str>) -> NodeRef {
     let mut map: std::collections::HashMap<u64, NodeRef> = std::collections::HashMap::new();
-    for node in toposort(std::slice::from_ref(target)) {
-        let moved = if node.realized().is_some() {
+    let mut stack: Vec<(NodeRef, bool)> = vec![(target.clone(), false)];
+    while let Some((node, expanded)) = stack.pop() {
+        if map.contains_key(&node.id) {
+            continue;
+        }
+        let leaf = matches!(node.op, Op::Buffer(_));
+        if !expanded && !leaf {
+            stack.push((node.clone(), true));
+            stack.extend(node.src.iter().filter(|s| !map.contains_key(&s.id)).map(|s| (s.clone(), false)));
+            continue;
+        }
+        let moved = if leaf {
             Node::copy_to(&node, device)
         } else if matches!(node.op, Op::Copy) {
             map[&node.src[0].id].clone()
@@ -406,7 +417,7 @@ pub fn retarget(target: &NodeRef, device: &Arc<str>) -> NodeRef {
         };
         map.insert(node.id, moved);
     }
-    map.remove(&target.id).expect("the target is in its own toposort")
+    map.remove(&target.id).expect("the target was visited")
 }
 
 /// The nodes reachable from `targets`, sources before users, stopping at realized nodes

@@ -83,6 +83,9 @@ impl Context {
         if caps.push_descriptor {
             extensions.push(ash::khr::push_descriptor::NAME.as_ptr());
         }
+        if caps.ext_float_controls {
+            extensions.push(ash::khr::shader_float_controls::NAME.as_ptr());
+        }
         if caps.ext_8bit && f.storage8 {
             extensions.push(ash::khr::_8bit_storage::NAME.as_ptr());
         }

@@ -16,6 +16,8 @@ pub(crate) struct Caps {
     pub(crate) push_descriptor: bool,
     /// `VK_KHR_8bit_storage` must be enabled as an extension (Vulkan 1.1 devices).
     pub(crate) ext_8bit: bool,
+    /// `VK_KHR_shader_float_controls` must be enabled as an extension (Vulkan 1.1 devices).
+    pub(crate) ext_float_controls: bool,
     /// `maxPushDescriptors` (0 without the extension).
     pub(crate) max_push_descriptors: u32,
     /// `maxPerStageDescriptorStorageBuffers`.
@@ -47,18 +49,23 @@ impl Caps {
         let mut subgroup = vk::PhysicalDeviceSubgroupProperties::default();
         let mut driver_props = vk::PhysicalDeviceDriverProperties::default();
         let mut maintenance3 = vk::PhysicalDeviceMaintenance3Properties::default();
+        let mut float_controls = vk::PhysicalDeviceFloatControlsProperties::default();
         // SAFETY: `pd` belongs to the live instance; the chains point at locals alive for the calls.
         let extensions = unsafe {
             raw.get_physical_device_features2(pd, &mut f2);
             raw.enumerate_device_extension_properties(pd).unwrap_or_default()
         };
         let driver_ext = has_extension(&extensions, ash::khr::driver_properties::NAME);
+        let float_controls_ext = has_extension(&extensions, ash::khr::shader_float_controls::NAME);
         let mut p2 = vk::PhysicalDeviceProperties2::default()
             .push_next(&mut push)
             .push_next(&mut subgroup)
             .push_next(&mut maintenance3);
         if driver_ext {
             p2 = p2.push_next(&mut driver_props);
+        }
+        if float_controls_ext {
+            p2 = p2.push_next(&mut float_controls);
         }
         // SAFETY: as above.
         let memory = unsafe {
@@ -96,7 +103,10 @@ impl Caps {
                 max_invocations: limits.max_compute_work_group_invocations,
                 max_shared_bytes: limits.max_compute_shared_memory_size,
                 max_buffer_range: limits.max_storage_buffer_range as u64,
+                preserve_nan32: float_controls_ext && float_controls.shader_signed_zero_inf_nan_preserve_float32 == vk::TRUE,
+                preserve_nan64: float_controls_ext && float_controls.shader_signed_zero_inf_nan_preserve_float64 == vk::TRUE,
             },
+            ext_float_controls: float_controls_ext && props.api_version < vk::API_VERSION_1_2,
             push_descriptor,
             ext_8bit: ext_8bit && props.api_version < vk::API_VERSION_1_2,
             max_push_descriptors: if push_descriptor { push.max_push_descriptors } else { 0 },

@@ -50,6 +50,10 @@ pub(crate) struct Features {
     pub(crate) max_shared_bytes: u32,
     /// `maxStorageBufferRange` in bytes.
     pub(crate) max_buffer_range: u64,
+    /// `shaderSignedZeroInfNanPreserveFloat32` (with `VK_KHR_shader_float_controls`).
+    pub(crate) preserve_nan32: bool,
+    /// `shaderSignedZeroInfNanPreserveFloat64`.
+    pub(crate) preserve_nan64: bool,
 }
 
 /// A compiled shader: SPIR-V words and how to dispatch it.
@@ -92,6 +96,8 @@ enum Frame {
 pub(crate) struct Gen<'a> {
     b: Builder,
     program: &'a Program,
+    features: Features,
+    uses_f64: bool,
     types: &'a [Option<VType>],
     glsl: Word,
     /// Cached type ids (`ty_*`).
@@ -153,11 +159,19 @@ impl<'a> Gen<'a> {
             b.capability(Capability::StorageBuffer16BitAccess);
             b.extension("SPV_KHR_16bit_storage");
         }
+        // Without this mode drivers may assume floats are never NaN/inf and fold `x * 0` or
+        // `isnan`; the reference semantics need IEEE behaviour.
+        if features.preserve_nan32 {
+            b.capability(Capability::SignedZeroInfNanPreserve);
+            b.extension("SPV_KHR_float_controls");
+        }
         let glsl = b.ext_inst_import("GLSL.std.450");
         b.memory_model(spirv::AddressingModel::Logical, spirv::MemoryModel::GLSL450);
         Ok(Gen {
             b,
             program,
+            features: *features,
+            uses_f64: uses.float64,
             types,
             glsl,
             type_ids: HashMap::new(),
@@ -373,6 +387,12 @@ impl<'a> Gen<'a> {
         self.b
             .entry_point(spirv::ExecutionModel::GLCompute, main, "main", [wg_var, lid_var]);
         self.b.execution_mode(main, spirv::ExecutionMode::LocalSize, dispatch.local);
+        if self.features.preserve_nan32 {
+            self.b.execution_mode(main, spirv::ExecutionMode::SignedZeroInfNanPreserve, [32]);
+            if self.uses_f64 && self.features.preserve_nan64 {
+                self.b.execution_mode(main, spirv::ExecutionMode::SignedZeroInfNanPreserve, [64]);
+            }
+        }
         Ok(())
     }
 
