@@ -202,13 +202,13 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
     if lanes > 1 && an.all_32bit && !an.int_div_or_shift {
         let unit = |c: &[Option<i64>]| c.iter().all(|x| matches!(x, Some(0) | Some(1)));
         let chosen = inner_output
-            .filter(|&i| axes[i].size % lanes == 0 && unit(&axis_coefs[i]))
+            .filter(|&i| axes[i].size.is_multiple_of(lanes) && unit(&axis_coefs[i]))
             .or_else(|| {
                 axes.iter().enumerate().rev().find_map(|(i, a)| {
                     (a.reduce && a.size % lanes == 0 && unit(&axis_coefs[i]) && axis_coefs[i].contains(&Some(1))).then_some(i)
                 })
             })
-            .or_else(|| inner_output.filter(|&i| !is_reduce_kernel && axes[i].size % lanes == 0));
+            .or_else(|| inner_output.filter(|&i| !is_reduce_kernel && axes[i].size.is_multiple_of(lanes)));
         if let Some(i) = chosen {
             axes[i].vector = lanes;
         }
@@ -230,7 +230,7 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
             .max_by_key(|&i| (axes[i].vector > 1, zeros(i), i));
         for (i, want) in [(first, 4usize), (second, 2)].into_iter().filter_map(|(i, w)| i.map(|i| (i, w))) {
             let mut f = want;
-            while f > 1 && axes[i].size % (axes[i].vector * f) != 0 {
+            while f > 1 && !axes[i].size.is_multiple_of(axes[i].vector * f) {
                 f /= 2;
             }
             axes[i].unroll = f;
@@ -243,7 +243,7 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
     if let Some(i) = inner_reduce {
         if tile < 4 && reduce_len >= 64 {
             let mut f = 4 / tile;
-            while f > 1 && (axes[i].size % (axes[i].vector * f) != 0 || axes[i].outer() < 2 * f) {
+            while f > 1 && (!axes[i].size.is_multiple_of(axes[i].vector * f) || axes[i].outer() < 2 * f) {
                 f /= 2;
             }
             axes[i].unroll = f;

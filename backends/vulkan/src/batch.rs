@@ -48,18 +48,34 @@ impl Batch {
             .queue_family_index(ctx.queue_family)
             .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
         // SAFETY: the device is alive; the pool is destroyed in Drop.
-        let pool = unsafe { dev.create_command_pool(&pool_info, None) }.map_err(|r| err("creating a command pool", r))?;
-        let mut batch = Batch { ctx: ctx.clone(), pool, frames: Vec::new(), current: 0, recording: false, commands: 0, infos: Vec::new() };
+        let pool = unsafe { dev.create_command_pool(&pool_info, None) }
+            .map_err(|r| err("creating a command pool", r))?;
+        let mut batch = Batch {
+            ctx: ctx.clone(),
+            pool,
+            frames: Vec::new(),
+            current: 0,
+            recording: false,
+            commands: 0,
+            infos: Vec::new(),
+        };
         let alloc = vk::CommandBufferAllocateInfo::default()
             .command_pool(pool)
             .level(vk::CommandBufferLevel::PRIMARY)
             .command_buffer_count(FRAMES as u32);
         // SAFETY: `pool` is alive; the buffers are freed with it.
-        let cmds = unsafe { dev.allocate_command_buffers(&alloc) }.map_err(|r| err("allocating command buffers", r))?;
+        let cmds = unsafe { dev.allocate_command_buffers(&alloc) }
+            .map_err(|r| err("allocating command buffers", r))?;
         for cmd in cmds {
             // SAFETY: the device is alive; fences are destroyed in Drop.
-            let fence = unsafe { dev.create_fence(&vk::FenceCreateInfo::default(), None) }.map_err(|r| err("creating a fence", r))?;
-            batch.frames.push(Frame { cmd, fence, pending: false, retained: Vec::new() });
+            let fence = unsafe { dev.create_fence(&vk::FenceCreateInfo::default(), None) }
+                .map_err(|r| err("creating a fence", r))?;
+            batch.frames.push(Frame {
+                cmd,
+                fence,
+                pending: false,
+                retained: Vec::new(),
+            });
         }
         Ok(batch)
     }
@@ -75,7 +91,8 @@ impl Batch {
         unsafe { dev.wait_for_fences(&[frame.fence], true, u64::MAX) }
             .map_err(|r| vk_error(&self.ctx.name, "waiting for submitted work", r))?;
         // SAFETY: the fence is signaled and no longer in use.
-        unsafe { dev.reset_fences(&[frame.fence]) }.map_err(|r| vk_error(&self.ctx.name, "resetting a fence", r))?;
+        unsafe { dev.reset_fences(&[frame.fence]) }
+            .map_err(|r| vk_error(&self.ctx.name, "resetting a fence", r))?;
         frame.pending = false;
         frame.retained.clear();
         Ok(())
@@ -87,11 +104,14 @@ impl Batch {
         if !self.recording {
             self.retire(self.current)?;
             let cmd = self.frames[self.current].cmd;
-            let info = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+            let info = vk::CommandBufferBeginInfo::default()
+                .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
             // SAFETY: the frame's previous submission completed (retired above), so the buffer
             // is not in use; the pool allows resetting individual buffers.
             unsafe {
-                self.ctx.raw.reset_command_buffer(cmd, vk::CommandBufferResetFlags::empty())
+                self.ctx
+                    .raw
+                    .reset_command_buffer(cmd, vk::CommandBufferResetFlags::empty())
                     .and_then(|_| self.ctx.raw.begin_command_buffer(cmd, &info))
             }
             .map_err(|r| vk_error(&self.ctx.name, "starting a command buffer", r))?;
@@ -109,7 +129,15 @@ impl Batch {
             )];
         // SAFETY: `cmd` is in the recording state.
         unsafe {
-            self.ctx.raw.cmd_pipeline_barrier(cmd, stages, stages, vk::DependencyFlags::empty(), &barrier, &[], &[]);
+            self.ctx.raw.cmd_pipeline_barrier(
+                cmd,
+                stages,
+                stages,
+                vk::DependencyFlags::empty(),
+                &barrier,
+                &[],
+                &[],
+            );
         }
         self.commands += 1;
         Ok(cmd)
@@ -125,14 +153,24 @@ impl Batch {
 
     /// Records one launch of `kernel` over `buffers` (already checked against its params), each
     /// bound with a range of at most `max_range` bytes.
-    pub(crate) fn dispatch(&mut self, kernel: &Arc<KernelInner>, buffers: &[&Arc<BufferInner>], max_range: u64) -> Result<()> {
+    pub(crate) fn dispatch(
+        &mut self,
+        kernel: &Arc<KernelInner>,
+        buffers: &[&Arc<BufferInner>],
+        max_range: u64,
+    ) -> Result<()> {
         let groups = kernel.dispatch.groups;
         if groups[0] == 0 {
             return Ok(());
         }
         let cmd = self.begin_command()?;
         self.infos.clear();
-        self.infos.extend(buffers.iter().map(|b| vk::DescriptorBufferInfo::default().buffer(b.raw).offset(0).range(b.size.min(max_range))));
+        self.infos.extend(buffers.iter().map(|b| {
+            vk::DescriptorBufferInfo::default()
+                .buffer(b.raw)
+                .offset(0)
+                .range(b.size.min(max_range))
+        }));
         let writes: Vec<vk::WriteDescriptorSet> = self
             .infos
             .iter()
@@ -144,22 +182,43 @@ impl Batch {
                     .buffer_info(std::slice::from_ref(info))
             })
             .collect();
-        let push = self.ctx.push.as_ref().expect("devices are opened only with push descriptors");
+        let push = self
+            .ctx
+            .push
+            .as_ref()
+            .expect("devices are opened only with push descriptors");
         // SAFETY: `cmd` is recording; the pipeline, layout and buffers are alive and retained
         // below until the submission completes; binding i matches param i of the layout.
         unsafe {
-            self.ctx.raw.cmd_bind_pipeline(cmd, vk::PipelineBindPoint::COMPUTE, kernel.pipeline);
-            push.cmd_push_descriptor_set(cmd, vk::PipelineBindPoint::COMPUTE, kernel.layout, 0, &writes);
-            self.ctx.raw.cmd_dispatch(cmd, groups[0], groups[1], groups[2]);
+            self.ctx
+                .raw
+                .cmd_bind_pipeline(cmd, vk::PipelineBindPoint::COMPUTE, kernel.pipeline);
+            push.cmd_push_descriptor_set(
+                cmd,
+                vk::PipelineBindPoint::COMPUTE,
+                kernel.layout,
+                0,
+                &writes,
+            );
+            self.ctx
+                .raw
+                .cmd_dispatch(cmd, groups[0], groups[1], groups[2]);
         }
         let frame = &mut self.frames[self.current];
         frame.retained.push(kernel.clone());
-        frame.retained.extend(buffers.iter().map(|b| (*b).clone() as Retained));
+        frame
+            .retained
+            .extend(buffers.iter().map(|b| (*b).clone() as Retained));
         self.end_command()
     }
 
     /// Records a copy of the first `bytes` bytes of `src` into `dst`.
-    pub(crate) fn copy(&mut self, src: &Arc<BufferInner>, dst: &Arc<BufferInner>, bytes: u64) -> Result<()> {
+    pub(crate) fn copy(
+        &mut self,
+        src: &Arc<BufferInner>,
+        dst: &Arc<BufferInner>,
+        bytes: u64,
+    ) -> Result<()> {
         if bytes == 0 {
             return Ok(());
         }

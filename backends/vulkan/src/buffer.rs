@@ -49,9 +49,13 @@ impl BufferInner {
         let bytes = (size.max(16) as u64)
             .checked_next_multiple_of(16)
             .ok_or_else(|| alloc_error(&ctx.name, size, vk::Result::ERROR_OUT_OF_DEVICE_MEMORY))?;
-        let info = vk::BufferCreateInfo::default().size(bytes).usage(usage).sharing_mode(vk::SharingMode::EXCLUSIVE);
+        let info = vk::BufferCreateInfo::default()
+            .size(bytes)
+            .usage(usage)
+            .sharing_mode(vk::SharingMode::EXCLUSIVE);
         // SAFETY: the device is alive and `info` is a valid create info.
-        let raw = unsafe { dev.create_buffer(&info, None) }.map_err(|r| alloc_error(&ctx.name, size, r))?;
+        let raw = unsafe { dev.create_buffer(&info, None) }
+            .map_err(|r| alloc_error(&ctx.name, size, r))?;
         // SAFETY: `raw` was just created on this device.
         let req = unsafe { dev.get_buffer_memory_requirements(raw) };
         let destroy = || {
@@ -60,9 +64,15 @@ impl BufferInner {
         };
         if req.memory_type_bits & (1 << type_index) == 0 {
             destroy();
-            return Err(vk_error(&ctx.name, "choosing buffer memory", vk::Result::ERROR_FORMAT_NOT_SUPPORTED));
+            return Err(vk_error(
+                &ctx.name,
+                "choosing buffer memory",
+                vk::Result::ERROR_FORMAT_NOT_SUPPORTED,
+            ));
         }
-        let alloc = vk::MemoryAllocateInfo::default().allocation_size(req.size).memory_type_index(type_index);
+        let alloc = vk::MemoryAllocateInfo::default()
+            .allocation_size(req.size)
+            .memory_type_index(type_index);
         // SAFETY: the allocation info names a memory type the buffer accepts.
         let memory = match unsafe { dev.allocate_memory(&alloc, None) } {
             Ok(m) => m,
@@ -85,7 +95,8 @@ impl BufferInner {
         }
         let mapped = if map {
             // SAFETY: the memory is host-visible (the caller picked such a type) and not mapped yet.
-            match unsafe { dev.map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty()) } {
+            match unsafe { dev.map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty()) }
+            {
                 Ok(p) => NonNull::new(p.cast::<u8>()),
                 Err(r) => {
                     free();
@@ -95,7 +106,14 @@ impl BufferInner {
         } else {
             None
         };
-        Ok(Arc::new(BufferInner { ctx: ctx.clone(), raw, memory, len: size as u64, size: bytes, mapped }))
+        Ok(Arc::new(BufferInner {
+            ctx: ctx.clone(),
+            raw,
+            memory,
+            len: size as u64,
+            size: bytes,
+            mapped,
+        }))
     }
 
     /// True if the host can copy to and from the buffer directly.
@@ -106,7 +124,12 @@ impl BufferInner {
     /// Copies `data` to the start of the mapped buffer. The caller orders this against GPU work.
     pub(crate) fn write_mapped(&self, data: &[u8]) {
         let ptr = self.mapped.expect("write_mapped on a mapped buffer");
-        assert!(data.len() as u64 <= self.size, "write of {} bytes into a buffer of {}", data.len(), self.size);
+        assert!(
+            data.len() as u64 <= self.size,
+            "write of {} bytes into a buffer of {}",
+            data.len(),
+            self.size
+        );
         // SAFETY: the mapping covers `size` bytes (checked above), is host-coherent, and does not
         // overlap `data`; no GPU work touches the buffer (the device synchronized first).
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), ptr.as_ptr(), data.len()) };
@@ -115,7 +138,12 @@ impl BufferInner {
     /// Copies the start of the mapped buffer into `out`. The caller orders this against GPU work.
     pub(crate) fn read_mapped(&self, out: &mut [u8]) {
         let ptr = self.mapped.expect("read_mapped on a mapped buffer");
-        assert!(out.len() as u64 <= self.size, "read of {} bytes from a buffer of {}", out.len(), self.size);
+        assert!(
+            out.len() as u64 <= self.size,
+            "read of {} bytes from a buffer of {}",
+            out.len(),
+            self.size
+        );
         // SAFETY: as in `write_mapped`, with the GPU's writes made visible to the host by the
         // batch's final barrier and fence wait.
         unsafe { std::ptr::copy_nonoverlapping(ptr.as_ptr(), out.as_mut_ptr(), out.len()) };

@@ -35,8 +35,12 @@ pub(crate) struct Context {
     pub(crate) name: String,
 }
 
-fn find_type(props: &vk::PhysicalDeviceMemoryProperties, want: vk::MemoryPropertyFlags) -> Option<u32> {
-    (0..props.memory_type_count).find(|&i| props.memory_types[i as usize].property_flags.contains(want))
+fn find_type(
+    props: &vk::PhysicalDeviceMemoryProperties,
+    want: vk::MemoryPropertyFlags,
+) -> Option<u32> {
+    (0..props.memory_type_count)
+        .find(|&i| props.memory_types[i as usize].property_flags.contains(want))
 }
 
 /// The pipeline-cache file of a device: `$XDG_CACHE_HOME/ferrograd/vulkan/<vendor>-<device>-<uuid>.bin`.
@@ -44,8 +48,15 @@ fn cache_path(props: &vk::PhysicalDeviceProperties) -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    let uuid: String = props.pipeline_cache_uuid.iter().map(|b| format!("{b:02x}")).collect();
-    Some(base.join("ferrograd").join("vulkan").join(format!("{:04x}-{:04x}-{uuid}.bin", props.vendor_id, props.device_id)))
+    let uuid: String = props
+        .pipeline_cache_uuid
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(base.join("ferrograd").join("vulkan").join(format!(
+        "{:04x}-{:04x}-{uuid}.bin",
+        props.vendor_id, props.device_id
+    )))
 }
 
 impl Context {
@@ -65,20 +76,29 @@ impl Context {
             .iter()
             .enumerate()
             .filter(|(_, f)| f.queue_flags.contains(vk::QueueFlags::COMPUTE))
-            .max_by_key(|(_, f)| (f.timestamp_valid_bits > 0, !f.queue_flags.contains(vk::QueueFlags::GRAPHICS)))
+            .max_by_key(|(_, f)| {
+                (
+                    f.timestamp_valid_bits > 0,
+                    !f.queue_flags.contains(vk::QueueFlags::GRAPHICS),
+                )
+            })
             .map(|(i, _)| i as u32)
             .ok_or_else(|| ferrograd_runtime::Error::Device {
                 device: name.clone(),
                 reason: "the device has no compute queue".into(),
             })?;
         let priorities = [1.0f32];
-        let queues = [vk::DeviceQueueCreateInfo::default().queue_family_index(queue_family).queue_priorities(&priorities)];
+        let queues = [vk::DeviceQueueCreateInfo::default()
+            .queue_family_index(queue_family)
+            .queue_priorities(&priorities)];
         let f = &caps.features;
         let base = vk::PhysicalDeviceFeatures::default()
             .shader_int64(f.int64)
             .shader_float64(f.float64);
-        let mut f8 = vk::PhysicalDevice8BitStorageFeatures::default().storage_buffer8_bit_access(f.storage8);
-        let mut f16 = vk::PhysicalDevice16BitStorageFeatures::default().storage_buffer16_bit_access(f.storage16);
+        let mut f8 =
+            vk::PhysicalDevice8BitStorageFeatures::default().storage_buffer8_bit_access(f.storage8);
+        let mut f16 = vk::PhysicalDevice16BitStorageFeatures::default()
+            .storage_buffer16_bit_access(f.storage16);
         let mut extensions = Vec::new();
         if caps.push_descriptor {
             extensions.push(ash::khr::push_descriptor::NAME.as_ptr());
@@ -99,17 +119,24 @@ impl Context {
         }
         // SAFETY: `info` and everything it points to live across the call; the features and
         // extensions enabled were reported as supported by `pd`.
-        let raw = unsafe { raw_instance.create_device(pd, &info, None) }.map_err(|r| err("creating the device", r))?;
+        let raw = unsafe { raw_instance.create_device(pd, &info, None) }
+            .map_err(|r| err("creating the device", r))?;
         // SAFETY: the family and index were requested in `info`.
         let queue = unsafe { raw.get_device_queue(queue_family, 0) };
-        let push = caps.push_descriptor.then(|| ash::khr::push_descriptor::Device::new(raw_instance, &raw));
+        let push = caps
+            .push_descriptor
+            .then(|| ash::khr::push_descriptor::Device::new(raw_instance, &raw));
 
         // SAFETY: `pd` is a live physical device.
         let mem_props = unsafe { raw_instance.get_physical_device_memory_properties(pd) };
         let host = vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT;
-        let unified = matches!(caps.kind(), DeviceKind::Cpu | DeviceKind::IntegratedGpu) && !force_staging;
-        let shared_type = find_type(&mem_props, host | vk::MemoryPropertyFlags::DEVICE_LOCAL).filter(|_| unified);
-        let device_type = shared_type.or_else(|| find_type(&mem_props, vk::MemoryPropertyFlags::DEVICE_LOCAL)).unwrap_or(0);
+        let unified =
+            matches!(caps.kind(), DeviceKind::Cpu | DeviceKind::IntegratedGpu) && !force_staging;
+        let shared_type =
+            find_type(&mem_props, host | vk::MemoryPropertyFlags::DEVICE_LOCAL).filter(|_| unified);
+        let device_type = shared_type
+            .or_else(|| find_type(&mem_props, vk::MemoryPropertyFlags::DEVICE_LOCAL))
+            .unwrap_or(0);
         let staging = find_type(&mem_props, host | vk::MemoryPropertyFlags::HOST_CACHED)
             .or_else(|| find_type(&mem_props, host))
             .ok_or_else(|| ferrograd_runtime::Error::Device {
@@ -124,10 +151,17 @@ impl Context {
                 return Err(e);
             }
         };
-        let memory = MemoryTypes { device: device_type, mapped: shared_type.is_some(), staging };
+        let memory = MemoryTypes {
+            device: device_type,
+            mapped: shared_type.is_some(),
+            staging,
+        };
 
         let cache_file = cache_path(&caps.props);
-        let initial = cache_file.as_ref().and_then(|p| std::fs::read(p).ok()).unwrap_or_default();
+        let initial = cache_file
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .unwrap_or_default();
         let cache_info = vk::PipelineCacheCreateInfo::default().initial_data(&initial);
         // SAFETY: the device is alive; the driver validates the initial data's header and
         // ignores data of another device or driver.
@@ -145,16 +179,30 @@ impl Context {
                 return Err(e);
             }
         };
-        Ok(Arc::new(Context { _instance: instance, raw, push, queue, queue_family, memory, pipeline_cache, cache_file, name }))
+        Ok(Arc::new(Context {
+            _instance: instance,
+            raw,
+            push,
+            queue,
+            queue_family,
+            memory,
+            pipeline_cache,
+            cache_file,
+            name,
+        }))
     }
 
     /// Writes the pipeline cache to disk (best effort: a failure only costs compile time later).
     fn save_cache(&self) {
         let Some(path) = &self.cache_file else { return };
         // SAFETY: the cache belongs to this live device.
-        let Ok(data) = (unsafe { self.raw.get_pipeline_cache_data(self.pipeline_cache) }) else { return };
+        let Ok(data) = (unsafe { self.raw.get_pipeline_cache_data(self.pipeline_cache) }) else {
+            return;
+        };
         let tmp = path.with_extension("tmp");
-        let written = path.parent().is_some_and(|dir| std::fs::create_dir_all(dir).is_ok())
+        let written = path
+            .parent()
+            .is_some_and(|dir| std::fs::create_dir_all(dir).is_ok())
             && std::fs::write(&tmp, &data).is_ok()
             && std::fs::rename(&tmp, path).is_ok();
         if !written {

@@ -57,20 +57,42 @@ impl VulkanDevice {
             }
         }
         if devices.is_empty() {
-            return Err(backend_error(format!("no Vulkan device could be opened: {}", failures.join("; "))));
+            return Err(backend_error(format!(
+                "no Vulkan device could be opened: {}",
+                failures.join("; ")
+            )));
         }
         Ok(devices)
     }
 
-    fn open_physical(instance: &Arc<Instance>, pd: vk::PhysicalDevice, name: String, options: VulkanOptions) -> Result<VulkanDevice> {
+    fn open_physical(
+        instance: &Arc<Instance>,
+        pd: vk::PhysicalDevice,
+        name: String,
+        options: VulkanOptions,
+    ) -> Result<VulkanDevice> {
         let caps = Caps::query(instance, pd);
         if !caps.push_descriptor {
-            return Err(Error::Device { device: name, reason: "the driver lacks VK_KHR_push_descriptor".into() });
+            return Err(Error::Device {
+                device: name,
+                reason: "the driver lacks VK_KHR_push_descriptor".into(),
+            });
         }
-        let ctx = Context::open(instance.clone(), pd, &caps, name.clone(), options.force_staging)?;
+        let ctx = Context::open(
+            instance.clone(),
+            pd,
+            &caps,
+            name.clone(),
+            options.force_staging,
+        )?;
         let batch = Mutex::new(Batch::new(&ctx)?);
         let info = caps.device_info(name);
-        Ok(VulkanDevice { ctx, caps, info, batch })
+        Ok(VulkanDevice {
+            ctx,
+            caps,
+            info,
+            batch,
+        })
     }
 
     /// The SPIR-V module generated for `program` (what [`Device::compile`] hands the driver).
@@ -84,11 +106,18 @@ impl VulkanDevice {
     }
 
     fn compile_error(&self, program: &Program, reason: String) -> Error {
-        Error::Compile { device: self.info.name.clone(), kernel: program.name.clone(), reason }
+        Error::Compile {
+            device: self.info.name.clone(),
+            kernel: program.name.clone(),
+            reason,
+        }
     }
 
     fn device_error(&self, reason: String) -> Error {
-        Error::Device { device: self.info.name.clone(), reason }
+        Error::Device {
+            device: self.info.name.clone(),
+            reason,
+        }
     }
 
     fn translate(&self, program: &Program) -> Result<spirv::Shader> {
@@ -106,9 +135,18 @@ impl VulkanDevice {
                 ));
             }
         }
-        let limit = self.caps.max_push_descriptors.min(self.caps.max_storage_buffers) as usize;
+        let limit = self
+            .caps
+            .max_push_descriptors
+            .min(self.caps.max_storage_buffers) as usize;
         if program.params.len() > limit {
-            return Err(self.compile_error(program, format!("{} buffers; the device binds at most {limit} per kernel", program.params.len())));
+            return Err(self.compile_error(
+                program,
+                format!(
+                    "{} buffers; the device binds at most {limit} per kernel",
+                    program.params.len()
+                ),
+            ));
         }
         spirv::translate(program, &types, f).map_err(|r| self.compile_error(program, r))
     }
@@ -116,7 +154,9 @@ impl VulkanDevice {
     fn buffer<'a>(&self, raw: &'a RawBuffer) -> Result<&'a Arc<BufferInner>> {
         raw.downcast_ref::<VulkanBuffer>()
             .map(|b| &b.inner)
-            .ok_or_else(|| self.device_error("the buffer is not Vulkan memory of this backend".into()))
+            .ok_or_else(|| {
+                self.device_error("the buffer is not Vulkan memory of this backend".into())
+            })
     }
 
     fn staging(&self, bytes: usize) -> Result<Arc<BufferInner>> {
@@ -135,17 +175,30 @@ impl Device for VulkanDevice {
             return Err(Error::OutOfMemory {
                 device: self.info.name.clone(),
                 bytes,
-                reason: format!("larger than the device's largest allocation ({} bytes)", self.caps.max_allocation),
+                reason: format!(
+                    "larger than the device's largest allocation ({} bytes)",
+                    self.caps.max_allocation
+                ),
             });
         }
-        let inner = BufferInner::new(&self.ctx, bytes, STORAGE_USAGE, self.ctx.memory.device, self.ctx.memory.mapped)?;
+        let inner = BufferInner::new(
+            &self.ctx,
+            bytes,
+            STORAGE_USAGE,
+            self.ctx.memory.device,
+            self.ctx.memory.mapped,
+        )?;
         Ok(Box::new(VulkanBuffer { inner }))
     }
 
     fn write(&self, dst: &RawBuffer, data: &[u8]) -> Result<()> {
         let dst = self.buffer(dst)?;
         if data.len() as u64 > dst.len {
-            return Err(self.device_error(format!("cannot write {} bytes into a buffer of {} bytes", data.len(), dst.len)));
+            return Err(self.device_error(format!(
+                "cannot write {} bytes into a buffer of {} bytes",
+                data.len(),
+                dst.len
+            )));
         }
         let mut batch = self.batch.lock();
         if dst.is_mapped() {
@@ -164,7 +217,11 @@ impl Device for VulkanDevice {
     fn read(&self, src: &RawBuffer, out: &mut [u8]) -> Result<()> {
         let src = self.buffer(src)?;
         if out.len() as u64 > src.len {
-            return Err(self.device_error(format!("cannot read {} bytes from a buffer of {} bytes", out.len(), src.len)));
+            return Err(self.device_error(format!(
+                "cannot read {} bytes from a buffer of {} bytes",
+                out.len(),
+                src.len
+            )));
         }
         let mut batch = self.batch.lock();
         if src.is_mapped() {
@@ -189,7 +246,9 @@ impl Device for VulkanDevice {
     fn launch(&self, kernel: &CompiledKernel, buffers: &[&RawBuffer]) -> Result<()> {
         let kernel = &kernel
             .downcast_ref::<VulkanKernel>()
-            .ok_or_else(|| self.device_error("the kernel was not compiled by the Vulkan backend".into()))?
+            .ok_or_else(|| {
+                self.device_error("the kernel was not compiled by the Vulkan backend".into())
+            })?
             .inner;
         if buffers.len() != kernel.params.len() {
             return Err(self.device_error(format!(
@@ -211,7 +270,9 @@ impl Device for VulkanDevice {
             }
             inners.push(b);
         }
-        self.batch.lock().dispatch(kernel, &inners, self.caps.features.max_buffer_range)
+        self.batch
+            .lock()
+            .dispatch(kernel, &inners, self.caps.features.max_buffer_range)
     }
 
     fn synchronize(&self) -> Result<()> {

@@ -13,25 +13,39 @@ pub(crate) const NO_DEVICE: &str = "the Vulkan loader found no device; install a
 
 /// An error of the backend as a whole (before a device is named).
 pub(crate) fn backend_error(reason: impl Into<String>) -> Error {
-    Error::Device { device: "vulkan".to_string(), reason: reason.into() }
+    Error::Device {
+        device: "vulkan".to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// A failed Vulkan call on `device` while doing `what`.
 pub(crate) fn vk_error(device: &str, what: &str, r: vk::Result) -> Error {
     let hint = match r {
-        vk::Result::ERROR_DEVICE_LOST => " (the device was lost: a driver reset, a hang or a crash)",
-        vk::Result::ERROR_OUT_OF_DEVICE_MEMORY | vk::Result::ERROR_OUT_OF_HOST_MEMORY => " (out of memory)",
+        vk::Result::ERROR_DEVICE_LOST => {
+            " (the device was lost: a driver reset, a hang or a crash)"
+        }
+        vk::Result::ERROR_OUT_OF_DEVICE_MEMORY | vk::Result::ERROR_OUT_OF_HOST_MEMORY => {
+            " (out of memory)"
+        }
         vk::Result::ERROR_INITIALIZATION_FAILED => " (driver initialization failed)",
         _ => "",
     };
-    Error::Device { device: device.to_string(), reason: format!("{what} failed: {r:?}{hint}") }
+    Error::Device {
+        device: device.to_string(),
+        reason: format!("{what} failed: {r:?}{hint}"),
+    }
 }
 
 /// A failed allocation of `bytes` bytes on `device`.
 pub(crate) fn alloc_error(device: &str, bytes: usize, r: vk::Result) -> Error {
     match r {
         vk::Result::ERROR_OUT_OF_DEVICE_MEMORY | vk::Result::ERROR_OUT_OF_HOST_MEMORY => {
-            Error::OutOfMemory { device: device.to_string(), bytes, reason: format!("{r:?}") }
+            Error::OutOfMemory {
+                device: device.to_string(),
+                bytes,
+                reason: format!("{r:?}"),
+            }
         }
         r => vk_error(device, "allocating memory", r),
     }

@@ -35,7 +35,8 @@ pub(crate) struct Caps {
 }
 
 fn has_extension(list: &[vk::ExtensionProperties], name: &CStr) -> bool {
-    list.iter().any(|e| e.extension_name_as_c_str().is_ok_and(|n| n == name))
+    list.iter()
+        .any(|e| e.extension_name_as_c_str().is_ok_and(|n| n == name))
 }
 
 impl Caps {
@@ -44,7 +45,9 @@ impl Caps {
         let raw = &instance.raw;
         let mut f8 = vk::PhysicalDevice8BitStorageFeatures::default();
         let mut f16 = vk::PhysicalDevice16BitStorageFeatures::default();
-        let mut f2 = vk::PhysicalDeviceFeatures2::default().push_next(&mut f8).push_next(&mut f16);
+        let mut f2 = vk::PhysicalDeviceFeatures2::default()
+            .push_next(&mut f8)
+            .push_next(&mut f16);
         let mut push = vk::PhysicalDevicePushDescriptorPropertiesKHR::default();
         let mut subgroup = vk::PhysicalDeviceSubgroupProperties::default();
         let mut driver_props = vk::PhysicalDeviceDriverProperties::default();
@@ -53,7 +56,8 @@ impl Caps {
         // SAFETY: `pd` belongs to the live instance; the chains point at locals alive for the calls.
         let extensions = unsafe {
             raw.get_physical_device_features2(pd, &mut f2);
-            raw.enumerate_device_extension_properties(pd).unwrap_or_default()
+            raw.enumerate_device_extension_properties(pd)
+                .unwrap_or_default()
         };
         let driver_ext = has_extension(&extensions, ash::khr::driver_properties::NAME);
         let float_controls_ext = has_extension(&extensions, ash::khr::shader_float_controls::NAME);
@@ -86,8 +90,14 @@ impl Caps {
             .max()
             .unwrap_or(0);
         let driver = if driver_ext {
-            let name = driver_props.driver_name_as_c_str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let info = driver_props.driver_info_as_c_str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = driver_props
+                .driver_name_as_c_str()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let info = driver_props
+                .driver_info_as_c_str()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             format!("{name} {info}").trim().to_string()
         } else {
             String::new()
@@ -103,13 +113,19 @@ impl Caps {
                 max_invocations: limits.max_compute_work_group_invocations,
                 max_shared_bytes: limits.max_compute_shared_memory_size,
                 max_buffer_range: limits.max_storage_buffer_range as u64,
-                preserve_nan32: float_controls_ext && float_controls.shader_signed_zero_inf_nan_preserve_float32 == vk::TRUE,
-                preserve_nan64: float_controls_ext && float_controls.shader_signed_zero_inf_nan_preserve_float64 == vk::TRUE,
+                preserve_nan32: float_controls_ext
+                    && float_controls.shader_signed_zero_inf_nan_preserve_float32 == vk::TRUE,
+                preserve_nan64: float_controls_ext
+                    && float_controls.shader_signed_zero_inf_nan_preserve_float64 == vk::TRUE,
             },
             ext_float_controls: float_controls_ext && props.api_version < vk::API_VERSION_1_2,
             push_descriptor,
             ext_8bit: ext_8bit && props.api_version < vk::API_VERSION_1_2,
-            max_push_descriptors: if push_descriptor { push.max_push_descriptors } else { 0 },
+            max_push_descriptors: if push_descriptor {
+                push.max_push_descriptors
+            } else {
+                0
+            },
             max_storage_buffers: limits.max_per_stage_descriptor_storage_buffers,
             max_allocation: maintenance3.max_memory_allocation_size,
             subgroup_size: subgroup.subgroup_size,
@@ -148,10 +164,23 @@ impl Caps {
     /// What `ferrograd devices` shows.
     pub(crate) fn device_info(&self, name: String) -> DeviceInfo {
         let f = &self.features;
-        let model = self.props.device_name_as_c_str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let model = self
+            .props
+            .device_name_as_c_str()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let api = self.props.api_version;
-        let version = format!("Vulkan {}.{}.{}", vk::api_version_major(api), vk::api_version_minor(api), vk::api_version_patch(api));
-        let description = if self.driver.is_empty() { format!("{model} ({version})") } else { format!("{model} ({}, {version})", self.driver) };
+        let version = format!(
+            "Vulkan {}.{}.{}",
+            vk::api_version_major(api),
+            vk::api_version_minor(api),
+            vk::api_version_patch(api)
+        );
+        let description = if self.driver.is_empty() {
+            format!("{model} ({version})")
+        } else {
+            format!("{model} ({}, {version})", self.driver)
+        };
         let yes = |b: bool| if b { "yes" } else { "no" };
         DeviceInfo {
             name,
@@ -164,7 +193,10 @@ impl Caps {
             extra: vec![
                 format!("type={:?}", self.props.device_type),
                 format!("max_storage_buffer_bytes={}", f.max_buffer_range),
-                format!("max_workgroup_size={:?} max_invocations={}", f.max_local, f.max_invocations),
+                format!(
+                    "max_workgroup_size={:?} max_invocations={}",
+                    f.max_local, f.max_invocations
+                ),
                 format!("max_workgroup_count={:?}", f.max_groups),
                 format!("shared_memory_bytes={}", f.max_shared_bytes),
                 format!("subgroup_size={}", self.subgroup_size),

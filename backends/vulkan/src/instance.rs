@@ -17,10 +17,15 @@ impl Instance {
     pub(crate) fn new() -> Result<Arc<Instance>> {
         // SAFETY: loading the system's Vulkan loader runs its initialization code; the loader is
         // a well-known system library and stays loaded as long as `_entry` lives.
-        let entry = unsafe { ash::Entry::load() }.map_err(|e| backend_error(format!("{NO_LOADER} ({e})")))?;
+        let entry = unsafe { ash::Entry::load() }
+            .map_err(|e| backend_error(format!("{NO_LOADER} ({e})")))?;
         // SAFETY: `entry` holds a loaded loader; the query takes no pointers from us.
         let version = unsafe { entry.try_enumerate_instance_version() }
-            .map_err(|e| backend_error(format!("querying the Vulkan instance version failed: {e:?}")))?
+            .map_err(|e| {
+                backend_error(format!(
+                    "querying the Vulkan instance version failed: {e:?}"
+                ))
+            })?
             .unwrap_or(vk::API_VERSION_1_0);
         if version < vk::API_VERSION_1_1 {
             return Err(backend_error(format!(

@@ -28,9 +28,19 @@ pub struct VulkanKernel {
 
 impl KernelInner {
     /// Creates the pipeline for `shader`, compiled from `program`.
-    pub(crate) fn create(ctx: &Arc<Context>, program: &Program, shader: &Shader) -> Result<Arc<KernelInner>> {
+    pub(crate) fn create(
+        ctx: &Arc<Context>,
+        program: &Program,
+        shader: &Shader,
+    ) -> Result<Arc<KernelInner>> {
         let dev = &ctx.raw;
-        let err = |what: &str, r: vk::Result| vk_error(&ctx.name, &format!("{what} for kernel `{}`", program.name), r);
+        let err = |what: &str, r: vk::Result| {
+            vk_error(
+                &ctx.name,
+                &format!("{what} for kernel `{}`", program.name),
+                r,
+            )
+        };
         let mut kernel = KernelInner {
             ctx: ctx.clone(),
             module: vk::ShaderModule::null(),
@@ -44,7 +54,8 @@ impl KernelInner {
         let module_info = vk::ShaderModuleCreateInfo::default().code(&shader.words);
         // SAFETY: `words` is a complete SPIR-V module; objects created here are destroyed by
         // `kernel`'s Drop (null handles are ignored), also on the error paths below.
-        kernel.module = unsafe { dev.create_shader_module(&module_info, None) }.map_err(|r| err("creating the shader module", r))?;
+        kernel.module = unsafe { dev.create_shader_module(&module_info, None) }
+            .map_err(|r| err("creating the shader module", r))?;
         let bindings: Vec<vk::DescriptorSetLayoutBinding> = (0..program.params.len() as u32)
             .map(|i| {
                 vk::DescriptorSetLayoutBinding::default()
@@ -58,17 +69,20 @@ impl KernelInner {
             .flags(vk::DescriptorSetLayoutCreateFlags::PUSH_DESCRIPTOR_KHR)
             .bindings(&bindings);
         // SAFETY: as above.
-        kernel.set_layout =
-            unsafe { dev.create_descriptor_set_layout(&set_info, None) }.map_err(|r| err("creating the descriptor set layout", r))?;
+        kernel.set_layout = unsafe { dev.create_descriptor_set_layout(&set_info, None) }
+            .map_err(|r| err("creating the descriptor set layout", r))?;
         let set_layouts = [kernel.set_layout];
         let layout_info = vk::PipelineLayoutCreateInfo::default().set_layouts(&set_layouts);
         // SAFETY: as above.
-        kernel.layout = unsafe { dev.create_pipeline_layout(&layout_info, None) }.map_err(|r| err("creating the pipeline layout", r))?;
+        kernel.layout = unsafe { dev.create_pipeline_layout(&layout_info, None) }
+            .map_err(|r| err("creating the pipeline layout", r))?;
         let stage = vk::PipelineShaderStageCreateInfo::default()
             .stage(vk::ShaderStageFlags::COMPUTE)
             .module(kernel.module)
             .name(c"main");
-        let info = [vk::ComputePipelineCreateInfo::default().stage(stage).layout(kernel.layout)];
+        let info = [vk::ComputePipelineCreateInfo::default()
+            .stage(stage)
+            .layout(kernel.layout)];
         // SAFETY: as above; the pipeline cache belongs to the same device.
         let pipelines = unsafe { dev.create_compute_pipelines(ctx.pipeline_cache, &info, None) }
             .map_err(|(_, r)| err("creating the compute pipeline", r))?;

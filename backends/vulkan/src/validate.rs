@@ -314,7 +314,10 @@ impl Checker<'_> {
                     return Err(format!("%{} is not a DefineLocal", v.0));
                 }
                 if ty.dtype != dtype {
-                    return Err(format!("local memory %{} holds {}, accessed as {dtype}", v.0, ty.dtype));
+                    return Err(format!(
+                        "local memory %{} holds {}, accessed as {dtype}",
+                        v.0, ty.dtype
+                    ));
                 }
                 return Ok(None);
             }

@@ -2,8 +2,8 @@
 //! int, wrapping int -> int) and `half` (one rounding to f16/bf16); bitcasts.
 mod common;
 use common::*;
-use ferrograd_vulkan::VulkanDevice;
 use ferrograd_ir::DType;
+use ferrograd_vulkan::VulkanDevice;
 use half::{bf16, f16};
 
 /// A source value, exact.
@@ -73,7 +73,11 @@ fn exact_or(v: V, keep: u32) -> f64 {
     } else {
         let shift = bits - keep;
         let (q, rem, half) = (m >> shift, m & ((1 << shift) - 1), 1u128 << (shift - 1));
-        let q = if rem > half || (rem == half && q & 1 == 1) { q + 1 } else { q };
+        let q = if rem > half || (rem == half && q & 1 == 1) {
+            q + 1
+        } else {
+            q
+        };
         q << shift
     };
     if i < 0 {
@@ -342,9 +346,13 @@ fn bitcasts_reinterpret_bits() {
     assert_eq!(run_raw(&dev, DType::I8, DType::U8, &bytes, 4, true), bytes);
     for (from, to) in [(DType::U8, DType::Bool), (DType::Bool, DType::I8)] {
         let p = map_program("cast", &[from], to, 4, 1, |b, v| {
-            b.push(ferrograd_ir::Inst::Bitcast { to: ferrograd_ir::VType::scalar(to), arg: v[0] })
+            b.push(ferrograd_ir::Inst::Bitcast {
+                to: ferrograd_ir::VType::scalar(to),
+                arg: v[0],
+            })
         });
-        let err = ferrograd_runtime::Device::compile(&dev, &p).err().expect("a bool bitcast must be refused");
+        let err = ferrograd_runtime::Device::compile(&dev, &p)
+            .expect_err("a bool bitcast must be refused");
         assert!(err.to_string().contains("bool"), "{err}");
     }
 }

@@ -32,38 +32,110 @@ fn simple() -> Program {
 /// with a barrier after each step; invocation 0 stores the row's sum.
 fn workgroup_sum(rows: usize, local: usize) -> Program {
     let mut b = ProgramBuilder::new();
-    let mem = b.push(Inst::DefineLocal { dtype: DType::F32, len: local });
+    let mem = b.push(Inst::DefineLocal {
+        dtype: DType::F32,
+        len: local,
+    });
     let row = b.push(Inst::GroupId(0));
     let lid = b.push(Inst::LocalId(0));
     let width = int(&mut b, local as i64);
-    let base = b.push(Inst::Binary { op: BinaryOp::Mul, a: row, b: width });
-    let at = b.push(Inst::Binary { op: BinaryOp::Add, a: base, b: lid });
-    let x = b.push(Inst::Load { mem: Memory::Global(1), index: at, gate: None, ty: VType::scalar(DType::F32) });
-    b.push(Inst::Store { mem: Memory::Local(mem), index: lid, value: x, gate: None });
+    let base = b.push(Inst::Binary {
+        op: BinaryOp::Mul,
+        a: row,
+        b: width,
+    });
+    let at = b.push(Inst::Binary {
+        op: BinaryOp::Add,
+        a: base,
+        b: lid,
+    });
+    let x = b.push(Inst::Load {
+        mem: Memory::Global(1),
+        index: at,
+        gate: None,
+        ty: VType::scalar(DType::F32),
+    });
+    b.push(Inst::Store {
+        mem: Memory::Local(mem),
+        index: lid,
+        value: x,
+        gate: None,
+    });
     b.push(Inst::Barrier);
     let mut stride = local / 2;
     while stride > 0 {
         let s = int(&mut b, stride as i64);
-        let active = b.push(Inst::Binary { op: BinaryOp::CmpLt, a: lid, b: s });
+        let active = b.push(Inst::Binary {
+            op: BinaryOp::CmpLt,
+            a: lid,
+            b: s,
+        });
         b.push(Inst::If { cond: active });
-        let other = b.push(Inst::Binary { op: BinaryOp::Add, a: lid, b: s });
-        let mine = b.push(Inst::Load { mem: Memory::Local(mem), index: lid, gate: None, ty: VType::scalar(DType::F32) });
-        let theirs = b.push(Inst::Load { mem: Memory::Local(mem), index: other, gate: None, ty: VType::scalar(DType::F32) });
-        let sum = b.push(Inst::Binary { op: BinaryOp::Add, a: mine, b: theirs });
-        b.push(Inst::Store { mem: Memory::Local(mem), index: lid, value: sum, gate: None });
+        let other = b.push(Inst::Binary {
+            op: BinaryOp::Add,
+            a: lid,
+            b: s,
+        });
+        let mine = b.push(Inst::Load {
+            mem: Memory::Local(mem),
+            index: lid,
+            gate: None,
+            ty: VType::scalar(DType::F32),
+        });
+        let theirs = b.push(Inst::Load {
+            mem: Memory::Local(mem),
+            index: other,
+            gate: None,
+            ty: VType::scalar(DType::F32),
+        });
+        let sum = b.push(Inst::Binary {
+            op: BinaryOp::Add,
+            a: mine,
+            b: theirs,
+        });
+        b.push(Inst::Store {
+            mem: Memory::Local(mem),
+            index: lid,
+            value: sum,
+            gate: None,
+        });
         b.push(Inst::EndIf);
         b.push(Inst::Barrier);
         stride /= 2;
     }
     let zero = int(&mut b, 0);
-    let first = b.push(Inst::Binary { op: BinaryOp::CmpNe, a: lid, b: zero });
-    let t = b.push(Inst::Const { ty: VType::scalar(DType::Bool), value: Scalar::Bool(true) });
-    let is_first = b.push(Inst::Binary { op: BinaryOp::Xor, a: first, b: t });
-    let total = b.push(Inst::Load { mem: Memory::Local(mem), index: zero, gate: None, ty: VType::scalar(DType::F32) });
-    b.push(Inst::Store { mem: Memory::Global(0), index: row, value: total, gate: Some(is_first) });
+    let first = b.push(Inst::Binary {
+        op: BinaryOp::CmpNe,
+        a: lid,
+        b: zero,
+    });
+    let t = b.push(Inst::Const {
+        ty: VType::scalar(DType::Bool),
+        value: Scalar::Bool(true),
+    });
+    let is_first = b.push(Inst::Binary {
+        op: BinaryOp::Xor,
+        a: first,
+        b: t,
+    });
+    let total = b.push(Inst::Load {
+        mem: Memory::Local(mem),
+        index: zero,
+        gate: None,
+        ty: VType::scalar(DType::F32),
+    });
+    b.push(Inst::Store {
+        mem: Memory::Global(0),
+        index: row,
+        value: total,
+        gate: Some(is_first),
+    });
     let mut p = program(
         "workgroup_sum",
-        vec![param(DType::F32, rows, true), param(DType::F32, rows * local, false)],
+        vec![
+            param(DType::F32, rows, true),
+            param(DType::F32, rows * local, false),
+        ],
         vec![rows],
         b.finish(),
     );
@@ -88,13 +160,28 @@ fn workgroup_programs_use_local_memory_and_barriers() {
 fn workgroup_limits_are_compile_errors() {
     let mut p = workgroup_sum(2, 64);
     p.local = vec![1 << 20];
-    assert!(compile_err(&p).contains("maxComputeWorkGroupSize"), "{}", compile_err(&p));
+    assert!(
+        compile_err(&p).contains("maxComputeWorkGroupSize"),
+        "{}",
+        compile_err(&p)
+    );
     let mut p = workgroup_sum(2, 64);
-    p.insts[0] = Inst::DefineLocal { dtype: DType::F32, len: 1 << 24 };
-    assert!(compile_err(&p).contains("maxComputeSharedMemorySize"), "{}", compile_err(&p));
+    p.insts[0] = Inst::DefineLocal {
+        dtype: DType::F32,
+        len: 1 << 24,
+    };
+    assert!(
+        compile_err(&p).contains("maxComputeSharedMemorySize"),
+        "{}",
+        compile_err(&p)
+    );
     let mut p = workgroup_sum(2, 64);
     p.insts.push(Inst::LocalId(2));
-    assert!(compile_err(&p).contains("no local dimension 2"), "{}", compile_err(&p));
+    assert!(
+        compile_err(&p).contains("no local dimension 2"),
+        "{}",
+        compile_err(&p)
+    );
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! Hand-built kernels: 2-D grids, loops with accumulators, gated memory, vectors.
 mod common;
 use common::*;
-use ferrograd_vulkan::VulkanDevice;
 use ferrograd_ir::{
     BinaryOp, DType, Inst, Memory, ProgramBuilder, ReduceOp, Scalar, UnaryOp, VType, ValueId,
 };
 use ferrograd_runtime::Device;
+use ferrograd_vulkan::VulkanDevice;
 use half::{bf16, f16};
 
 fn c(b: &mut ProgramBuilder, dtype: DType, value: Scalar) -> ValueId {
@@ -564,13 +564,7 @@ fn f16_and_bf16_round_after_every_op() {
         1.0,
         1.0 / 3.0,
     ];
-    fn check<T: Elem>(
-        dev: &VulkanDevice,
-        a: &[T],
-        b: &[T],
-        to: fn(T) -> f64,
-        from: fn(f64) -> T,
-    ) {
+    fn check<T: Elem>(dev: &VulkanDevice, a: &[T], b: &[T], to: fn(T) -> f64, from: fn(f64) -> T) {
         let n = a.len();
         for lanes in [1u8, 4] {
             for (op, f) in [

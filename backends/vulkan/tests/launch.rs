@@ -2,9 +2,9 @@
 //! launches, the staging path, argument checks, limits and device info.
 mod common;
 use common::*;
-use ferrograd_vulkan::{VulkanDevice, VulkanOptions};
 use ferrograd_ir::{BinaryOp, DType, Inst, Memory, Program, ProgramBuilder, Scalar, VType};
 use ferrograd_runtime::{Device, Error};
+use ferrograd_vulkan::{VulkanDevice, VulkanOptions};
 
 /// out[row] = sum over j < 64 of (row * j) % 7 + row, on `rows` rows.
 fn rows_program(rows: usize) -> Program {
@@ -57,7 +57,9 @@ fn rows_program(rows: usize) -> Program {
 }
 
 fn rows_want(rows: usize) -> Vec<i32> {
-    (0..rows as i32).map(|r| (0..64).map(|j| (r * j) % 7).sum::<i32>() + r).collect()
+    (0..rows as i32)
+        .map(|r| (0..64).map(|j| (r * j) % 7).sum::<i32>() + r)
+        .collect()
 }
 
 fn run_rows(dev: &VulkanDevice, rows: usize) -> Vec<i32> {
@@ -89,9 +91,20 @@ fn grids_beyond_the_workgroup_count_limit_use_a_grid_stride_loop() {
 fn batched_dependent_launches_see_each_others_writes() {
     let dev = device();
     let n = 1000;
-    let p = map_program("inc", &[DType::I32, DType::I32], DType::I32, n, 1, |b, v| {
-        b.push(Inst::Binary { op: BinaryOp::Add, a: v[0], b: v[1] })
-    });
+    let p = map_program(
+        "inc",
+        &[DType::I32, DType::I32],
+        DType::I32,
+        n,
+        1,
+        |b, v| {
+            b.push(Inst::Binary {
+                op: BinaryOp::Add,
+                a: v[0],
+                b: v[1],
+            })
+        },
+    );
     validate_spirv(&dev, &p);
     let kernel = dev.compile(&p).unwrap();
     let ones = upload(&dev, &vec![1i32; n]);
@@ -103,12 +116,19 @@ fn batched_dependent_launches_see_each_others_writes() {
         std::mem::swap(&mut a, &mut b);
     }
     dev.synchronize().unwrap();
-    assert_eq!(download::<i32>(&dev, &a, n), (0..n as i32).map(|i| i + 600).collect::<Vec<_>>());
+    assert_eq!(
+        download::<i32>(&dev, &a, n),
+        (0..n as i32).map(|i| i + 600).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn staging_copies_work_like_mapped_memory() {
-    let dev = VulkanDevice::open_all(VulkanOptions { force_staging: true }).unwrap().remove(0);
+    let dev = VulkanDevice::open_all(VulkanOptions {
+        force_staging: true,
+    })
+    .unwrap()
+    .remove(0);
     assert!(!dev.is_unified_memory());
     assert_eq!(run_rows(&dev, 1000), rows_want(1000));
     // A write recorded after a launch is ordered after it.
@@ -242,13 +262,22 @@ fn launch_checks_buffers() {
 #[test]
 fn memory_errors_are_typed() {
     let dev = device();
-    assert!(matches!(dev.allocate(usize::MAX), Err(Error::OutOfMemory { bytes: usize::MAX, .. })));
+    assert!(matches!(
+        dev.allocate(usize::MAX),
+        Err(Error::OutOfMemory {
+            bytes: usize::MAX,
+            ..
+        })
+    ));
     let empty = dev.allocate(0).unwrap();
     dev.write(&empty, &[]).unwrap();
     dev.read(&empty, &mut []).unwrap();
     assert!(matches!(dev.write(&empty, &[1]), Err(Error::Device { .. })));
     let foreign: ferrograd_runtime::RawBuffer = Box::new(0u8);
-    assert!(matches!(dev.read(&foreign, &mut [0]), Err(Error::Device { .. })));
+    assert!(matches!(
+        dev.read(&foreign, &mut [0]),
+        Err(Error::Device { .. })
+    ));
 }
 
 #[test]
@@ -263,10 +292,16 @@ fn tensors_beyond_the_storage_buffer_range_are_compile_errors() {
         .expect("max_storage_buffer_bytes in the device info");
     let n = range / 4 + 1;
     let p = map_program("huge", &[DType::F32], DType::F32, n, 1, |b, v| {
-        b.push(Inst::Unary { op: ferrograd_ir::UnaryOp::Neg, arg: v[0] })
+        b.push(Inst::Unary {
+            op: ferrograd_ir::UnaryOp::Neg,
+            arg: v[0],
+        })
     });
-    let err = dev.compile(&p).err().expect("a too-large param is rejected");
-    assert!(matches!(err, Error::Compile { .. }) && err.to_string().contains("maxStorageBufferRange"), "{err}");
+    let err = dev.compile(&p).expect_err("a too-large param is rejected");
+    assert!(
+        matches!(err, Error::Compile { .. }) && err.to_string().contains("maxStorageBufferRange"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -276,8 +311,19 @@ fn device_info_describes_the_device() {
     assert_eq!(info.name, "vulkan:0");
     assert!(!info.description.is_empty());
     assert!(info.dtypes.contains(&DType::F32) && info.dtypes.contains(&DType::I32));
-    for key in ["max_storage_buffer_bytes=", "max_workgroup_size=", "max_workgroup_count=", "shared_memory_bytes=", "subgroup_size=", "f16="] {
-        assert!(info.extra.iter().any(|e| e.contains(key)), "{key} missing from {:?}", info.extra);
+    for key in [
+        "max_storage_buffer_bytes=",
+        "max_workgroup_size=",
+        "max_workgroup_count=",
+        "shared_memory_bytes=",
+        "subgroup_size=",
+        "f16=",
+    ] {
+        assert!(
+            info.extra.iter().any(|e| e.contains(key)),
+            "{key} missing from {:?}",
+            info.extra
+        );
     }
     assert_eq!(dev.preferred_lanes(DType::F32), 1);
 }
@@ -288,6 +334,9 @@ fn spirv_is_generated_without_a_driver_compiler() {
     let words = dev.spirv(&rows_program(5)).unwrap();
     assert_eq!(words[0], 0x0723_0203, "SPIR-V magic number");
     assert!(dev
-        .spirv(&Program { insts: vec![Inst::EndLoop], ..rows_program(5) })
+        .spirv(&Program {
+            insts: vec![Inst::EndLoop],
+            ..rows_program(5)
+        })
         .is_err());
 }

@@ -181,7 +181,11 @@ fn sin_is_within_three_ulp_up_to_1e5() {
 /// Error of `got` in units in the last place of `want` (f64).
 fn ulps64(got: f64, want: f64) -> f64 {
     if want.is_nan() || got.is_nan() {
-        return if want.is_nan() && got.is_nan() { 0.0 } else { f64::INFINITY };
+        return if want.is_nan() && got.is_nan() {
+            0.0
+        } else {
+            f64::INFINITY
+        };
     }
     if want.is_infinite() || got.is_infinite() || want == 0.0 {
         return if got == want { 0.0 } else { f64::INFINITY };
@@ -193,12 +197,28 @@ fn ulps64(got: f64, want: f64) -> f64 {
 #[test]
 fn f64_transcendentals_are_within_four_ulp() {
     let dev = device();
-    let mut xs: Vec<f64> =
-        vec![0.0, -0.0, 0.5, 1.0, -3.25, 100.0, 1.0e-300, 1.0e300, f64::INFINITY, f64::NEG_INFINITY, 1.0e6, -7.0e-3];
+    let mut xs: Vec<f64> = vec![
+        0.0,
+        -0.0,
+        0.5,
+        1.0,
+        -3.25,
+        100.0,
+        1.0e-300,
+        1.0e300,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1.0e6,
+        -7.0e-3,
+    ];
     xs.extend((0..500).map(|i| (i as f64 - 250.0) * 0.731 + 1e-3));
     xs.extend((0..200).map(|i| 1.37f64.powi(i - 100)));
     for lanes in [1u8, 2] {
-        for (op, f) in [(UnaryOp::Exp2, f64::exp2 as fn(f64) -> f64), (UnaryOp::Log2, f64::log2), (UnaryOp::Sin, f64::sin)] {
+        for (op, f) in [
+            (UnaryOp::Exp2, f64::exp2 as fn(f64) -> f64),
+            (UnaryOp::Log2, f64::log2),
+            (UnaryOp::Sin, f64::sin),
+        ] {
             let got = eval_unary(&dev, op, &xs, lanes);
             let mut worst = 0.0f64;
             for (x, g) in xs.iter().zip(&got) {
@@ -207,7 +227,10 @@ fn f64_transcendentals_are_within_four_ulp() {
                 // Results that are 0 (sin(0), log2(1)) must be exact; sin near its zeros is
                 // held to an absolute error instead.
                 let abs_ok = op == UnaryOp::Sin && (g - want).abs() <= 1e-15 * x.abs().max(1.0);
-                assert!(e <= 4.0 || abs_ok, "{op:?}({x}) = {g}, want {want} ({e} ulp)");
+                assert!(
+                    e <= 4.0 || abs_ok,
+                    "{op:?}({x}) = {g}, want {want} ({e} ulp)"
+                );
                 if e.is_finite() {
                     worst = worst.max(e);
                 }

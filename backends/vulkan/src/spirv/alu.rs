@@ -66,7 +66,13 @@ impl Gen<'_> {
     }
 
     /// `op(a, b)` on one lane of `dtype` (comparisons give bool).
-    pub(crate) fn binary(&mut self, op: BinaryOp, dtype: DType, a: Word, b: Word) -> Result<Word, String> {
+    pub(crate) fn binary(
+        &mut self,
+        op: BinaryOp,
+        dtype: DType,
+        a: Word,
+        b: Word,
+    ) -> Result<Word, String> {
         if dtype == DType::Bool {
             return Ok(self.bool_binary(op, a, b));
         }
@@ -88,10 +94,24 @@ impl Gen<'_> {
             BinaryOp::Add => self.op(Op::IAdd, ty, &[a, b]),
             BinaryOp::Mul => self.op(Op::IMul, ty, &[a, b]),
             BinaryOp::Max => {
-                let gt = self.op(if signed { Op::SGreaterThan } else { Op::UGreaterThan }, bool_ty, &[a, b]);
+                let gt = self.op(
+                    if signed {
+                        Op::SGreaterThan
+                    } else {
+                        Op::UGreaterThan
+                    },
+                    bool_ty,
+                    &[a, b],
+                );
                 return Ok(self.select(ty, gt, a, b));
             }
-            BinaryOp::CmpLt => return Ok(self.op(if signed { Op::SLessThan } else { Op::ULessThan }, bool_ty, &[a, b])),
+            BinaryOp::CmpLt => {
+                return Ok(self.op(
+                    if signed { Op::SLessThan } else { Op::ULessThan },
+                    bool_ty,
+                    &[a, b],
+                ))
+            }
             BinaryOp::CmpNe => return Ok(self.op(Op::INotEqual, bool_ty, &[a, b])),
             BinaryOp::And => return Ok(self.op(Op::BitwiseAnd, ty, &[a, b])),
             BinaryOp::Or => return Ok(self.op(Op::BitwiseOr, ty, &[a, b])),
@@ -126,7 +146,11 @@ impl Gen<'_> {
             BinaryOp::Shl => a,
             // a < b only for false < true; 1 >> 1 == 0.
             BinaryOp::CmpLt | BinaryOp::Shr => {
-                let (x, y) = if op == BinaryOp::CmpLt { (b, a) } else { (a, b) };
+                let (x, y) = if op == BinaryOp::CmpLt {
+                    (b, a)
+                } else {
+                    (a, b)
+                };
                 let not_y = self.op(Op::LogicalNot, t, &[y]);
                 self.op(Op::LogicalAnd, t, &[x, not_y])
             }
@@ -188,7 +212,13 @@ impl Gen<'_> {
     }
 
     /// `a * b + c` on one lane (floats fused and rounded once to f32/f64, then to 16 bits).
-    pub(crate) fn mul_acc(&mut self, dtype: DType, a: Word, b: Word, c: Word) -> Result<Word, String> {
+    pub(crate) fn mul_acc(
+        &mut self,
+        dtype: DType,
+        a: Word,
+        b: Word,
+        c: Word,
+    ) -> Result<Word, String> {
         let ty = self.reg_ty(dtype);
         if dtype == DType::Bool {
             let p = self.op(Op::LogicalAnd, ty, &[a, b]);

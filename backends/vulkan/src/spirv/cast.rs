@@ -39,7 +39,11 @@ impl Gen<'_> {
             return Ok(match to {
                 t if t.is_int() => self.int_resize(from, to, x),
                 DType::F32 | DType::F64 => {
-                    let code = if from.is_signed_int() { Op::ConvertSToF } else { Op::ConvertUToF };
+                    let code = if from.is_signed_int() {
+                        Op::ConvertSToF
+                    } else {
+                        Op::ConvertUToF
+                    };
                     self.op(code, ty, &[x])
                 }
                 // Integers below 2^24 are exact in f32; larger ones overflow f16 either way.
@@ -69,7 +73,11 @@ impl Gen<'_> {
             }
             (_, DType::I64) => {
                 let u64t = self.ty_int(64);
-                let code = if from.is_signed_int() { Op::SConvert } else { Op::UConvert };
+                let code = if from.is_signed_int() {
+                    Op::SConvert
+                } else {
+                    Op::UConvert
+                };
                 self.op(code, u64t, &[x])
             }
             _ => self.wrap(to, x),
@@ -97,7 +105,12 @@ impl Gen<'_> {
 
     /// f64 -> f32 rounded to odd: truncated toward zero, lowest bit set when inexact.
     fn f64_to_f32_odd(&mut self, x: Word) -> Word {
-        let (f32t, f64t, u32t, bt) = (self.ty_float(32), self.ty_float(64), self.ty_int(32), self.ty_bool());
+        let (f32t, f64t, u32t, bt) = (
+            self.ty_float(32),
+            self.ty_float(64),
+            self.ty_int(32),
+            self.ty_bool(),
+        );
         let y = self.op(Op::FConvert, f32t, &[x]);
         let back = self.op(Op::FConvert, f64t, &[y]);
         let abs_back = self.glsl(GLOp::FAbs, f64t, &[back]);
@@ -120,7 +133,11 @@ impl Gen<'_> {
         let ty = self.reg_ty(from);
         let signed = from.is_signed_int();
         let zero = self.c_int(from, 0);
-        let negative = if signed { self.op(Op::SLessThan, bt, &[x, zero]) } else { self.c_bool(false) };
+        let negative = if signed {
+            self.op(Op::SLessThan, bt, &[x, zero])
+        } else {
+            self.c_bool(false)
+        };
         let neg = self.op(Op::SNegate, ty, &[x]);
         let mag = self.select(ty, negative, neg, x);
         // Index of the highest set bit (-1 for zero), as a 32-bit int.
@@ -146,7 +163,11 @@ impl Gen<'_> {
         let shift = self.op(Op::ISub, u32t, &[msb, c23]);
         let z = self.c_u32(0);
         let shift = self.select(u32t, over, shift, z);
-        let shift = if wide { self.op(Op::UConvert, ty, &[shift]) } else { shift };
+        let shift = if wide {
+            self.op(Op::UConvert, ty, &[shift])
+        } else {
+            shift
+        };
         let one = self.c_int(from, 1);
         let unit = self.op(Op::ShiftLeftLogical, ty, &[one, shift]);
         let mask = self.op(Op::ISub, ty, &[unit, one]);
@@ -184,7 +205,11 @@ impl Gen<'_> {
         let in_range = self.op(Op::LogicalAnd, bt, &[ge_lo, lt_hi]);
         let zero = self.c_float(from, 0.0);
         let safe = self.select(ft, in_range, x, zero);
-        let code = if to.is_signed_int() { Op::ConvertFToS } else { Op::ConvertFToU };
+        let code = if to.is_signed_int() {
+            Op::ConvertFToS
+        } else {
+            Op::ConvertFToU
+        };
         let v = self.op(code, ty, &[safe]);
         let above = self.op(Op::FOrdGreaterThanEqual, bt, &[x, hi_c]);
         let below = self.op(Op::FOrdLessThan, bt, &[x, lo_c]);

@@ -44,11 +44,17 @@ pub(crate) fn plan(program: &Program, f: &Features) -> Result<Dispatch, String> 
         _ => i64::MAX as u64,
     };
     if total > limit {
-        return Err(format!("the launch grid of {total} points does not fit the index dtype {}", program.index_dtype));
+        return Err(format!(
+            "the launch grid of {total} points does not fit the index dtype {}",
+            program.index_dtype
+        ));
     }
     let per_invocation = !program.uses_workgroups();
     let local = if per_invocation {
-        let x = PLAIN_LOCAL.min(f.max_invocations).min(f.max_local[0]).max(1);
+        let x = PLAIN_LOCAL
+            .min(f.max_invocations)
+            .min(f.max_local[0])
+            .max(1);
         [x, 1, 1]
     } else {
         let mut local = [1u32; 3];
@@ -93,7 +99,12 @@ pub(crate) fn plan(program: &Program, f: &Features) -> Result<Dispatch, String> 
         let gy = needed.div_ceil(gx).min(f.max_groups[1] as u64);
         [gx as u32, gy as u32, 1]
     };
-    Ok(Dispatch { groups, local, total, per_invocation })
+    Ok(Dispatch {
+        groups,
+        local,
+        total,
+        per_invocation,
+    })
 }
 
 /// Bytes of one workgroup-memory element of `dtype` (held in register form).
@@ -130,7 +141,13 @@ impl Gen<'_> {
         let gx = self.c_u32(d.groups[0]);
         let row = self.op(Op::IMul, u32t, &[wy, gx]);
         let group = self.op(Op::IAdd, u32t, &[row, wx]);
-        let widen = |g: &mut Self, v: Word| if it == DType::I64 { g.op(Op::UConvert, ity, &[v]) } else { v };
+        let widen = |g: &mut Self, v: Word| {
+            if it == DType::I64 {
+                g.op(Op::UConvert, ity, &[v])
+            } else {
+                v
+            }
+        };
         let group = widen(self, group);
         let span = d.groups[0] as u64 * d.groups[1] as u64 * d.groups[2] as u64;
         let (start, stride) = if d.per_invocation {
@@ -138,7 +155,10 @@ impl Gen<'_> {
             let lx = widen(self, lx);
             let wgsize = self.c_int(it, d.local[0] as i64);
             let base = self.op(Op::IMul, ity, &[group, wgsize]);
-            (self.op(Op::IAdd, ity, &[base, lx]), span * d.local[0] as u64)
+            (
+                self.op(Op::IAdd, ity, &[base, lx]),
+                span * d.local[0] as u64,
+            )
         } else {
             for i in 0..self.program.local.len() as u32 {
                 let l = comp(self, lid, i)?;
@@ -156,8 +176,12 @@ impl Gen<'_> {
         let total = self.c_int(it, d.total as i64);
         let bool_ty = self.ty_bool();
         let more = self.op(Op::ULessThan, bool_ty, &[lin, total]);
-        self.b.loop_merge(exit, cont, spirv::LoopControl::NONE, []).map_err(err)?;
-        self.b.branch_conditional(more, inner, exit, []).map_err(err)?;
+        self.b
+            .loop_merge(exit, cont, spirv::LoopControl::NONE, [])
+            .map_err(err)?;
+        self.b
+            .branch_conditional(more, inner, exit, [])
+            .map_err(err)?;
         self.b.begin_block(Some(inner)).map_err(err)?;
         self.unravel(lin);
         body(self)?;

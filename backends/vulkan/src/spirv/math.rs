@@ -19,9 +19,22 @@ use rspirv::spirv::{GlslStd450Op as GLOp, Op, Word};
 
 /// pi/2 split into 8-bit parts (the last one full precision): products with quadrant numbers
 /// below 2^16 are exact in f32.
-const PIO2_F32: [u32; 7] = [0x3fc9_0000, 0x39fd_0000, 0x35aa_0000, 0x3088_0000, 0x2c34_0000, 0x27c2_0000, 0x22d3_1319];
+const PIO2_F32: [u32; 7] = [
+    0x3fc9_0000,
+    0x39fd_0000,
+    0x35aa_0000,
+    0x3088_0000,
+    0x2c34_0000,
+    0x27c2_0000,
+    0x22d3_1319,
+];
 /// pi/2 split into 26-bit parts (the last one full precision) for f64.
-const PIO2_F64: [u64; 4] = [0x3ff9_21fb_5000_0000, 0x3e51_10b4_6000_0000, 0x3c91_a626_3000_0000, 0x3ae8_a2e0_3707_344a];
+const PIO2_F64: [u64; 4] = [
+    0x3ff9_21fb_5000_0000,
+    0x3e51_10b4_6000_0000,
+    0x3c91_a626_3000_0000,
+    0x3ae8_a2e0_3707_344a,
+];
 
 /// `1/k!` for the Taylor coefficients.
 fn inv_factorial(k: u32) -> f64 {
@@ -55,9 +68,18 @@ impl Gen<'_> {
     /// Special values of log2 on top of `r`: `log2(+inf) = +inf`, `log2(±0) = -inf`,
     /// `log2(x < 0) = NaN`, NaN stays NaN.
     fn log2_specials(&mut self, x: Word, r: Word, wide: bool) -> Word {
-        let (ty, bt) = if wide { (self.ty_float(64), self.ty_bool()) } else { (self.ty_float(32), self.ty_bool()) };
+        let (ty, bt) = if wide {
+            (self.ty_float(64), self.ty_bool())
+        } else {
+            (self.ty_float(32), self.ty_bool())
+        };
         let c = |g: &mut Self, v: f64| if wide { g.c_f64(v) } else { g.c_f32(v as f32) };
-        let (zero, inf, ninf, nan) = (c(self, 0.0), c(self, f64::INFINITY), c(self, f64::NEG_INFINITY), c(self, f64::NAN));
+        let (zero, inf, ninf, nan) = (
+            c(self, 0.0),
+            c(self, f64::INFINITY),
+            c(self, f64::NEG_INFINITY),
+            c(self, f64::NAN),
+        );
         let is_zero = self.op(Op::FOrdEqual, bt, &[x, zero]);
         let negative = self.op(Op::FOrdLessThan, bt, &[x, zero]);
         let is_inf = self.op(Op::FOrdEqual, bt, &[x, inf]);
@@ -72,7 +94,11 @@ impl Gen<'_> {
     /// `R = sum_k 2 s^2k/(2k+1)` (k = 1..=terms); the exact leading `f` is scaled by `log2(e)` in
     /// the final fused multiply-add.
     fn log2_reduced(&mut self, m: Word, e: Word, wide: bool, terms: u32) -> Word {
-        let ty = if wide { self.ty_float(64) } else { self.ty_float(32) };
+        let ty = if wide {
+            self.ty_float(64)
+        } else {
+            self.ty_float(32)
+        };
         let c = |g: &mut Self, v: f64| if wide { g.c_f64(v) } else { g.c_f32(v as f32) };
         let (one, two, half) = (c(self, 1.0), c(self, 2.0), c(self, 0.5));
         let f = self.op(Op::FSub, ty, &[m, one]);
@@ -98,7 +124,11 @@ impl Gen<'_> {
     pub(crate) fn log2_f32(&mut self, x: Word) -> Word {
         let (ty, u32t, bt) = (self.ty_float(32), self.ty_int(32), self.ty_bool());
         // Subnormals: scale into the normal range first.
-        let (tiny, up, zero) = (self.c_f32(f32::MIN_POSITIVE), self.c_f32(2f32.powi(32)), self.c_f32(0.0));
+        let (tiny, up, zero) = (
+            self.c_f32(f32::MIN_POSITIVE),
+            self.c_f32(2f32.powi(32)),
+            self.c_f32(0.0),
+        );
         let is_sub = self.op(Op::FOrdLessThan, bt, &[x, tiny]);
         let scaled = self.op(Op::FMul, ty, &[x, up]);
         let y = self.select(ty, is_sub, scaled, x);
@@ -131,7 +161,11 @@ impl Gen<'_> {
     /// Reduces `x` by pi/2: returns `(r, quadrant)` with `x = q pi/2 + r`, `|r| <~ pi/4`,
     /// `quadrant = q mod 4` as a u32.
     fn reduce_pio2(&mut self, x: Word, wide: bool) -> (Word, Word) {
-        let ty = if wide { self.ty_float(64) } else { self.ty_float(32) };
+        let ty = if wide {
+            self.ty_float(64)
+        } else {
+            self.ty_float(32)
+        };
         let u32t = self.ty_int(32);
         let c = |g: &mut Self, v: f64| if wide { g.c_f64(v) } else { g.c_f32(v as f32) };
         let inv = c(self, std::f64::consts::FRAC_2_PI);
@@ -164,20 +198,42 @@ impl Gen<'_> {
 
     /// `sin(x)` from a reduction and Taylor kernels with `sin_terms`/`cos_terms` coefficients.
     fn sin_reduced(&mut self, x: Word, wide: bool, sin_terms: u32, cos_terms: u32) -> Word {
-        let ty = if wide { self.ty_float(64) } else { self.ty_float(32) };
+        let ty = if wide {
+            self.ty_float(64)
+        } else {
+            self.ty_float(32)
+        };
         let (u32t, bt) = (self.ty_int(32), self.ty_bool());
         let (r, q) = self.reduce_pio2(x, wide);
         let z = self.op(Op::FMul, ty, &[r, r]);
         // sin r = r + r z (-1/3! + z (1/5! - ...)); cos r = 1 + z (-1/2! + z (1/4! - ...)).
-        let sin_c: Vec<f64> =
-            (1..=sin_terms).map(|k| if k % 2 == 1 { -inv_factorial(2 * k + 1) } else { inv_factorial(2 * k + 1) }).collect();
-        let cos_c: Vec<f64> =
-            (1..=cos_terms).map(|k| if k % 2 == 1 { -inv_factorial(2 * k) } else { inv_factorial(2 * k) }).collect();
+        let sin_c: Vec<f64> = (1..=sin_terms)
+            .map(|k| {
+                if k % 2 == 1 {
+                    -inv_factorial(2 * k + 1)
+                } else {
+                    inv_factorial(2 * k + 1)
+                }
+            })
+            .collect();
+        let cos_c: Vec<f64> = (1..=cos_terms)
+            .map(|k| {
+                if k % 2 == 1 {
+                    -inv_factorial(2 * k)
+                } else {
+                    inv_factorial(2 * k)
+                }
+            })
+            .collect();
         let sp = self.horner(ty, z, &sin_c, wide);
         let rz = self.op(Op::FMul, ty, &[r, z]);
         let s = self.glsl(GLOp::Fma, ty, &[rz, sp, r]);
         let cp = self.horner(ty, z, &cos_c, wide);
-        let one = if wide { self.c_f64(1.0) } else { self.c_f32(1.0) };
+        let one = if wide {
+            self.c_f64(1.0)
+        } else {
+            self.c_f32(1.0)
+        };
         let cz = self.glsl(GLOp::Fma, ty, &[z, cp, one]);
         let (zero_u, one_u, two_u) = (self.c_u32(0), self.c_u32(1), self.c_u32(2));
         let odd = self.op(Op::BitwiseAnd, u32t, &[q, one_u]);
@@ -188,7 +244,11 @@ impl Gen<'_> {
         let nv = self.op(Op::FNegate, ty, &[v]);
         let v = self.select(ty, negate, nv, v);
         // Beyond the exact reduction the value is inaccurate; keep it within [-1, 1].
-        let (one, minus_one) = if wide { (self.c_f64(1.0), self.c_f64(-1.0)) } else { (self.c_f32(1.0), self.c_f32(-1.0)) };
+        let (one, minus_one) = if wide {
+            (self.c_f64(1.0), self.c_f64(-1.0))
+        } else {
+            (self.c_f32(1.0), self.c_f32(-1.0))
+        };
         let above = self.op(Op::FOrdGreaterThan, bt, &[v, one]);
         let v = self.select(ty, above, one, v);
         let below = self.op(Op::FOrdLessThan, bt, &[v, minus_one]);
@@ -209,7 +269,11 @@ impl Gen<'_> {
     fn pow2(&mut self, n: Word, wide: bool) -> Word {
         let u32t = self.ty_int(32);
         let i = self.op(Op::ConvertFToS, u32t, &[n]);
-        let (bias, shift) = if wide { (self.c_u32(1023), self.c_u32(20)) } else { (self.c_u32(127), self.c_u32(23)) };
+        let (bias, shift) = if wide {
+            (self.c_u32(1023), self.c_u32(20))
+        } else {
+            (self.c_u32(127), self.c_u32(23))
+        };
         let e = self.op(Op::IAdd, u32t, &[i, bias]);
         let hi = self.op(Op::ShiftLeftLogical, u32t, &[e, shift]);
         if wide {
@@ -227,7 +291,11 @@ impl Gen<'_> {
     /// f32, 13 for f64; `|f ln 2| <= 0.35`), scaled by `2^n` in two exact steps so subnormal
     /// results round once. Arguments are clamped beyond the overflow/underflow points.
     fn exp2(&mut self, x: Word, wide: bool) -> Word {
-        let ty = if wide { self.ty_float(64) } else { self.ty_float(32) };
+        let ty = if wide {
+            self.ty_float(64)
+        } else {
+            self.ty_float(32)
+        };
         let c = |g: &mut Self, v: f64| if wide { g.c_f64(v) } else { g.c_f32(v as f32) };
         let limit = if wide { 1100.0 } else { 160.0 };
         let (lo, hi) = (c(self, -limit), c(self, limit));
@@ -269,8 +337,14 @@ impl Gen<'_> {
         let (sub_e, no_e) = (self.c_f64(-54.0), zero);
         let e_adj = self.select(f64t, is_sub, sub_e, no_e);
         let words = self.op(Op::Bitcast, uvec2, &[y]);
-        let lo = self.b.composite_extract(u32t, None, words, [0]).expect("inside a block");
-        let hi = self.b.composite_extract(u32t, None, words, [1]).expect("inside a block");
+        let lo = self
+            .b
+            .composite_extract(u32t, None, words, [0])
+            .expect("inside a block");
+        let hi = self
+            .b
+            .composite_extract(u32t, None, words, [1])
+            .expect("inside a block");
         let twenty = self.c_u32(20);
         let e = self.op(Op::ShiftRightLogical, u32t, &[hi, twenty]);
         let mask = self.c_u32(0x7ff);

@@ -31,16 +31,25 @@ impl Gen<'_> {
             let block = self.b.type_struct([array]);
             if decorated.insert(array) {
                 let stride = param.dtype.size() as u32;
-                self.b.decorate(array, Decoration::ArrayStride, [Operand::LiteralBit32(stride)]);
+                self.b.decorate(
+                    array,
+                    Decoration::ArrayStride,
+                    [Operand::LiteralBit32(stride)],
+                );
             }
             if decorated.insert(block) {
                 self.b.decorate(block, Decoration::Block, []);
-                self.b.member_decorate(block, 0, Decoration::Offset, [Operand::LiteralBit32(0)]);
+                self.b
+                    .member_decorate(block, 0, Decoration::Offset, [Operand::LiteralBit32(0)]);
             }
             let ptr = self.ty_ptr(StorageClass::StorageBuffer, block);
-            let var = self.b.variable(ptr, None, StorageClass::StorageBuffer, None);
-            self.b.decorate(var, Decoration::DescriptorSet, [Operand::LiteralBit32(0)]);
-            self.b.decorate(var, Decoration::Binding, [Operand::LiteralBit32(i as u32)]);
+            let var = self
+                .b
+                .variable(ptr, None, StorageClass::StorageBuffer, None);
+            self.b
+                .decorate(var, Decoration::DescriptorSet, [Operand::LiteralBit32(0)]);
+            self.b
+                .decorate(var, Decoration::Binding, [Operand::LiteralBit32(i as u32)]);
             if !param.writable {
                 self.b.decorate(var, Decoration::NonWritable, []);
             }
@@ -61,7 +70,8 @@ impl Gen<'_> {
         for (i, inst) in self.program.insts.iter().enumerate() {
             if let Inst::DefineLocal { dtype, len } = inst {
                 let elem = self.local_elem_ty(*dtype);
-                let n = u32::try_from(*len).map_err(|_| format!("local memory of {len} elements"))?;
+                let n =
+                    u32::try_from(*len).map_err(|_| format!("local memory of {len} elements"))?;
                 let n = self.c_u32(n.max(1));
                 let array = self.b.type_array(elem, n);
                 let ptr = self.ty_ptr(StorageClass::Workgroup, array);
@@ -76,7 +86,12 @@ impl Gen<'_> {
     fn element_ptr(&mut self, mem: Memory, index: Word) -> Result<(Word, Word, DType), String> {
         match mem {
             Memory::Global(p) => {
-                let dtype = self.program.params.get(p as usize).ok_or("internal: no such param")?.dtype;
+                let dtype = self
+                    .program
+                    .params
+                    .get(p as usize)
+                    .ok_or("internal: no such param")?
+                    .dtype;
                 let elem = self.storage_ty(dtype);
                 let ptr_ty = self.ty_ptr(StorageClass::StorageBuffer, elem);
                 let var = self.params[p as usize];
@@ -85,13 +100,17 @@ impl Gen<'_> {
                 Ok((ptr, elem, dtype))
             }
             Memory::Local(v) => {
-                let Some(Inst::DefineLocal { dtype, .. }) = self.program.insts.get(v.0 as usize) else {
+                let Some(Inst::DefineLocal { dtype, .. }) = self.program.insts.get(v.0 as usize)
+                else {
                     return Err("internal: local memory is not a DefineLocal".into());
                 };
                 let dtype = *dtype;
                 let elem = self.local_elem_ty(dtype);
                 let ptr_ty = self.ty_ptr(StorageClass::Workgroup, elem);
-                let var = *self.locals.get(&v.0).ok_or("internal: local memory variable")?;
+                let var = *self
+                    .locals
+                    .get(&v.0)
+                    .ok_or("internal: local memory variable")?;
                 let ptr = self.op(Op::AccessChain, ptr_ty, &[var, index]);
                 Ok((ptr, elem, dtype))
             }
@@ -110,7 +129,13 @@ impl Gen<'_> {
     }
 
     /// `Load`: `ty.lanes` consecutive elements, zero where the gate is false.
-    pub(super) fn load(&mut self, mem: Memory, index: ValueId, gate: Option<ValueId>, ty: VType) -> Result<Vec<Word>, String> {
+    pub(super) fn load(
+        &mut self,
+        mem: Memory,
+        index: ValueId,
+        gate: Option<ValueId>,
+        ty: VType,
+    ) -> Result<Vec<Word>, String> {
         let index = self.scalar(index)?;
         let gate = gate.map(|g| self.scalar(g)).transpose()?;
         let reg = self.reg_ty(ty.dtype);
@@ -125,7 +150,7 @@ impl Gen<'_> {
             let (ptr, elem, dtype) = self.element_ptr(mem, at)?;
             let raw = self.load_ptr(elem, ptr);
             let mut v = match mem {
-                Memory::Global(_) => self.from_storage(dtype, raw),
+                Memory::Global(_) => self.storage_to_register(dtype, raw),
                 Memory::Local(_) if dtype == DType::Bool => {
                     let zero = self.c_u32(0);
                     let bool_ty = self.ty_bool();
@@ -143,7 +168,13 @@ impl Gen<'_> {
     }
 
     /// `Store`: the lanes of `value` to consecutive elements, if the gate holds.
-    pub(super) fn store(&mut self, mem: Memory, index: ValueId, value: ValueId, gate: Option<ValueId>) -> Result<(), String> {
+    pub(super) fn store(
+        &mut self,
+        mem: Memory,
+        index: ValueId,
+        value: ValueId,
+        gate: Option<ValueId>,
+    ) -> Result<(), String> {
         let err = |e: rspirv::dr::Error| format!("internal: {e:?}");
         let index = self.scalar(index)?;
         let lanes = self.lanes(value)?;
@@ -151,7 +182,9 @@ impl Gen<'_> {
             Some(g) => {
                 let g = self.scalar(g)?;
                 let (then, merge) = (self.b.id(), self.b.id());
-                self.b.selection_merge(merge, rspirv::spirv::SelectionControl::NONE).map_err(err)?;
+                self.b
+                    .selection_merge(merge, rspirv::spirv::SelectionControl::NONE)
+                    .map_err(err)?;
                 self.b.branch_conditional(g, then, merge, []).map_err(err)?;
                 self.b.begin_block(Some(then)).map_err(err)?;
                 Some(merge)
@@ -162,7 +195,7 @@ impl Gen<'_> {
             let at = self.lane_index(index, lane as u8);
             let (ptr, _, dtype) = self.element_ptr(mem, at)?;
             let raw = match mem {
-                Memory::Global(_) => self.to_storage(dtype, v),
+                Memory::Global(_) => self.register_to_storage(dtype, v),
                 Memory::Local(_) if dtype == DType::Bool => {
                     let (one, zero, u32t) = (self.c_u32(1), self.c_u32(0), self.ty_int(32));
                     self.select(u32t, v, one, zero)
@@ -179,7 +212,7 @@ impl Gen<'_> {
     }
 
     /// A stored element of `dtype` in register form.
-    fn from_storage(&mut self, dtype: DType, raw: Word) -> Word {
+    fn storage_to_register(&mut self, dtype: DType, raw: Word) -> Word {
         let u32t = self.ty_int(32);
         match dtype {
             DType::Bool => {
@@ -206,7 +239,7 @@ impl Gen<'_> {
     }
 
     /// A register value of `dtype` in its stored form.
-    fn to_storage(&mut self, dtype: DType, v: Word) -> Word {
+    fn register_to_storage(&mut self, dtype: DType, v: Word) -> Word {
         let u32t = self.ty_int(32);
         match dtype {
             DType::Bool => {

@@ -128,7 +128,11 @@ const K_VOID: u8 = 3;
 const K_UVEC: u8 = 4;
 
 impl<'a> Gen<'a> {
-    fn new(program: &'a Program, types: &'a [Option<VType>], features: &Features) -> Result<Self, String> {
+    fn new(
+        program: &'a Program,
+        types: &'a [Option<VType>],
+        features: &Features,
+    ) -> Result<Self, String> {
         let mut b = Builder::new();
         b.set_version(1, 3);
         b.capability(Capability::Shader);
@@ -273,7 +277,11 @@ impl<'a> Gen<'a> {
         if let Some(&c) = self.consts.get(&(t, v as u64)) {
             return c;
         }
-        let c = if v { self.b.constant_true(t) } else { self.b.constant_false(t) };
+        let c = if v {
+            self.b.constant_true(t)
+        } else {
+            self.b.constant_false(t)
+        };
         self.consts.insert((t, v as u64), c);
         c
     }
@@ -322,7 +330,13 @@ impl<'a> Gen<'a> {
     pub(crate) fn glsl(&mut self, inst: spirv::GlslStd450Op, ty: Word, args: &[Word]) -> Word {
         let set = self.glsl;
         self.b
-            .ext_inst(ty, None, set, inst as u32, args.iter().map(|&a| Operand::IdRef(a)))
+            .ext_inst(
+                ty,
+                None,
+                set,
+                inst as u32,
+                args.iter().map(|&a| Operand::IdRef(a)),
+            )
             .expect("an instruction is emitted inside a block")
     }
     /// `cond ? a : b` on scalars of register type `ty`.
@@ -331,7 +345,9 @@ impl<'a> Gen<'a> {
     }
     /// Loads a pointer.
     pub(crate) fn load_ptr(&mut self, ty: Word, ptr: Word) -> Word {
-        self.b.load(ty, None, ptr, None, []).expect("inside a block")
+        self.b
+            .load(ty, None, ptr, None, [])
+            .expect("inside a block")
     }
     /// Stores through a pointer.
     pub(crate) fn store_ptr(&mut self, ptr: Word, value: Word) {
@@ -379,18 +395,29 @@ impl<'a> Gen<'a> {
             .b
             .begin_function(void, None, spirv::FunctionControl::NONE, fn_ty)
             .map_err(|e| format!("internal: {e:?}"))?;
-        self.b.begin_block(None).map_err(|e| format!("internal: {e:?}"))?;
+        self.b
+            .begin_block(None)
+            .map_err(|e| format!("internal: {e:?}"))?;
         self.declare_function_variables();
         self.launch(dispatch, wg_var, lid_var, |g| g.body())?;
         self.b.ret().map_err(|e| format!("internal: {e:?}"))?;
-        self.b.end_function().map_err(|e| format!("internal: {e:?}"))?;
         self.b
-            .entry_point(spirv::ExecutionModel::GLCompute, main, "main", [wg_var, lid_var]);
-        self.b.execution_mode(main, spirv::ExecutionMode::LocalSize, dispatch.local);
+            .end_function()
+            .map_err(|e| format!("internal: {e:?}"))?;
+        self.b.entry_point(
+            spirv::ExecutionModel::GLCompute,
+            main,
+            "main",
+            [wg_var, lid_var],
+        );
+        self.b
+            .execution_mode(main, spirv::ExecutionMode::LocalSize, dispatch.local);
         if self.features.preserve_nan32 {
-            self.b.execution_mode(main, spirv::ExecutionMode::SignedZeroInfNanPreserve, [32]);
+            self.b
+                .execution_mode(main, spirv::ExecutionMode::SignedZeroInfNanPreserve, [32]);
             if self.uses_f64 && self.features.preserve_nan64 {
-                self.b.execution_mode(main, spirv::ExecutionMode::SignedZeroInfNanPreserve, [64]);
+                self.b
+                    .execution_mode(main, spirv::ExecutionMode::SignedZeroInfNanPreserve, [64]);
             }
         }
         Ok(())
@@ -445,8 +472,14 @@ impl<'a> Gen<'a> {
                 let c = self.scalar_const(ty.dtype, *value);
                 vec![c; ty.lanes as usize]
             }
-            Inst::GroupId(d) => vec![*self.group_ids.get(*d as usize).ok_or("internal: launch dimension")?],
-            Inst::LocalId(d) => vec![*self.local_ids.get(*d as usize).ok_or("internal: local dimension")?],
+            Inst::GroupId(d) => vec![*self
+                .group_ids
+                .get(*d as usize)
+                .ok_or("internal: launch dimension")?],
+            Inst::LocalId(d) => vec![*self
+                .local_ids
+                .get(*d as usize)
+                .ok_or("internal: local dimension")?],
             Inst::Loop { start, end } => vec![self.open_loop(id, *start, *end)?],
             Inst::EndLoop => {
                 self.close_loop()?;
@@ -459,8 +492,12 @@ impl<'a> Gen<'a> {
                 self.b
                     .selection_merge(merge, spirv::SelectionControl::NONE)
                     .map_err(|e| format!("internal: {e:?}"))?;
-                self.b.branch_conditional(c, then, merge, []).map_err(|e| format!("internal: {e:?}"))?;
-                self.b.begin_block(Some(then)).map_err(|e| format!("internal: {e:?}"))?;
+                self.b
+                    .branch_conditional(c, then, merge, [])
+                    .map_err(|e| format!("internal: {e:?}"))?;
+                self.b
+                    .begin_block(Some(then))
+                    .map_err(|e| format!("internal: {e:?}"))?;
                 self.frames.push(Frame::If { merge });
                 vec![]
             }
@@ -473,7 +510,11 @@ impl<'a> Gen<'a> {
             }
             Inst::DefineAcc { ty, init } => {
                 let c = self.scalar_const(ty.dtype, *init);
-                let vars = self.vars.get(&id).ok_or("internal: register variable")?.clone();
+                let vars = self
+                    .vars
+                    .get(&id)
+                    .ok_or("internal: register variable")?
+                    .clone();
                 for v in &vars {
                     self.store_ptr(*v, c);
                 }
@@ -482,12 +523,20 @@ impl<'a> Gen<'a> {
             Inst::ReadAcc(acc) => {
                 let vt = self.ty(*acc)?;
                 let ty = self.reg_ty(vt.dtype);
-                let vars = self.vars.get(&acc.0).ok_or("internal: register variable")?.clone();
+                let vars = self
+                    .vars
+                    .get(&acc.0)
+                    .ok_or("internal: register variable")?
+                    .clone();
                 vars.iter().map(|v| self.load_ptr(ty, *v)).collect()
             }
             Inst::WriteAcc { acc, value } => {
                 let lanes = self.lanes(*value)?;
-                let vars = self.vars.get(&acc.0).ok_or("internal: register variable")?.clone();
+                let vars = self
+                    .vars
+                    .get(&acc.0)
+                    .ok_or("internal: register variable")?
+                    .clone();
                 for (v, l) in vars.iter().zip(lanes) {
                     self.store_ptr(*v, l);
                 }
@@ -496,7 +545,10 @@ impl<'a> Gen<'a> {
             Inst::Unary { op, arg } => {
                 let dtype = self.ty(*arg)?.dtype;
                 let lanes = self.lanes(*arg)?;
-                lanes.into_iter().map(|x| self.unary(*op, dtype, x)).collect::<Result<_, _>>()?
+                lanes
+                    .into_iter()
+                    .map(|x| self.unary(*op, dtype, x))
+                    .collect::<Result<_, _>>()?
             }
             Inst::Binary { op, a, b } => {
                 let dtype = self.ty(*a)?.dtype;
@@ -509,7 +561,9 @@ impl<'a> Gen<'a> {
             Inst::Where { cond, a, b } => {
                 let ty = self.reg_ty(self.ty(*a)?.dtype);
                 let (lc, la, lb) = (self.lanes(*cond)?, self.lanes(*a)?, self.lanes(*b)?);
-                (0..la.len()).map(|i| self.select(ty, lc[i], la[i], lb[i])).collect()
+                (0..la.len())
+                    .map(|i| self.select(ty, lc[i], la[i], lb[i]))
+                    .collect()
             }
             Inst::MulAcc { a, b, c } => {
                 let dtype = self.ty(*a)?.dtype;
@@ -521,7 +575,10 @@ impl<'a> Gen<'a> {
             Inst::Cast { to, arg } => {
                 let from = self.ty(*arg)?.dtype;
                 let lanes = self.lanes(*arg)?;
-                lanes.into_iter().map(|x| self.cast(from, to.dtype, x)).collect::<Result<_, _>>()?
+                lanes
+                    .into_iter()
+                    .map(|x| self.cast(from, to.dtype, x))
+                    .collect::<Result<_, _>>()?
             }
             Inst::Bitcast { to, arg } => {
                 let from = self.ty(*arg)?.dtype;
@@ -540,12 +597,28 @@ impl<'a> Gen<'a> {
                 }
                 vec![acc]
             }
-            Inst::Vectorize(parts) => parts.iter().map(|p| self.scalar(*p)).collect::<Result<_, _>>()?,
+            Inst::Vectorize(parts) => parts
+                .iter()
+                .map(|p| self.scalar(*p))
+                .collect::<Result<_, _>>()?,
             Inst::Extract { vec, lane } => {
-                vec![*self.lanes(*vec)?.get(*lane as usize).ok_or("internal: lane out of range")?]
+                vec![*self
+                    .lanes(*vec)?
+                    .get(*lane as usize)
+                    .ok_or("internal: lane out of range")?]
             }
-            Inst::Load { mem, index, gate, ty } => self.load(*mem, *index, *gate, *ty)?,
-            Inst::Store { mem, index, value, gate } => {
+            Inst::Load {
+                mem,
+                index,
+                gate,
+                ty,
+            } => self.load(*mem, *index, *gate, *ty)?,
+            Inst::Store {
+                mem,
+                index,
+                value,
+                gate,
+            } => {
                 self.store(*mem, *index, *value, *gate)?;
                 vec![]
             }
@@ -553,9 +626,13 @@ impl<'a> Gen<'a> {
             Inst::Barrier => {
                 let wg = self.c_u32(spirv::Scope::Workgroup as u32);
                 let sem = self.c_u32(
-                    (spirv::MemorySemantics::ACQUIRE_RELEASE | spirv::MemorySemantics::WORKGROUP_MEMORY).bits(),
+                    (spirv::MemorySemantics::ACQUIRE_RELEASE
+                        | spirv::MemorySemantics::WORKGROUP_MEMORY)
+                        .bits(),
                 );
-                self.b.control_barrier(wg, wg, sem).map_err(|e| format!("internal: {e:?}"))?;
+                self.b
+                    .control_barrier(wg, wg, sem)
+                    .map_err(|e| format!("internal: {e:?}"))?;
                 vec![]
             }
         })
@@ -575,15 +652,30 @@ impl<'a> Gen<'a> {
         self.b
             .loop_merge(merge, cont, spirv::LoopControl::NONE, [])
             .map_err(|e| format!("internal: {e:?}"))?;
-        self.b.branch_conditional(more, body, merge, []).map_err(|e| format!("internal: {e:?}"))?;
-        self.b.begin_block(Some(body)).map_err(|e| format!("internal: {e:?}"))?;
-        self.frames.push(Frame::Loop { var, header, cont, merge });
+        self.b
+            .branch_conditional(more, body, merge, [])
+            .map_err(|e| format!("internal: {e:?}"))?;
+        self.b
+            .begin_block(Some(body))
+            .map_err(|e| format!("internal: {e:?}"))?;
+        self.frames.push(Frame::Loop {
+            var,
+            header,
+            cont,
+            merge,
+        });
         Ok(iv)
     }
 
     /// Closes the innermost loop: the continue block increments the induction variable.
     fn close_loop(&mut self) -> Result<(), String> {
-        let Some(Frame::Loop { var, header, cont, merge }) = self.frames.pop() else {
+        let Some(Frame::Loop {
+            var,
+            header,
+            cont,
+            merge,
+        }) = self.frames.pop()
+        else {
             return Err("internal: EndLoop without Loop".into());
         };
         self.branch_to(cont, Some(cont));

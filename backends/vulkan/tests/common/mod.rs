@@ -1,11 +1,11 @@
 //! Shared helpers of the integration tests: typed buffers and small program builders.
 #![allow(dead_code)]
 
-use ferrograd_vulkan::{VulkanDevice, VulkanOptions};
 use ferrograd_ir::{
     BinaryOp, DType, Inst, Memory, Param, Program, ProgramBuilder, Scalar, UnaryOp, VType, ValueId,
 };
 use ferrograd_runtime::{Device, RawBuffer};
+use ferrograd_vulkan::{VulkanDevice, VulkanOptions};
 use half::{bf16, f16};
 use std::fmt::Debug;
 
@@ -77,7 +77,10 @@ pub fn validate_spirv(dev: &VulkanDevice, program: &Program) {
         .output();
     let _ = std::fs::remove_file(&path);
     match out {
-        Err(_) => eprintln!("note: spirv-val is not installed; SPIR-V of `{}` not validated", program.name),
+        Err(_) => eprintln!(
+            "note: spirv-val is not installed; SPIR-V of `{}` not validated",
+            program.name
+        ),
         Ok(o) => assert!(
             o.status.success(),
             "spirv-val rejects `{}`: {}{}",
@@ -224,7 +227,12 @@ pub fn eval_unary<T: Elem>(dev: &VulkanDevice, op: UnaryOp, a: &[T], lanes: u8) 
 }
 
 /// Runs a cast elementwise, `lanes` at a time.
-pub fn eval_cast<T: Elem, R: Elem>(dev: &VulkanDevice, a: &[T], lanes: u8, bitcast: bool) -> Vec<R> {
+pub fn eval_cast<T: Elem, R: Elem>(
+    dev: &VulkanDevice,
+    a: &[T],
+    lanes: u8,
+    bitcast: bool,
+) -> Vec<R> {
     let n = a.len();
     let p = map_program("cast", &[T::DTYPE], R::DTYPE, n, lanes, |bld, v| {
         let to = VType::vec(R::DTYPE, lanes);
@@ -250,7 +258,11 @@ pub fn round_to_format(x: f64, p: u32, emin: i32, emax: i32) -> f64 {
     let exp_bits = ((bits >> 52) & 0x7ff) as i32;
     let frac = bits & ((1u64 << 52) - 1);
     // |x| = m * 2^e exactly.
-    let (m, e) = if exp_bits == 0 { (frac, -1074) } else { (frac | (1u64 << 52), exp_bits - 1075) };
+    let (m, e) = if exp_bits == 0 {
+        (frac, -1074)
+    } else {
+        (frac | (1u64 << 52), exp_bits - 1075)
+    };
     let lead = e + 63 - m.leading_zeros() as i32;
     let q = lead.max(emin) - (p as i32 - 1);
     let n: u128 = if e >= q {
@@ -270,7 +282,11 @@ pub fn round_to_format(x: f64, p: u32, emin: i32, emax: i32) -> f64 {
         }
     };
     let r = n as f64 * 2f64.powi(q);
-    let r = if r >= 2f64.powi(emax + 1) { f64::INFINITY } else { r };
+    let r = if r >= 2f64.powi(emax + 1) {
+        f64::INFINITY
+    } else {
+        r
+    };
     if x < 0.0 {
         -r
     } else {

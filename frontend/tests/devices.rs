@@ -1,0 +1,36 @@
+//! Every test device (see `ferrograd::testing::test_devices`): copies between each pair, work
+//! on values that arrived by copy, and the device list.
+
+use ferrograd::testing::test_devices;
+use ferrograd::Tensor;
+
+#[test]
+fn copies_between_every_pair_of_test_devices() {
+    let devices = test_devices();
+    let t = Tensor::from_vec((0..37).map(|i| i as f32 * 0.5 - 3.0).collect::<Vec<_>>(), &[37]);
+    let want: Vec<f32> = (0..37).map(|i| ((i as f32 * 0.5 - 3.0) * 2.0 + 1.0).max(0.0)).collect();
+    for a in &devices {
+        for b in &devices {
+            let on_a = t.to(a).unwrap();
+            assert_eq!(&*on_a.device(), &**a);
+            let computed = (&on_a * 2.0 + 1.0).relu();
+            assert_eq!(&*computed.device(), &**a);
+            let on_b = computed.to(b).unwrap();
+            assert_eq!(&*on_b.device(), &**b);
+            assert_eq!(on_b.to_vec::<f32>().unwrap(), want, "{a} -> {b}");
+        }
+    }
+}
+
+#[test]
+fn every_test_device_is_listed_with_its_limits() {
+    let listed = ferrograd::device::list_devices();
+    for d in test_devices() {
+        let info = listed.iter().find(|i| *i.name == *d).unwrap_or_else(|| panic!("{d} is not listed: {listed:?}"));
+        if d.starts_with("vulkan") {
+            for key in ["max_storage_buffer_bytes=", "max_workgroup_size=", "shared_memory_bytes=", "subgroup_size=", "f64="] {
+                assert!(info.extra.iter().any(|e| e.contains(key)), "{d}: {key} missing from {:?}", info.extra);
+            }
+        }
+    }
+}
