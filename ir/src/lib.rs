@@ -6,6 +6,7 @@ pub mod dtype;
 pub mod graph;
 pub mod index;
 pub mod lower;
+pub mod lower_gpu;
 pub mod ops;
 pub mod program;
 pub mod reference;

@@ -10,6 +10,7 @@ use crate::instance::Instance;
 use crate::kernel::{KernelInner, VulkanKernel};
 use crate::{spirv, validate};
 use ash::vk;
+use ferrograd_ir::lower::LoweringTarget;
 use ferrograd_ir::{DType, Program};
 use ferrograd_runtime::{Backend, CompiledKernel, Device, DeviceInfo, Error, RawBuffer, Result};
 use parking_lot::Mutex;
@@ -281,6 +282,16 @@ impl Device for VulkanDevice {
 
     fn preferred_lanes(&self, _dtype: DType) -> u8 {
         1
+    }
+
+    fn lowering_target(&self, optimize: bool) -> LoweringTarget {
+        // One invocation per lane is the GPU's vector; 32-bit indices are native.
+        LoweringTarget { lanes32: 1, optimize, wide_index: false }
+    }
+
+    fn workgroup_size(&self) -> Option<usize> {
+        let f = &self.caps.features;
+        Some(f.max_invocations.min(f.max_local[0]).min(256) as usize)
     }
 }
 
