@@ -34,3 +34,19 @@ fn every_test_device_is_listed_with_its_limits() {
         }
     }
 }
+
+#[test]
+fn long_reductions_with_few_outputs_use_workgroups_on_gpus() {
+    let data: Vec<f32> = (0..3 * 5000).map(|i| ((i * 37) % 101) as f32 * 0.25 - 12.0).collect();
+    for d in test_devices() {
+        let x = Tensor::from_vec(data.clone(), &[3, 5000]).to(&d).unwrap();
+        let sums = [x.sum(-1), x.max(-1), (&x * &x).sum(-1)];
+        let programs = ferrograd::runtime::programs(&[sums[0].node()]).unwrap();
+        let wide = programs.iter().any(|p| p.local[0] > 1);
+        let gpu = ferrograd::runtime::device(&d).unwrap().device().workgroup_size().is_some();
+        assert_eq!(wide, gpu, "{d}: workgroup programs {:?}", programs.iter().map(|p| &p.name).collect::<Vec<_>>());
+        for s in &sums {
+            ferrograd::testing::check(s, 1e-5, 1e-3, &format!("reduction on {d}"));
+        }
+    }
+}
