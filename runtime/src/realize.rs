@@ -6,7 +6,7 @@ use crate::registry;
 use ferrograd_ir::lower::{lower, LoweringTarget};
 use ferrograd_ir::lower_gpu::lower_gpu;
 use ferrograd_ir::schedule::{schedule, Kernel, ScheduleItem};
-use ferrograd_ir::{BufferHandle, DType, NodeRef, Program};
+use ferrograd_ir::{BufferHandle, NodeRef, Program};
 use std::collections::HashMap;
 use std::sync::Arc;
 

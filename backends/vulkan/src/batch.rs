@@ -25,6 +25,29 @@ struct Frame {
     fence: vk::Fence,
     pending: bool,
     retained: Vec<Retained>,
+    /// Timestamp queries (two per launch) when profiling.
+    queries: vk::QueryPool,
+    /// Kernel name of each launch with timestamps, in query order.
+    timed: Vec<Arc<str>>,
+}
+
+/// How long one launch ran on the device.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelTime {
+    /// The kernel's name.
+    pub name: Arc<str>,
+    /// Device time between the launch's start and end timestamps, in nanoseconds.
+    pub nanos: f64,
+}
+
+/// Per-launch timing state.
+struct Profiler {
+    /// Nanoseconds per tick.
+    period: f64,
+    /// Mask of the valid timestamp bits.
+    mask: u64,
+    /// Finished launches, oldest first.
+    times: Vec<KernelTime>,
 }
 
 /// The device's command recorder (used under the device's lock).
@@ -37,11 +60,13 @@ pub(crate) struct Batch {
     commands: usize,
     /// Scratch space for descriptor infos (no allocation per launch once grown).
     infos: Vec<vk::DescriptorBufferInfo>,
+    profiler: Option<Profiler>,
 }
 
 impl Batch {
-    /// A command pool and [`FRAMES`] command buffers with fences.
-    pub(crate) fn new(ctx: &Arc<Context>) -> Result<Batch> {
+    /// A command pool and [`FRAMES`] command buffers with fences; with `profile` (and a queue
+    /// that has timestamps), every launch is timed (`timestamp_period` ns per tick).
+    pub(crate) fn new(ctx: &Arc<Context>, profile: bool, timestamp_period: f32) -> Result<Batch> {
         let dev = &ctx.raw;
         let err = |what: &str, r: vk::Result| vk_error(&ctx.name, what, r);
         let pool_info = vk::CommandPoolCreateInfo::default()
@@ -50,6 +75,15 @@ impl Batch {
         // SAFETY: the device is alive; the pool is destroyed in Drop.
         let pool = unsafe { dev.create_command_pool(&pool_info, None) }
             .map_err(|r| err("creating a command pool", r))?;
+        let profiler = (profile && ctx.timestamp_bits > 0).then(|| Profiler {
+            period: timestamp_period as f64,
+            mask: if ctx.timestamp_bits >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << ctx.timestamp_bits) - 1
+            },
+            times: Vec::new(),
+        });
         let mut batch = Batch {
             ctx: ctx.clone(),
             pool,
@@ -58,6 +92,7 @@ impl Batch {
             recording: false,
             commands: 0,
             infos: Vec::new(),
+            profiler,
         };
         let alloc = vk::CommandBufferAllocateInfo::default()
             .command_pool(pool)
@@ -70,12 +105,24 @@ impl Batch {
             // SAFETY: the device is alive; fences are destroyed in Drop.
             let fence = unsafe { dev.create_fence(&vk::FenceCreateInfo::default(), None) }
                 .map_err(|r| err("creating a fence", r))?;
+            // Pushed before creating the query pool so Drop destroys the fence on failure.
             batch.frames.push(Frame {
                 cmd,
                 fence,
                 pending: false,
                 retained: Vec::new(),
+                queries: vk::QueryPool::null(),
+                timed: Vec::new(),
             });
+            if batch.profiler.is_some() {
+                let info = vk::QueryPoolCreateInfo::default()
+                    .query_type(vk::QueryType::TIMESTAMP)
+                    .query_count(2 * MAX_COMMANDS as u32);
+                // SAFETY: the device is alive; the pool is destroyed in Drop.
+                let queries = unsafe { dev.create_query_pool(&info, None) }
+                    .map_err(|r| err("creating a query pool", r))?;
+                batch.frames.last_mut().expect("pushed above").queries = queries;
+            }
         }
         Ok(batch)
     }
@@ -95,7 +142,37 @@ impl Batch {
             .map_err(|r| vk_error(&self.ctx.name, "resetting a fence", r))?;
         frame.pending = false;
         frame.retained.clear();
+        if let (Some(profiler), false) = (&mut self.profiler, frame.timed.is_empty()) {
+            let mut ticks = vec![0u64; 2 * frame.timed.len()];
+            // SAFETY: the queries were written by the completed submission; `ticks` holds one
+            // u64 per query.
+            unsafe {
+                dev.get_query_pool_results(
+                    frame.queries,
+                    0,
+                    &mut ticks,
+                    vk::QueryResultFlags::TYPE_64 | vk::QueryResultFlags::WAIT,
+                )
+            }
+            .map_err(|r| vk_error(&self.ctx.name, "reading timestamps", r))?;
+            for (name, pair) in frame.timed.drain(..).zip(ticks.chunks(2)) {
+                let ticks =
+                    (pair[1] & profiler.mask).wrapping_sub(pair[0] & profiler.mask) & profiler.mask;
+                profiler.times.push(KernelTime {
+                    name,
+                    nanos: ticks as f64 * profiler.period,
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// The timings of every launch completed since the last call (empty when not profiling).
+    pub(crate) fn take_times(&mut self) -> Vec<KernelTime> {
+        self.profiler
+            .as_mut()
+            .map(|p| std::mem::take(&mut p.times))
+            .unwrap_or_default()
     }
 
     /// The command buffer being recorded, starting one if needed; then a barrier against
@@ -115,6 +192,17 @@ impl Batch {
                     .and_then(|_| self.ctx.raw.begin_command_buffer(cmd, &info))
             }
             .map_err(|r| vk_error(&self.ctx.name, "starting a command buffer", r))?;
+            if self.profiler.is_some() {
+                // SAFETY: `cmd` is recording; the frame's queries are no longer in use.
+                unsafe {
+                    self.ctx.raw.cmd_reset_query_pool(
+                        cmd,
+                        self.frames[self.current].queries,
+                        0,
+                        2 * MAX_COMMANDS as u32,
+                    )
+                };
+            }
             self.recording = true;
         }
         let cmd = self.frames[self.current].cmd;
@@ -187,12 +275,23 @@ impl Batch {
             .push
             .as_ref()
             .expect("devices are opened only with push descriptors");
+        let frame = &mut self.frames[self.current];
+        let query = if self.profiler.is_some() {
+            frame.timed.push(Arc::from(kernel.name.as_str()));
+            Some(2 * (frame.timed.len() as u32 - 1))
+        } else {
+            None
+        };
         // SAFETY: `cmd` is recording; the pipeline, layout and buffers are alive and retained
-        // below until the submission completes; binding i matches param i of the layout.
+        // below until the submission completes; binding i matches param i of the layout; the
+        // queries (when profiling) were reset at the start of this command buffer and each is
+        // written once (a batch holds at most MAX_COMMANDS launches).
         unsafe {
-            self.ctx
-                .raw
-                .cmd_bind_pipeline(cmd, vk::PipelineBindPoint::COMPUTE, kernel.pipeline);
+            let dev = &self.ctx.raw;
+            if let Some(q) = query {
+                dev.cmd_write_timestamp(cmd, vk::PipelineStageFlags::TOP_OF_PIPE, frame.queries, q);
+            }
+            dev.cmd_bind_pipeline(cmd, vk::PipelineBindPoint::COMPUTE, kernel.pipeline);
             push.cmd_push_descriptor_set(
                 cmd,
                 vk::PipelineBindPoint::COMPUTE,
@@ -200,11 +299,16 @@ impl Batch {
                 0,
                 &writes,
             );
-            self.ctx
-                .raw
-                .cmd_dispatch(cmd, groups[0], groups[1], groups[2]);
+            dev.cmd_dispatch(cmd, groups[0], groups[1], groups[2]);
+            if let Some(q) = query {
+                dev.cmd_write_timestamp(
+                    cmd,
+                    vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+                    frame.queries,
+                    q + 1,
+                );
+            }
         }
-        let frame = &mut self.frames[self.current];
         frame.retained.push(kernel.clone());
         frame
             .retained
@@ -291,6 +395,7 @@ impl Drop for Batch {
             let _ = self.ctx.raw.device_wait_idle();
             for f in &self.frames {
                 self.ctx.raw.destroy_fence(f.fence, None);
+                self.ctx.raw.destroy_query_pool(f.queries, None);
             }
             self.ctx.raw.destroy_command_pool(self.pool, None);
         }

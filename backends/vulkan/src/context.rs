@@ -28,6 +28,8 @@ pub(crate) struct Context {
     pub(crate) push: Option<ash::khr::push_descriptor::Device>,
     pub(crate) queue: vk::Queue,
     pub(crate) queue_family: u32,
+    /// Valid bits of the queue's timestamps (0: no timestamps).
+    pub(crate) timestamp_bits: u32,
     pub(crate) memory: MemoryTypes,
     pub(crate) pipeline_cache: vk::PipelineCache,
     cache_file: Option<PathBuf>,
@@ -87,6 +89,7 @@ impl Context {
                 device: name.clone(),
                 reason: "the device has no compute queue".into(),
             })?;
+        let timestamp_bits = families[queue_family as usize].timestamp_valid_bits;
         let priorities = [1.0f32];
         let queues = [vk::DeviceQueueCreateInfo::default()
             .queue_family_index(queue_family)
@@ -185,6 +188,7 @@ impl Context {
             push,
             queue,
             queue_family,
+            timestamp_bits,
             memory,
             pipeline_cache,
             cache_file,

@@ -1,7 +1,7 @@
 //! [`VulkanDevice`]: the [`Device`] implementation tying instance, memory, compilation and
 //! batched launches together, and [`VulkanBackend`], which registers the devices found.
 
-use crate::batch::Batch;
+use crate::batch::{Batch, KernelTime};
 use crate::buffer::{BufferInner, VulkanBuffer};
 use crate::context::Context;
 use crate::error::{backend_error, NO_DEVICE};
@@ -22,6 +22,9 @@ pub struct VulkanOptions {
     /// Copy through staging buffers even where the device memory is host-visible (unified
     /// memory), as on a discrete GPU. For testing the staging path on integrated/CPU devices.
     pub force_staging: bool,
+    /// Time every launch with timestamp queries ([`VulkanDevice::kernel_times`]). The backend
+    /// registered with the runtime enables it when `FERROGRAD_VULKAN_PROFILE=1`.
+    pub profile: bool,
 }
 
 /// One Vulkan device, named `vulkan:N` (N in the order best device first).
@@ -86,7 +89,7 @@ impl VulkanDevice {
             name.clone(),
             options.force_staging,
         )?;
-        let batch = Mutex::new(Batch::new(&ctx)?);
+        let batch = Mutex::new(Batch::new(&ctx, options.profile, caps.timestamp_period)?);
         let info = caps.device_info(name);
         Ok(VulkanDevice {
             ctx,
@@ -99,6 +102,12 @@ impl VulkanDevice {
     /// The SPIR-V module generated for `program` (what [`Device::compile`] hands the driver).
     pub fn spirv(&self, program: &Program) -> Result<Vec<u32>> {
         Ok(self.translate(program)?.words)
+    }
+
+    /// Device time of every launch completed since the last call, oldest first (empty unless
+    /// opened with [`VulkanOptions::profile`]). Launches complete at `synchronize` or `read`.
+    pub fn kernel_times(&self) -> Vec<KernelTime> {
+        self.batch.lock().take_times()
     }
 
     /// True when buffers are host-visible and copied directly (unified memory).
@@ -286,7 +295,11 @@ impl Device for VulkanDevice {
 
     fn lowering_target(&self, optimize: bool) -> LoweringTarget {
         // One invocation per lane is the GPU's vector; 32-bit indices are native.
-        LoweringTarget { lanes32: 1, optimize, wide_index: false }
+        LoweringTarget {
+            lanes32: 1,
+            optimize,
+            wide_index: false,
+        }
     }
 
     fn workgroup_size(&self) -> Option<usize> {
@@ -303,9 +316,13 @@ impl Backend for VulkanBackend {
         "vulkan"
     }
     fn open(&self) -> Result<Vec<Arc<dyn Device>>> {
-        Ok(VulkanDevice::open_all(VulkanOptions::default())?
-            .into_iter()
-            .map(|d| Arc::new(d) as Arc<dyn Device>)
-            .collect())
+        let profile = std::env::var("FERROGRAD_VULKAN_PROFILE").is_ok_and(|v| v == "1");
+        Ok(VulkanDevice::open_all(VulkanOptions {
+            profile,
+            ..VulkanOptions::default()
+        })?
+        .into_iter()
+        .map(|d| Arc::new(d) as Arc<dyn Device>)
+        .collect())
     }
 }

@@ -22,6 +22,8 @@ pub(crate) struct Caps {
     pub(crate) max_push_descriptors: u32,
     /// `maxPerStageDescriptorStorageBuffers`.
     pub(crate) max_storage_buffers: u32,
+    /// Nanoseconds per timestamp tick.
+    pub(crate) timestamp_period: f32,
     /// `maxMemoryAllocationSize`: the largest single allocation.
     pub(crate) max_allocation: u64,
     /// Subgroup size.
@@ -127,6 +129,7 @@ impl Caps {
                 0
             },
             max_storage_buffers: limits.max_per_stage_descriptor_storage_buffers,
+            timestamp_period: limits.timestamp_period,
             max_allocation: maintenance3.max_memory_allocation_size,
             subgroup_size: subgroup.subgroup_size,
             props,

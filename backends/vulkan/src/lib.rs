@@ -23,6 +23,7 @@ mod kernel;
 mod spirv;
 mod validate;
 
+pub use batch::KernelTime;
 pub use buffer::VulkanBuffer;
 pub use device::{VulkanBackend, VulkanDevice, VulkanOptions};
 pub use kernel::VulkanKernel;

@@ -126,6 +126,7 @@ fn batched_dependent_launches_see_each_others_writes() {
 fn staging_copies_work_like_mapped_memory() {
     let dev = VulkanDevice::open_all(VulkanOptions {
         force_staging: true,
+        ..VulkanOptions::default()
     })
     .unwrap()
     .remove(0);
@@ -339,4 +340,33 @@ fn spirv_is_generated_without_a_driver_compiler() {
             ..rows_program(5)
         })
         .is_err());
+}
+
+#[test]
+fn profiling_times_every_launch() {
+    let dev = VulkanDevice::open_all(VulkanOptions {
+        profile: true,
+        ..VulkanOptions::default()
+    })
+    .unwrap()
+    .remove(0);
+    let p = rows_program(100_000);
+    let kernel = dev.compile(&p).unwrap();
+    let out = dev.allocate(400_000).unwrap();
+    // More launches than one submission holds.
+    for _ in 0..300 {
+        dev.launch(&kernel, &[&out]).unwrap();
+    }
+    dev.synchronize().unwrap();
+    let times = dev.kernel_times();
+    assert_eq!(times.len(), 300);
+    assert!(times
+        .iter()
+        .all(|t| &*t.name == "rows" && t.nanos.is_finite() && t.nanos >= 0.0));
+    assert!(times.iter().map(|t| t.nanos).sum::<f64>() > 0.0);
+    assert!(dev.kernel_times().is_empty(), "times are drained");
+    // Without profiling nothing is recorded.
+    let plain = device();
+    run(&plain, &p, &[&plain.allocate(400_000).unwrap()]);
+    assert!(plain.kernel_times().is_empty());
 }
