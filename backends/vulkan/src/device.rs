@@ -25,6 +25,9 @@ pub struct VulkanOptions {
     /// Time every launch with timestamp queries ([`VulkanDevice::kernel_times`]). The backend
     /// registered with the runtime enables it when `FERROGRAD_VULKAN_PROFILE=1`.
     pub profile: bool,
+    /// Dispatch at most this many workgroups per dimension (below the device's own limit), so
+    /// the grid-stride loops that cover larger grids can be exercised on small grids.
+    pub max_workgroup_count: Option<u32>,
 }
 
 /// One Vulkan device, named `vulkan:N` (N in the order best device first).
@@ -75,7 +78,11 @@ impl VulkanDevice {
         name: String,
         options: VulkanOptions,
     ) -> Result<VulkanDevice> {
-        let caps = Caps::query(instance, pd);
+        let mut caps = Caps::query(instance, pd);
+        if let Some(limit) = options.max_workgroup_count {
+            let groups = &mut caps.features.max_groups;
+            *groups = groups.map(|g| g.min(limit.max(1)));
+        }
         if !caps.push_descriptor {
             return Err(Error::Device {
                 device: name,

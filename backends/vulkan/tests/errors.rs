@@ -8,6 +8,7 @@ use ferrograd_ir::{
     VType, ValueId,
 };
 use ferrograd_runtime::{Device, Error};
+use ferrograd_vulkan::{VulkanDevice, VulkanOptions};
 
 fn compile_err(p: &Program) -> String {
     let dev = device();
@@ -154,6 +155,23 @@ fn workgroup_programs_use_local_memory_and_barriers() {
         let want: Vec<f32> = data.chunks(64).map(|c| c.iter().sum()).collect();
         assert_eq!(download::<f32>(&dev, &out, rows), want, "{rows} rows");
     }
+}
+
+#[test]
+fn workgroup_programs_run_in_grid_stride_loops() {
+    let dev = VulkanDevice::open_all(VulkanOptions {
+        max_workgroup_count: Some(2),
+        ..VulkanOptions::default()
+    })
+    .unwrap()
+    .remove(0);
+    let rows = 11;
+    let p = workgroup_sum(rows, 64);
+    let data: Vec<f32> = (0..rows * 64).map(|i| (i % 13) as f32).collect();
+    let (out, inp) = (dev.allocate(rows * 4).unwrap(), upload(&dev, &data));
+    run(&dev, &p, &[&out, &inp]);
+    let want: Vec<f32> = data.chunks(64).map(|c| c.iter().sum()).collect();
+    assert_eq!(download::<f32>(&dev, &out, rows), want);
 }
 
 #[test]

@@ -80,10 +80,24 @@ fn one_dimensional_grids_of_any_size() {
 
 #[test]
 fn grids_beyond_the_workgroup_count_limit_use_a_grid_stride_loop() {
+    // A device limited to 3 x 3 workgroups: every grid larger than 9 workgroups is walked by the
+    // grid-stride loop, for plain and workgroup (barrier) programs alike.
+    let dev = VulkanDevice::open_all(VulkanOptions {
+        max_workgroup_count: Some(3),
+        ..VulkanOptions::default()
+    })
+    .unwrap()
+    .remove(0);
+    for rows in [1usize, 255, 256 * 9, 256 * 9 + 1, 100_000] {
+        assert_eq!(run_rows(&dev, rows), rows_want(rows), "{rows} rows");
+    }
+}
+
+#[test]
+fn grids_beyond_one_dimension_of_workgroups_use_two() {
     let dev = device();
-    // 64 invocations per workgroup and at most 65535 workgroups per dimension on lavapipe:
-    // 2-D dispatch; the grid-stride loop covers the rest on any device.
-    let rows = 65_535 * 64 + 4099;
+    // More than 65535 workgroups of 256 invocations: a 2-D dispatch.
+    let rows = 65_535 * 256 + 4099;
     assert_eq!(run_rows(&dev, rows), rows_want(rows));
 }
 

@@ -17,7 +17,7 @@ use ferrograd_ir::{DType, Inst, Program};
 use rspirv::spirv::{self, Op, StorageClass, Word};
 
 /// Invocations per workgroup for plain programs.
-pub(crate) const PLAIN_LOCAL: u32 = 64;
+pub(crate) const PLAIN_LOCAL: u32 = 256;
 
 /// Workgroups and local size of a launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
