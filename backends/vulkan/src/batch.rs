@@ -16,6 +16,8 @@ use std::sync::Arc;
 const MAX_COMMANDS: usize = 256;
 /// Command buffers in flight.
 const FRAMES: usize = 2;
+/// Most buffers one kernel binds (the guaranteed minimum of `maxPushDescriptors`).
+pub(crate) const MAX_BINDINGS: usize = 32;
 
 /// What a recorded command keeps alive (buffers and kernels) until its submission completes.
 type Retained = Arc<dyn std::any::Any + Send + Sync>;
@@ -58,8 +60,6 @@ pub(crate) struct Batch {
     current: usize,
     recording: bool,
     commands: usize,
-    /// Scratch space for descriptor infos (no allocation per launch once grown).
-    infos: Vec<vk::DescriptorBufferInfo>,
     profiler: Option<Profiler>,
 }
 
@@ -91,7 +91,6 @@ impl Batch {
             current: 0,
             recording: false,
             commands: 0,
-            infos: Vec::new(),
             profiler,
         };
         let alloc = vk::CommandBufferAllocateInfo::default()
@@ -252,24 +251,27 @@ impl Batch {
             return Ok(());
         }
         let cmd = self.begin_command()?;
-        self.infos.clear();
-        self.infos.extend(buffers.iter().map(|b| {
-            vk::DescriptorBufferInfo::default()
+        // Descriptors live on the stack: no allocation per launch.
+        let mut infos = [vk::DescriptorBufferInfo::default(); MAX_BINDINGS];
+        let mut writes = [vk::WriteDescriptorSet::default(); MAX_BINDINGS];
+        let n = buffers.len();
+        assert!(
+            n <= MAX_BINDINGS,
+            "launch: {n} buffers; kernels are compiled with at most {MAX_BINDINGS}"
+        );
+        for (info, b) in infos.iter_mut().zip(buffers) {
+            *info = vk::DescriptorBufferInfo::default()
                 .buffer(b.raw)
                 .offset(0)
-                .range(b.size.min(max_range))
-        }));
-        let writes: Vec<vk::WriteDescriptorSet> = self
-            .infos
-            .iter()
-            .enumerate()
-            .map(|(i, info)| {
-                vk::WriteDescriptorSet::default()
-                    .dst_binding(i as u32)
-                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
-                    .buffer_info(std::slice::from_ref(info))
-            })
-            .collect();
+                .range(b.size.min(max_range));
+        }
+        for (i, (write, info)) in writes.iter_mut().zip(&infos[..n]).enumerate() {
+            *write = vk::WriteDescriptorSet::default()
+                .dst_binding(i as u32)
+                .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                .buffer_info(std::slice::from_ref(info));
+        }
+        let writes = &writes[..n];
         let push = self
             .ctx
             .push
@@ -297,7 +299,7 @@ impl Batch {
                 vk::PipelineBindPoint::COMPUTE,
                 kernel.layout,
                 0,
-                &writes,
+                writes,
             );
             dev.cmd_dispatch(cmd, groups[0], groups[1], groups[2]);
             if let Some(q) = query {

@@ -155,6 +155,7 @@ impl VulkanDevice {
         let limit = self
             .caps
             .max_push_descriptors
+            .min(crate::batch::MAX_BINDINGS as u32)
             .min(self.caps.max_storage_buffers) as usize;
         if program.params.len() > limit {
             return Err(self.compile_error(

@@ -1,6 +1,6 @@
 //! The Vulkan loader and instance, shared by every device of the process.
 
-use crate::error::{backend_error, NO_LOADER};
+use crate::error::{backend_error, NO_DEVICE, NO_LOADER};
 use ash::vk;
 use ferrograd_runtime::Result;
 use std::sync::Arc;
@@ -40,8 +40,11 @@ impl Instance {
             .api_version(vk::API_VERSION_1_1);
         let info = vk::InstanceCreateInfo::default().application_info(&app);
         // SAFETY: `info` and what it points to live across the call; no allocator is passed.
-        let raw = unsafe { entry.create_instance(&info, None) }
-            .map_err(|e| backend_error(format!("creating a Vulkan instance failed: {e:?}")))?;
+        let raw = unsafe { entry.create_instance(&info, None) }.map_err(|e| match e {
+            // The loader reports a missing or unusable driver this way.
+            vk::Result::ERROR_INCOMPATIBLE_DRIVER => backend_error(format!("{NO_DEVICE} ({e:?})")),
+            e => backend_error(format!("creating a Vulkan instance failed: {e:?}")),
+        })?;
         Ok(Arc::new(Instance { _entry: entry, raw }))
     }
 
