@@ -203,13 +203,17 @@ impl Context {
         let Ok(data) = (unsafe { self.raw.get_pipeline_cache_data(self.pipeline_cache) }) else {
             return;
         };
-        let tmp = path.with_extension("tmp");
+        // A file name of its own per writer, so concurrent writers never rename a partial file.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
         let written = path
             .parent()
             .is_some_and(|dir| std::fs::create_dir_all(dir).is_ok())
             && std::fs::write(&tmp, &data).is_ok()
             && std::fs::rename(&tmp, path).is_ok();
         if !written {
+            let _ = std::fs::remove_file(&tmp);
             tracing::debug!(path = %path.display(), "could not save the Vulkan pipeline cache");
         }
     }
