@@ -130,6 +130,11 @@ impl Batch {
     fn retire(&mut self, i: usize) -> Result<()> {
         let frame = &mut self.frames[i];
         if !frame.pending {
+            // Nothing in flight (or a recording whose submission failed): drop what it held.
+            if !(self.recording && i == self.current) {
+                frame.retained.clear();
+                frame.timed.clear();
+            }
             return Ok(());
         }
         let dev = &self.ctx.raw;

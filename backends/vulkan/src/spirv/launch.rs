@@ -96,7 +96,13 @@ pub(crate) fn plan(program: &Program, f: &Features) -> Result<Dispatch, String> 
         [0, 1, 1]
     } else {
         let gx = needed.min(f.max_groups[0] as u64);
-        let gy = needed.div_ceil(gx).min(f.max_groups[1] as u64);
+        // With 32-bit indices the stride stays below 2^31, so `lin + stride` (lin < 2^31)
+        // never wraps around 2^32.
+        let stride_cap = match program.index_dtype {
+            DType::I32 => ((1u64 << 31) / (gx * points_per_group)).max(1),
+            _ => u64::MAX,
+        };
+        let gy = needed.div_ceil(gx).min(f.max_groups[1] as u64).min(stride_cap);
         [gx as u32, gy as u32, 1]
     };
     Ok(Dispatch {
