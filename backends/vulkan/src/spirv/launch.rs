@@ -102,7 +102,10 @@ pub(crate) fn plan(program: &Program, f: &Features) -> Result<Dispatch, String> 
             DType::I32 => ((1u64 << 31) / (gx * points_per_group)).max(1),
             _ => u64::MAX,
         };
-        let gy = needed.div_ceil(gx).min(f.max_groups[1] as u64).min(stride_cap);
+        let gy = needed
+            .div_ceil(gx)
+            .min(f.max_groups[1] as u64)
+            .min(stride_cap);
         [gx as u32, gy as u32, 1]
     };
     Ok(Dispatch {
@@ -222,5 +225,94 @@ impl Gen<'_> {
             };
         }
         self.group_ids = ids;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrograd_ir::{Param, Scalar, VType};
+
+    fn features(max_groups: u32) -> Features {
+        Features {
+            int64: true,
+            float64: true,
+            storage8: true,
+            storage16: true,
+            max_groups: [max_groups; 3],
+            max_local: [1024, 1024, 64],
+            max_invocations: 1024,
+            max_shared_bytes: 32768,
+            max_buffer_range: 1 << 27,
+            preserve_nan32: true,
+            preserve_nan64: true,
+        }
+    }
+
+    fn program(global: Vec<usize>, local: Vec<usize>, index_dtype: DType) -> Program {
+        let insts = vec![Inst::Const {
+            ty: VType::scalar(DType::I32),
+            value: Scalar::Int(0),
+        }];
+        let params = vec![Param {
+            dtype: DType::F32,
+            len: 1,
+            writable: true,
+        }];
+        Program {
+            name: "p".into(),
+            params,
+            global,
+            local,
+            index_dtype,
+            insts,
+        }
+    }
+
+    #[test]
+    fn grids_fit_the_workgroup_count_limits() {
+        let f = features(65535);
+        let d = plan(&program(vec![1000], vec![1], DType::I32), &f).unwrap();
+        assert_eq!(
+            (d.groups, d.local, d.total, d.per_invocation),
+            ([4, 1, 1], [256, 1, 1], 1000, true)
+        );
+        let d = plan(&program(vec![0, 5], vec![1, 1], DType::I32), &f).unwrap();
+        assert_eq!(d.groups, [0, 1, 1]);
+        // Beyond one dimension of workgroups: a second one; 32-bit indices cap the stride at 2^31.
+        let big = (i32::MAX - 16) as usize;
+        let d = plan(&program(vec![big], vec![1], DType::I32), &f).unwrap();
+        let stride = d.groups.iter().map(|&g| g as u64).product::<u64>() * 256;
+        assert!(
+            d.groups[1] > 1 && stride <= 1 << 31 && stride >= big as u64,
+            "{d:?}"
+        );
+        // Tiny limits: the grid-stride loop covers the rest.
+        let d = plan(&program(vec![100_000], vec![1], DType::I64), &features(3)).unwrap();
+        assert_eq!(d.groups, [3, 3, 1]);
+    }
+
+    #[test]
+    fn workgroup_programs_keep_their_local_size_within_limits() {
+        let f = features(65535);
+        let d = plan(&program(vec![7, 3], vec![64, 4], DType::I32), &f).unwrap();
+        assert_eq!(
+            (d.local, d.groups, d.per_invocation),
+            ([64, 4, 1], [21, 1, 1], false)
+        );
+        assert!(plan(&program(vec![2], vec![2048], DType::I32), &f)
+            .unwrap_err()
+            .contains("maxComputeWorkGroupSize"));
+        assert!(plan(&program(vec![2, 2], vec![64, 32], DType::I32), &f)
+            .unwrap_err()
+            .contains("maxComputeWorkGroupInvocations"));
+        let mut p = program(vec![2], vec![64], DType::I32);
+        p.insts.push(Inst::DefineLocal {
+            dtype: DType::F64,
+            len: 8192,
+        });
+        assert!(plan(&p, &f)
+            .unwrap_err()
+            .contains("maxComputeSharedMemorySize"));
     }
 }
