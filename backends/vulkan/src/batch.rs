@@ -2,7 +2,9 @@
 //! buffer and submitted together at `synchronize`/`read` (or when a batch grows past
 //! [`MAX_COMMANDS`]), with a memory barrier before every command so each one sees the writes of
 //! everything recorded before it. Two command buffers alternate, each with a fence; the objects a
-//! batch uses are kept alive until its fence signals.
+//! batch uses are kept alive until its fence signals. Descriptors are pushed
+//! (`VK_KHR_push_descriptor`) or, without the extension, allocated from the batch's own
+//! descriptor pool, which is reset when the batch's fence has signaled.
 
 use crate::buffer::BufferInner;
 use crate::context::Context;
@@ -31,6 +33,8 @@ struct Frame {
     queries: vk::QueryPool,
     /// Kernel name of each launch with timestamps, in query order.
     timed: Vec<Arc<str>>,
+    /// Descriptor sets of this frame's launches, without push descriptors.
+    descriptors: vk::DescriptorPool,
 }
 
 /// How long one launch ran on the device.
@@ -112,7 +116,20 @@ impl Batch {
                 retained: Vec::new(),
                 queries: vk::QueryPool::null(),
                 timed: Vec::new(),
+                descriptors: vk::DescriptorPool::null(),
             });
+            if ctx.push.is_none() {
+                let sizes = [vk::DescriptorPoolSize::default()
+                    .ty(vk::DescriptorType::STORAGE_BUFFER)
+                    .descriptor_count((MAX_COMMANDS * MAX_BINDINGS) as u32)];
+                let info = vk::DescriptorPoolCreateInfo::default()
+                    .max_sets(MAX_COMMANDS as u32)
+                    .pool_sizes(&sizes);
+                // SAFETY: the device is alive; the pool is destroyed in Drop.
+                let pool = unsafe { dev.create_descriptor_pool(&info, None) }
+                    .map_err(|r| err("creating a descriptor pool", r))?;
+                batch.frames.last_mut().expect("pushed above").descriptors = pool;
+            }
             if batch.profiler.is_some() {
                 let info = vk::QueryPoolCreateInfo::default()
                     .query_type(vk::QueryType::TIMESTAMP)
@@ -196,6 +213,17 @@ impl Batch {
                     .and_then(|_| self.ctx.raw.begin_command_buffer(cmd, &info))
             }
             .map_err(|r| vk_error(&self.ctx.name, "starting a command buffer", r))?;
+            let descriptors = self.frames[self.current].descriptors;
+            if descriptors != vk::DescriptorPool::null() {
+                // SAFETY: the sets allocated from the pool were used only by the frame's
+                // previous submission, which completed (retired above).
+                unsafe {
+                    self.ctx
+                        .raw
+                        .reset_descriptor_pool(descriptors, vk::DescriptorPoolResetFlags::empty())
+                }
+                .map_err(|r| vk_error(&self.ctx.name, "resetting a descriptor pool", r))?;
+            }
             if self.profiler.is_some() {
                 // SAFETY: `cmd` is recording; the frame's queries are no longer in use.
                 unsafe {
@@ -277,11 +305,10 @@ impl Batch {
                 .buffer_info(std::slice::from_ref(info));
         }
         let writes = &writes[..n];
-        let push = self
-            .ctx
-            .push
-            .as_ref()
-            .expect("devices are opened only with push descriptors");
+        let set = match self.ctx.push {
+            Some(_) => None,
+            None => Some(self.descriptor_set(kernel, writes)?),
+        };
         let frame = &mut self.frames[self.current];
         let query = if self.profiler.is_some() {
             frame.timed.push(Arc::from(kernel.name.as_str()));
@@ -299,13 +326,24 @@ impl Batch {
                 dev.cmd_write_timestamp(cmd, vk::PipelineStageFlags::TOP_OF_PIPE, frame.queries, q);
             }
             dev.cmd_bind_pipeline(cmd, vk::PipelineBindPoint::COMPUTE, kernel.pipeline);
-            push.cmd_push_descriptor_set(
-                cmd,
-                vk::PipelineBindPoint::COMPUTE,
-                kernel.layout,
-                0,
-                writes,
-            );
+            match (&self.ctx.push, set) {
+                (Some(push), _) => push.cmd_push_descriptor_set(
+                    cmd,
+                    vk::PipelineBindPoint::COMPUTE,
+                    kernel.layout,
+                    0,
+                    writes,
+                ),
+                (None, Some(set)) => dev.cmd_bind_descriptor_sets(
+                    cmd,
+                    vk::PipelineBindPoint::COMPUTE,
+                    kernel.layout,
+                    0,
+                    &[set],
+                    &[],
+                ),
+                (None, None) => unreachable!("a set is allocated without push descriptors"),
+            }
             dev.cmd_dispatch(cmd, groups[0], groups[1], groups[2]);
             if let Some(q) = query {
                 dev.cmd_write_timestamp(
@@ -321,6 +359,34 @@ impl Batch {
             .retained
             .extend(buffers.iter().map(|b| (*b).clone() as Retained));
         self.end_command()
+    }
+
+    /// A descriptor set for `kernel` from the current frame's pool, written with `writes`.
+    fn descriptor_set(
+        &self,
+        kernel: &KernelInner,
+        writes: &[vk::WriteDescriptorSet],
+    ) -> Result<vk::DescriptorSet> {
+        let layouts = [kernel.set_layout];
+        let info = vk::DescriptorSetAllocateInfo::default()
+            .descriptor_pool(self.frames[self.current].descriptors)
+            .set_layouts(&layouts);
+        // SAFETY: the pool holds MAX_COMMANDS sets of MAX_BINDINGS buffers and is reset when a
+        // recording starts; a recording holds at most MAX_COMMANDS launches of at most
+        // MAX_BINDINGS buffers, so allocation fits.
+        let set = unsafe { self.ctx.raw.allocate_descriptor_sets(&info) }
+            .map_err(|r| vk_error(&self.ctx.name, "allocating a descriptor set", r))?[0];
+        let mut bound = [vk::WriteDescriptorSet::default(); MAX_BINDINGS];
+        for (b, w) in bound.iter_mut().zip(writes) {
+            *b = (*w).dst_set(set);
+        }
+        // SAFETY: the set is fresh and unused; the writes point at live buffer infos.
+        unsafe {
+            self.ctx
+                .raw
+                .update_descriptor_sets(&bound[..writes.len()], &[])
+        };
+        Ok(set)
     }
 
     /// Records a copy of the first `bytes` bytes of `src` into `dst`.
@@ -403,6 +469,7 @@ impl Drop for Batch {
             for f in &self.frames {
                 self.ctx.raw.destroy_fence(f.fence, None);
                 self.ctx.raw.destroy_query_pool(f.queries, None);
+                self.ctx.raw.destroy_descriptor_pool(f.descriptors, None);
             }
             self.ctx.raw.destroy_command_pool(self.pool, None);
         }

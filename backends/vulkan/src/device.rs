@@ -28,6 +28,9 @@ pub struct VulkanOptions {
     /// Dispatch at most this many workgroups per dimension (below the device's own limit), so
     /// the grid-stride loops that cover larger grids can be exercised on small grids.
     pub max_workgroup_count: Option<u32>,
+    /// Bind descriptors from per-batch descriptor pools even where `VK_KHR_push_descriptor`
+    /// exists (the path drivers without the extension take).
+    pub descriptor_pools: bool,
 }
 
 /// One Vulkan device, named `vulkan:N` (N in the order best device first).
@@ -46,7 +49,7 @@ const STORAGE_USAGE: vk::BufferUsageFlags = vk::BufferUsageFlags::from_raw(
 
 impl VulkanDevice {
     /// Opens every Vulkan device present, best first. Errors when the loader is missing or no
-    /// device exists; devices that fail to open (missing push-descriptor support, driver errors)
+    /// device exists; devices that fail to open (driver errors)
     /// are skipped when at least one other opens.
     pub fn open_all(options: VulkanOptions) -> Result<Vec<VulkanDevice>> {
         let instance = Instance::new()?;
@@ -83,11 +86,8 @@ impl VulkanDevice {
             let groups = &mut caps.features.max_groups;
             *groups = groups.map(|g| g.min(limit.max(1)));
         }
-        if !caps.push_descriptor {
-            return Err(Error::Device {
-                device: name,
-                reason: "the driver lacks VK_KHR_push_descriptor".into(),
-            });
+        if options.descriptor_pools {
+            caps.push_descriptor = false;
         }
         let ctx = Context::open(
             instance.clone(),
@@ -152,9 +152,12 @@ impl VulkanDevice {
                 ));
             }
         }
-        let limit = self
-            .caps
-            .max_push_descriptors
+        let push_limit = if self.caps.push_descriptor {
+            self.caps.max_push_descriptors
+        } else {
+            u32::MAX
+        };
+        let limit = push_limit
             .min(crate::batch::MAX_BINDINGS as u32)
             .min(self.caps.max_storage_buffers) as usize;
         if program.params.len() > limit {

@@ -1,4 +1,5 @@
-//! A compiled kernel: shader module, push-descriptor set layout, pipeline layout and compute
+//! A compiled kernel: shader module, descriptor set layout (for push descriptors where the
+//! driver has them), pipeline layout and compute
 //! pipeline, with the dispatch shape chosen by the code generator.
 
 use crate::context::Context;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 pub(crate) struct KernelInner {
     ctx: Arc<Context>,
     module: vk::ShaderModule,
-    set_layout: vk::DescriptorSetLayout,
+    pub(crate) set_layout: vk::DescriptorSetLayout,
     pub(crate) layout: vk::PipelineLayout,
     pub(crate) pipeline: vk::Pipeline,
     pub(crate) dispatch: Dispatch,
@@ -65,8 +66,13 @@ impl KernelInner {
                     .stage_flags(vk::ShaderStageFlags::COMPUTE)
             })
             .collect();
+        let flags = if ctx.push.is_some() {
+            vk::DescriptorSetLayoutCreateFlags::PUSH_DESCRIPTOR_KHR
+        } else {
+            vk::DescriptorSetLayoutCreateFlags::empty()
+        };
         let set_info = vk::DescriptorSetLayoutCreateInfo::default()
-            .flags(vk::DescriptorSetLayoutCreateFlags::PUSH_DESCRIPTOR_KHR)
+            .flags(flags)
             .bindings(&bindings);
         // SAFETY: as above.
         kernel.set_layout = unsafe { dev.create_descriptor_set_layout(&set_info, None) }

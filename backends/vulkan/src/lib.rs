@@ -1,6 +1,6 @@
 //! ferrograd-vulkan: the Vulkan backend. [`VulkanDevice`] compiles kernel [`Program`]s to SPIR-V
 //! (generated directly with rspirv, no shader compiler at run time) and runs them through ash on
-//! any Vulkan 1.1 device with `VK_KHR_push_descriptor`, including Mesa's lavapipe on the CPU.
+//! any Vulkan 1.1 device, including Mesa's lavapipe on the CPU.
 //!
 //! Module map: `instance` loads the loader and enumerates devices; `info` reads features and
 //! limits; `context` opens the logical device, its memory types and pipeline cache; `buffer` is

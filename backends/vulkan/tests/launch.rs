@@ -101,9 +101,7 @@ fn grids_beyond_one_dimension_of_workgroups_use_two() {
     assert_eq!(run_rows(&dev, rows), rows_want(rows));
 }
 
-#[test]
-fn batched_dependent_launches_see_each_others_writes() {
-    let dev = device();
+fn dependent_launches(dev: &VulkanDevice) {
     let n = 1000;
     let p = map_program(
         "inc",
@@ -134,6 +132,28 @@ fn batched_dependent_launches_see_each_others_writes() {
         download::<i32>(&dev, &a, n),
         (0..n as i32).map(|i| i + 600).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn batched_dependent_launches_see_each_others_writes() {
+    dependent_launches(&device());
+}
+
+#[test]
+fn descriptor_pools_work_where_push_descriptors_are_missing() {
+    let dev = VulkanDevice::open_all(VulkanOptions {
+        descriptor_pools: true,
+        ..VulkanOptions::default()
+    })
+    .unwrap()
+    .remove(0);
+    assert!(
+        dev.info().extra.iter().any(|e| e == "push_descriptors=no"),
+        "{:?}",
+        dev.info().extra
+    );
+    dependent_launches(&dev);
+    assert_eq!(run_rows(&dev, 1000), rows_want(1000));
 }
 
 #[test]
