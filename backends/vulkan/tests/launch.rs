@@ -117,10 +117,10 @@ fn dependent_launches(dev: &VulkanDevice) {
             })
         },
     );
-    validate_spirv(&dev, &p);
+    validate_spirv(dev, &p);
     let kernel = dev.compile(&p).unwrap();
-    let ones = upload(&dev, &vec![1i32; n]);
-    let mut a = upload(&dev, &(0..n as i32).collect::<Vec<_>>());
+    let ones = upload(dev, &vec![1i32; n]);
+    let mut a = upload(dev, &(0..n as i32).collect::<Vec<_>>());
     let mut b = dev.allocate(n * 4).unwrap();
     // 600 launches (more than one submission), each reading the previous one's output.
     for _ in 0..600 {
@@ -129,7 +129,7 @@ fn dependent_launches(dev: &VulkanDevice) {
     }
     dev.synchronize().unwrap();
     assert_eq!(
-        download::<i32>(&dev, &a, n),
+        download::<i32>(dev, &a, n),
         (0..n as i32).map(|i| i + 600).collect::<Vec<_>>()
     );
 }
