@@ -50,3 +50,19 @@ fn long_reductions_with_few_outputs_use_workgroups_on_gpus() {
         }
     }
 }
+
+#[test]
+fn tensors_beyond_a_gpu_storage_buffer_give_a_typed_error() {
+    for d in test_devices() {
+        let info = ferrograd::device::list_devices().into_iter().find(|i| *i.name == *d).expect("listed");
+        let Some(range) = info.extra.iter().find_map(|e| e.strip_prefix("max_storage_buffer_bytes=")) else { continue };
+        let range: usize = range.parse().expect("a byte count");
+        if range > 1 << 28 {
+            continue; // too large to allocate in a test
+        }
+        let x = Tensor::zeros(&[range / 4 + 1]).to(&d).unwrap();
+        let err = (&x + 1.0).realize().err().expect("a kernel over the limit is refused");
+        assert!(matches!(err, ferrograd::Error::Compile { .. }), "{err}");
+        assert!(err.to_string().contains("maxStorageBufferRange"), "{err}");
+    }
+}
