@@ -17,7 +17,11 @@ impl Backend for CpuBackend {
 /// Registers every backend compiled into this build (idempotent).
 pub fn init() {
     static INIT: Once = Once::new();
-    INIT.call_once(|| register_backend(Box::new(CpuBackend)));
+    INIT.call_once(|| {
+        register_backend(Box::new(CpuBackend));
+        #[cfg(feature = "vulkan")]
+        register_backend(Box::new(ferrograd_vulkan::VulkanBackend));
+    });
 }
 
 /// A default device chosen by the program ([`set_default_device`]), ahead of the environment.

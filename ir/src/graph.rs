@@ -602,6 +602,36 @@ impl Node {
     }
 }
 
+/// The same computation as `target` on `device`: buffer leaves are copied there (a `Copy` node
+/// each), constants and index leaves are recreated there, every other op is rebuilt on its
+/// retargeted sources, also where it was realized already (so the new device computes it).
+/// Used to run one graph on several devices (backend test suites).
+pub fn retarget(target: &NodeRef, device: &Arc<str>) -> NodeRef {
+    let mut map: std::collections::HashMap<u64, NodeRef> = std::collections::HashMap::new();
+    let mut stack: Vec<(NodeRef, bool)> = vec![(target.clone(), false)];
+    while let Some((node, expanded)) = stack.pop() {
+        if map.contains_key(&node.id) {
+            continue;
+        }
+        let leaf = matches!(node.op, Op::Buffer(_));
+        if !expanded && !leaf {
+            stack.push((node.clone(), true));
+            stack.extend(node.src.iter().filter(|s| !map.contains_key(&s.id)).map(|s| (s.clone(), false)));
+            continue;
+        }
+        let moved = if leaf {
+            Node::copy_to(&node, device)
+        } else if matches!(node.op, Op::Copy) {
+            map[&node.src[0].id].clone()
+        } else {
+            let src = node.src.iter().map(|s| map[&s.id].clone()).collect();
+            Node::intern(node.op.clone(), src, node.dtype, node.shape.clone(), device.clone())
+        };
+        map.insert(node.id, moved);
+    }
+    map.remove(&target.id).expect("the target was visited")
+}
+
 /// The nodes reachable from `targets`, sources before users, stopping at realized nodes
 /// (which are included as leaves). Iterative, linear in the graph size.
 pub fn toposort(targets: &[NodeRef]) -> Vec<NodeRef> {

@@ -6,6 +6,7 @@ pub mod dtype;
 pub mod graph;
 pub mod index;
 pub mod lower;
+pub mod lower_gpu;
 pub mod ops;
 pub mod program;
 pub mod reference;
@@ -13,7 +14,7 @@ pub mod schedule;
 pub mod view;
 
 pub use dtype::{DType, Scalar};
-pub use graph::{numel, toposort, Node, NodeRef};
+pub use graph::{numel, retarget, toposort, Node, NodeRef};
 pub use ops::{BinaryOp, BufferHandle, Op, ReduceOp, TernaryOp, UnaryOp};
 pub use program::{Inst, Memory, Param, Program, ProgramBuilder, VType, ValueId};
 pub use reference::{assert_close, evaluate, RefData, RefTensor};

@@ -1,6 +1,7 @@
 //! The contract every backend implements. Small on purpose: memory, copies, compile, launch.
 
 use crate::error::Result;
+use ferrograd_ir::lower::LoweringTarget;
 use ferrograd_ir::{DType, Program};
 use std::any::Any;
 use std::fmt;
@@ -88,5 +89,19 @@ pub trait Device: Send + Sync + 'static {
     /// Number of parallel workers the CPU-style launch splits across (for heuristics).
     fn parallelism(&self) -> usize {
         self.info().compute_units
+    }
+    /// What the kernel lowering may assume (`optimize` comes from `FERROGRAD_OPT`). The default
+    /// suits a CPU: the preferred f32 lanes, and 64-bit indices on CPUs.
+    fn lowering_target(&self, optimize: bool) -> LoweringTarget {
+        LoweringTarget {
+            lanes32: self.preferred_lanes(DType::F32),
+            optimize,
+            wide_index: self.info().kind == DeviceKind::Cpu,
+        }
+    }
+    /// Invocations per workgroup for workgroup (shared-memory) reductions, on devices that run
+    /// them ([`ferrograd_ir::lower_gpu`]); `None` keeps CPU-shaped kernels.
+    fn workgroup_size(&self) -> Option<usize> {
+        None
     }
 }

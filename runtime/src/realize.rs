@@ -5,8 +5,9 @@ use crate::capture;
 use crate::error::{Error, Result};
 use crate::registry;
 use ferrograd_ir::lower::{lower, LoweringTarget};
+use ferrograd_ir::lower_gpu::lower_gpu;
 use ferrograd_ir::schedule::{schedule, Kernel, ScheduleItem};
-use ferrograd_ir::{BufferHandle, DType, NodeRef, Program};
+use ferrograd_ir::{BufferHandle, NodeRef, Program};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -36,17 +37,22 @@ fn bump(f: impl FnOnce(&mut Stats)) {
     });
 }
 
-/// The lowering target for a device (vector lanes it prefers; `FERROGRAD_OPT=0` turns the
-/// kernel optimizer off for A/B comparisons).
+/// The lowering target for a device ([`crate::Device::lowering_target`]; `FERROGRAD_OPT=0`
+/// turns the kernel optimizer off for A/B comparisons).
 pub fn lowering_target(device: &DeviceHandle) -> LoweringTarget {
     let optimize = std::env::var("FERROGRAD_OPT")
         .map(|v| v != "0")
         .unwrap_or(true);
-    let wide_index = device.device().info().kind == crate::device::DeviceKind::Cpu;
-    LoweringTarget {
-        lanes32: device.device().preferred_lanes(DType::F32),
-        optimize,
-        wide_index,
+    device.device().lowering_target(optimize)
+}
+
+/// The Program of kernel `k` for `device`: CPU-shaped, or with workgroup reductions where the
+/// device runs them.
+fn lower_for(device: &DeviceHandle, k: &Kernel) -> Program {
+    let target = lowering_target(device);
+    match device.device().workgroup_size() {
+        Some(local) => lower_gpu(k, &target, local),
+        None => lower(k, &target),
     }
 }
 
@@ -63,7 +69,7 @@ pub fn programs(targets: &[NodeRef]) -> Result<Vec<Program>> {
     for item in schedule(targets) {
         if let ScheduleItem::Kernel(k) = item {
             let dev = registry::device(k.output.device())?;
-            out.push(lower(&k, &lowering_target(&dev)));
+            out.push(lower_for(&dev, &k));
         }
     }
     Ok(out)
@@ -87,7 +93,7 @@ fn run_kernel(k: &Kernel, produced: &HashMap<u64, BufferHandle>) -> Result<Buffe
         }
         return Ok(out);
     }
-    let program = lower(k, &lowering_target(&dev));
+    let program = lower_for(&dev, k);
     let compiled = dev.kernel(&program)?;
     let inputs: Vec<BufferHandle> = k.inputs.iter().map(|n| handle_of(n, produced)).collect();
     let mut raws = vec![Buffer::from_handle(&out).raw()];
