@@ -383,7 +383,7 @@ fn embedding_gradient_reaches_the_rows_looked_up() {
     let g = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
     let loss = emb
         .forward(&idx)
-        .mul(&Tensor::from_slice(&g, &[3, 2]))
+        .mul(Tensor::from_slice(&g, &[3, 2]))
         .sum(All);
     loss.backward();
     let grad = emb.weight.grad().expect("weight gradient");
