@@ -708,6 +708,58 @@ fn layers_without_state_or_with_skipped_config_visit_only_tensors() {
     );
 }
 
+// ---- fusion and thread safety -------------------------------------------------------------------
+
+fn kernels_for(t: &Tensor) -> usize {
+    let before = ferrograd::runtime::stats().kernels;
+    t.realize().expect("realize");
+    ferrograd::runtime::stats().kernels - before
+}
+
+#[test]
+fn forward_passes_fuse() {
+    let x = Tensor::randn(&[32, 48]);
+    x.realize().unwrap();
+    let fc = Linear::new(48, 16);
+    assert_eq!(kernels_for(&fc.forward(&x).relu()), 1, "linear + relu");
+    // Dropout costs what drawing its mask costs (the generator's own kernels: threefry is
+    // split where shared subexpressions exceed the scheduler's recompute limit); the linear
+    // layer and the scaling fuse into the mask's last kernel.
+    let drop = Dropout::new(0.3);
+    let mask = kernels_for(&Tensor::rand(&[32, 16]).ge(0.3));
+    assert_eq!(
+        kernels_for(&drop.forward(&fc.forward(&x)).relu()),
+        mask,
+        "linear + dropout + relu"
+    );
+    let images = Tensor::randn(&[4, 3, 5, 5]);
+    images.realize().unwrap();
+    let bn = ferrograd::nn::BatchNorm2d::new(3);
+    bn.eval();
+    assert_eq!(
+        kernels_for(&bn.forward(&images).relu()),
+        1,
+        "batch norm (eval) + relu"
+    );
+    let ln = LayerNorm::new(&[48]);
+    // Like softmax: the mean, the variance, the normalization.
+    let n = kernels_for(&ln.forward(&x));
+    assert!(n <= 3, "layer norm: {n} kernels");
+}
+
+#[test]
+fn layers_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Linear>();
+    check::<Conv2d>();
+    check::<ferrograd::nn::BatchNorm2d>();
+    check::<LayerNorm>();
+    check::<RMSNorm>();
+    check::<Embedding>();
+    check::<Dropout>();
+    check::<MultiheadAttention>();
+}
+
 // ---- misuse -------------------------------------------------------------------------------------
 
 #[test]

@@ -305,3 +305,20 @@ fn one_value_per_channel_is_fine_in_eval() {
         "eval with one value",
     );
 }
+
+#[test]
+fn realizing_the_update_reuses_the_forward_pass_statistics() {
+    let mut rng = Rng::new(6);
+    let (bn, _, _) = layer(&mut rng);
+    let x = batch(&mut rng);
+    bn.forward(&x).relu().realize().unwrap();
+    let before = ferrograd::runtime::stats().kernels;
+    Tensor::realize_all(&take_pending_updates()).unwrap();
+    let kernels = ferrograd::runtime::stats().kernels - before;
+    // One elementwise kernel per buffer at most: the batch mean and variance are not
+    // recomputed (that would take three).
+    assert!(
+        kernels <= 2,
+        "realizing the running statistics took {kernels} kernels"
+    );
+}
