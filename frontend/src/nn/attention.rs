@@ -23,7 +23,7 @@ pub fn scaled_dot_product_attention(q: &Tensor, k: &Tensor, v: &Tensor, causal: 
     let scores = q.matmul(&k.t()).mul(1.0 / (d as f64).sqrt());
     let scores = if causal {
         let (l, s) = (qs[qs.len() - 2], ks[ks.len() - 2]);
-        let past = Tensor::indices(&[l, s], 1).le(&Tensor::indices(&[l, s], 0));
+        let past = Tensor::indices(&[l, s], 1).le(Tensor::indices(&[l, s], 0));
         past.where_(&scores, f64::NEG_INFINITY)
     } else {
         scores
@@ -56,7 +56,7 @@ impl MultiheadAttention {
     /// and every bias is zero.
     pub fn new(embed_dim: usize, num_heads: usize) -> MultiheadAttention {
         assert!(
-            embed_dim > 0 && num_heads > 0 && embed_dim % num_heads == 0,
+            embed_dim > 0 && num_heads > 0 && embed_dim.is_multiple_of(num_heads),
             "MultiheadAttention::new: num_heads {num_heads} must divide embed_dim {embed_dim}"
         );
         let e = embed_dim;

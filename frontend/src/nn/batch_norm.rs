@@ -92,9 +92,9 @@ impl BatchNorm2d {
             )
         };
         x.sub(&mean)
-            .mul(&var.add(self.eps).rsqrt())
-            .mul(&self.weight.reshape(per_channel))
-            .add(&self.bias.reshape(per_channel))
+            .mul(var.add(self.eps).rsqrt())
+            .mul(self.weight.reshape(per_channel))
+            .add(self.bias.reshape(per_channel))
     }
 
     /// Assigns the lazy running-statistic update for a batch of `n` values per channel with
@@ -116,8 +116,8 @@ impl BatchNorm2d {
                 .reshape([c])
                 .mul(n as f64 / (n - 1) as f64)
                 .cast(rv.dtype());
-            rm.assign(&rm.mul(1.0 - m).add(&batch_mean.mul(m)));
-            rv.assign(&rv.mul(1.0 - m).add(&unbiased.mul(m)));
+            rm.assign(&rm.mul(1.0 - m).add(batch_mean.mul(m)));
+            rv.assign(&rv.mul(1.0 - m).add(unbiased.mul(m)));
         });
         defer_realize(rm);
         defer_realize(rv);

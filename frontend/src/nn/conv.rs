@@ -76,7 +76,7 @@ impl Conv2d {
             "{op}: channels ({in_channels} -> {out_channels}) and kernel ({kh}, {kw}) must be positive"
         );
         assert!(
-            g > 0 && in_channels % g == 0 && out_channels % g == 0,
+            g > 0 && in_channels.is_multiple_of(g) && out_channels.is_multiple_of(g),
             "{op}: groups {g} must divide in_channels {in_channels} and out_channels {out_channels}"
         );
         let fan_in = in_channels / g * kh * kw;

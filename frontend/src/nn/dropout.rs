@@ -48,7 +48,7 @@ impl Dropout {
             return x.mul(0.0);
         }
         let keep = Tensor::rand(&x.shape()).ge(self.p);
-        keep.where_(&x.mul(1.0 / (1.0 - self.p)), 0.0)
+        keep.where_(x.mul(1.0 / (1.0 - self.p)), 0.0)
     }
 }
 

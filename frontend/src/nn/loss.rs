@@ -65,7 +65,7 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, label_smoothing: f32) ->
     }
     let eps = label_smoothing as f64;
     let uniform = log_probs.mean(-1).neg();
-    nll.mul(1.0 - eps).add(&uniform.mul(eps)).mean(All)
+    nll.mul(1.0 - eps).add(uniform.mul(eps)).mean(All)
 }
 
 /// Mean squared error `mean((pred - target)^2)` of two float tensors of the same shape.
@@ -84,7 +84,7 @@ pub fn binary_cross_entropy(probs: &Tensor, target: &Tensor) -> Tensor {
     let log_q = probs.neg().add(1.0).log().maximum(-100.0);
     target
         .mul(&log_p)
-        .add(&target.neg().add(1.0).mul(&log_q))
+        .add(target.neg().add(1.0).mul(&log_q))
         .neg()
         .mean(All)
 }
@@ -98,5 +98,5 @@ pub fn binary_cross_entropy_with_logits(logits: &Tensor, target: &Tensor) -> Ten
         logits,
         target,
     );
-    logits.softplus().sub(&logits.mul(target)).mean(All)
+    logits.softplus().sub(logits.mul(target)).mean(All)
 }

@@ -6,6 +6,33 @@
 //! mode ([`BatchNorm2d`]) queue the new values for the next optimizer step: see
 //! [`take_pending_updates`].
 //!
+//! ```
+//! use ferrograd::nn::{loss, Linear, Module};
+//! use ferrograd::Tensor;
+//!
+//! #[derive(Module)]
+//! struct Mlp {
+//!     fc1: Linear,
+//!     fc2: Linear,
+//!     #[module(skip)]
+//!     hidden: usize,
+//! }
+//!
+//! impl Mlp {
+//!     fn forward(&self, x: &Tensor) -> Tensor {
+//!         self.fc2.forward(&self.fc1.forward(x).relu())
+//!     }
+//! }
+//!
+//! let net = Mlp { fc1: Linear::new(4, 8), fc2: Linear::new(8, 3), hidden: 8 };
+//! let x = Tensor::randn(&[5, 4]);
+//! let labels = Tensor::from_slice(&[0i32, 2, 1, 1, 0], &[5]);
+//! loss::cross_entropy(&net.forward(&x), &labels, 0.1).backward();
+//! let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
+//! assert_eq!(names, ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]);
+//! assert_eq!(net.fc1.weight.grad().unwrap().shape(), vec![net.hidden, 4]);
+//! ```
+//!
 //! [`Tensor::manual_seed`]: crate::Tensor::manual_seed
 
 mod attention;

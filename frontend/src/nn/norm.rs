@@ -59,7 +59,7 @@ impl LayerNorm {
         let mean = x.mean_keepdim(axes.as_slice());
         let var = x.var_keepdim(axes.as_slice(), 0);
         x.sub(&mean)
-            .mul(&var.add(self.eps).rsqrt())
+            .mul(var.add(self.eps).rsqrt())
             .mul(&self.weight)
             .add(&self.bias)
     }
@@ -98,6 +98,6 @@ impl RMSNorm {
         let axes = trailing_axes("RMSNorm", x, &self.weight.shape());
         let eps = self.eps.unwrap_or_else(|| machine_epsilon(x.dtype()));
         let ms = x.square().mean_keepdim(axes.as_slice());
-        x.mul(&ms.add(eps).rsqrt()).mul(&self.weight)
+        x.mul(ms.add(eps).rsqrt()).mul(&self.weight)
     }
 }
