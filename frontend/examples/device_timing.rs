@@ -21,7 +21,10 @@ fn time(device: &str, name: &str, f: impl Fn() -> Tensor) {
 }
 
 fn main() {
-    let names: Vec<String> = ferrograd::device::list_devices().into_iter().map(|d| d.name).collect();
+    let names: Vec<String> = ferrograd::device::list_devices()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
     let host = Tensor::randn(&[1 << 22]);
     let m = Tensor::randn(&[256, 256]);
     let rows = Tensor::randn(&[4096, 1024]);

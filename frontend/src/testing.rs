@@ -24,7 +24,9 @@ pub fn test_devices() -> Vec<Arc<str>> {
                     .filter(|n| !n.is_empty())
                     .map(|n| {
                         crate::device::canonical_device(n).unwrap_or_else(|e| {
-                            panic!("FERROGRAD_TEST_BACKENDS names `{n}`, which is not available: {e}")
+                            panic!(
+                                "FERROGRAD_TEST_BACKENDS names `{n}`, which is not available: {e}"
+                            )
                         })
                     })
                     .collect(),
@@ -60,8 +62,14 @@ pub fn computed(t: &Tensor) -> Vec<f64> {
 }
 
 fn computed_node(node: &NodeRef) -> Vec<f64> {
-    let bytes = ferrograd_runtime::download(node)
-        .unwrap_or_else(|e| panic!("realizing {}{:?} on {}: {e}", node.dtype(), node.shape(), node.device()));
+    let bytes = ferrograd_runtime::download(node).unwrap_or_else(|e| {
+        panic!(
+            "realizing {}{:?} on {}: {e}",
+            node.dtype(),
+            node.shape(),
+            node.device()
+        )
+    });
     RefTensor::from_bytes(node.dtype(), node.shape(), &bytes).to_f64()
 }
 
@@ -74,6 +82,12 @@ pub fn check(t: &Tensor, rtol: f64, atol: f64, what: &str) {
     for device in test_devices() {
         let moved = ferrograd_ir::retarget(&node, &device);
         let actual = computed_node(&moved);
-        assert_close(&actual, &expected, rtol, atol, &format!("{what} [on {device}]"));
+        assert_close(
+            &actual,
+            &expected,
+            rtol,
+            atol,
+            &format!("{what} [on {device}]"),
+        );
     }
 }

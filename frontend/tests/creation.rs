@@ -398,7 +398,10 @@ fn scalar_item_and_metadata() {
     assert_eq!((y.shape(), y.dtype()), (vec![3, 1], DType::F32));
     let dbg = format!("{y:?}");
     let device = ferrograd::device::default_device_name();
-    assert!(dbg.contains("f32") && dbg.contains("[3, 1]") && dbg.contains(&*device), "Debug: {dbg}");
+    assert!(
+        dbg.contains("f32") && dbg.contains("[3, 1]") && dbg.contains(&*device),
+        "Debug: {dbg}"
+    );
     // Realized values are stable and shared by clones.
     let z = t.exp();
     let z2 = z.clone();

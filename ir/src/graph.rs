@@ -616,7 +616,12 @@ pub fn retarget(target: &NodeRef, device: &Arc<str>) -> NodeRef {
         let leaf = matches!(node.op, Op::Buffer(_));
         if !expanded && !leaf {
             stack.push((node.clone(), true));
-            stack.extend(node.src.iter().filter(|s| !map.contains_key(&s.id)).map(|s| (s.clone(), false)));
+            stack.extend(
+                node.src
+                    .iter()
+                    .filter(|s| !map.contains_key(&s.id))
+                    .map(|s| (s.clone(), false)),
+            );
             continue;
         }
         let moved = if leaf {
@@ -625,7 +630,13 @@ pub fn retarget(target: &NodeRef, device: &Arc<str>) -> NodeRef {
             map[&node.src[0].id].clone()
         } else {
             let src = node.src.iter().map(|s| map[&s.id].clone()).collect();
-            Node::intern(node.op.clone(), src, node.dtype, node.shape.clone(), device.clone())
+            Node::intern(
+                node.op.clone(),
+                src,
+                node.dtype,
+                node.shape.clone(),
+                device.clone(),
+            )
         };
         map.insert(node.id, moved);
     }

@@ -79,7 +79,9 @@ fn find_reduce_loop(p: &Program) -> Option<ReduceLoop> {
         }
     }
     let (start, end) = (start?, end?);
-    let Inst::Loop { start: lo, end: hi } = p.insts[start] else { return None };
+    let Inst::Loop { start: lo, end: hi } = p.insts[start] else {
+        return None;
+    };
     if constant(p, lo)? != 0 {
         return None;
     }
@@ -87,14 +89,21 @@ fn find_reduce_loop(p: &Program) -> Option<ReduceLoop> {
     let types = p.value_types();
     let mut accs: Vec<(ValueId, BinaryOp)> = Vec::new();
     for inst in &p.insts[start..end] {
-        let Inst::WriteAcc { acc, value } = inst else { continue };
+        let Inst::WriteAcc { acc, value } = inst else {
+            continue;
+        };
         // Registers of the loop body itself, or vectors, are not this module's business.
         if acc.0 as usize >= start || types[acc.0 as usize].is_none_or(|t| t.lanes != 1) {
             return None;
         }
-        let reads_acc = |v: &ValueId| matches!(p.insts[v.0 as usize], Inst::ReadAcc(a) if a == *acc);
+        let reads_acc =
+            |v: &ValueId| matches!(p.insts[v.0 as usize], Inst::ReadAcc(a) if a == *acc);
         let op = match &p.insts[value.0 as usize] {
-            Inst::Binary { op: op @ (BinaryOp::Add | BinaryOp::Mul | BinaryOp::Max), a, b } if reads_acc(a) || reads_acc(b) => *op,
+            Inst::Binary {
+                op: op @ (BinaryOp::Add | BinaryOp::Mul | BinaryOp::Max),
+                a,
+                b,
+            } if reads_acc(a) || reads_acc(b) => *op,
             Inst::MulAcc { c, .. } if reads_acc(c) => BinaryOp::Add,
             _ => return None,
         };
@@ -105,11 +114,18 @@ fn find_reduce_loop(p: &Program) -> Option<ReduceLoop> {
         }
     }
     // Accumulators written again after the loop (other than by this rewrite) are not partial sums.
-    let later_writes = p.insts[end..].iter().any(|i| matches!(i, Inst::WriteAcc { acc, .. } if accs.iter().any(|(a, _)| a == acc)));
+    let later_writes = p.insts[end..]
+        .iter()
+        .any(|i| matches!(i, Inst::WriteAcc { acc, .. } if accs.iter().any(|(a, _)| a == acc)));
     if accs.is_empty() || later_writes {
         return None;
     }
-    Some(ReduceLoop { start, end, trips, accs })
+    Some(ReduceLoop {
+        start,
+        end,
+        trips,
+        accs,
+    })
 }
 
 /// Rewrites `p` into a workgroup reduction of `local` invocations (see the module doc), or
@@ -119,17 +135,36 @@ pub fn workgroup_reduce(p: Program, local: usize) -> Program {
     if local < 2 || p.uses_workgroups() || points > MAX_POINTS {
         return p;
     }
-    let Some(r) = find_reduce_loop(&p) else { return p };
+    let Some(r) = find_reduce_loop(&p) else {
+        return p;
+    };
     if r.trips < MIN_REDUCE {
         return p;
     }
     let types = p.value_types();
-    let mut out = Rewriter { insts: Vec::with_capacity(p.insts.len() + 64), map: vec![None; p.insts.len()], index: p.index_dtype };
+    let mut out = Rewriter {
+        insts: Vec::with_capacity(p.insts.len() + 64),
+        map: vec![None; p.insts.len()],
+        index: p.index_dtype,
+    };
     let lid = out.push(Inst::LocalId(0));
-    let acc_dtype = |acc: ValueId| types[acc.0 as usize].expect("accumulators have a type").dtype;
+    let acc_dtype = |acc: ValueId| {
+        types[acc.0 as usize]
+            .expect("accumulators have a type")
+            .dtype
+    };
     // One local buffer per accumulator dtype would do; one per accumulator keeps it simple and
     // small (at most a few accumulators of `local` elements).
-    let mems: Vec<ValueId> = r.accs.iter().map(|(a, _)| out.push(Inst::DefineLocal { dtype: acc_dtype(*a), len: local })).collect();
+    let mems: Vec<ValueId> = r
+        .accs
+        .iter()
+        .map(|(a, _)| {
+            out.push(Inst::DefineLocal {
+                dtype: acc_dtype(*a),
+                len: local,
+            })
+        })
+        .collect();
     for (i, inst) in p.insts[..r.start].iter().enumerate() {
         out.copy(i, inst);
     }
@@ -138,10 +173,25 @@ pub fn workgroup_reduce(p: Program, local: usize) -> Program {
     let chunks = out.konst((r.trips + local as i64 - 1) / local as i64);
     let width = out.konst(local as i64);
     let n = out.konst(r.trips);
-    let j = out.push(Inst::Loop { start: zero, end: chunks });
-    let base = out.push(Inst::Binary { op: BinaryOp::Mul, a: j, b: width });
-    let idx = out.push(Inst::Binary { op: BinaryOp::Add, a: base, b: lid });
-    let inside = out.push(Inst::Binary { op: BinaryOp::CmpLt, a: idx, b: n });
+    let j = out.push(Inst::Loop {
+        start: zero,
+        end: chunks,
+    });
+    let base = out.push(Inst::Binary {
+        op: BinaryOp::Mul,
+        a: j,
+        b: width,
+    });
+    let idx = out.push(Inst::Binary {
+        op: BinaryOp::Add,
+        a: base,
+        b: lid,
+    });
+    let inside = out.push(Inst::Binary {
+        op: BinaryOp::CmpLt,
+        a: idx,
+        b: n,
+    });
     out.push(Inst::If { cond: inside });
     out.map[r.start] = Some(idx);
     for (i, inst) in p.insts.iter().enumerate().take(r.end).skip(r.start + 1) {
@@ -154,29 +204,69 @@ pub fn workgroup_reduce(p: Program, local: usize) -> Program {
         let acc_new = out.map[acc.0 as usize].expect("accumulators are defined before the loop");
         let ty = VType::scalar(acc_dtype(acc));
         let mine = out.push(Inst::ReadAcc(acc_new));
-        out.push(Inst::Store { mem: Memory::Local(mem), index: lid, value: mine, gate: None });
+        out.push(Inst::Store {
+            mem: Memory::Local(mem),
+            index: lid,
+            value: mine,
+            gate: None,
+        });
         out.push(Inst::Barrier);
         let mut stride = local / 2;
         while stride > 0 {
             let s = out.konst(stride as i64);
-            let active = out.push(Inst::Binary { op: BinaryOp::CmpLt, a: lid, b: s });
+            let active = out.push(Inst::Binary {
+                op: BinaryOp::CmpLt,
+                a: lid,
+                b: s,
+            });
             out.push(Inst::If { cond: active });
-            let other = out.push(Inst::Binary { op: BinaryOp::Add, a: lid, b: s });
-            let x = out.push(Inst::Load { mem: Memory::Local(mem), index: lid, gate: None, ty });
-            let y = out.push(Inst::Load { mem: Memory::Local(mem), index: other, gate: None, ty });
+            let other = out.push(Inst::Binary {
+                op: BinaryOp::Add,
+                a: lid,
+                b: s,
+            });
+            let x = out.push(Inst::Load {
+                mem: Memory::Local(mem),
+                index: lid,
+                gate: None,
+                ty,
+            });
+            let y = out.push(Inst::Load {
+                mem: Memory::Local(mem),
+                index: other,
+                gate: None,
+                ty,
+            });
             let both = out.push(Inst::Binary { op, a: x, b: y });
-            out.push(Inst::Store { mem: Memory::Local(mem), index: lid, value: both, gate: None });
+            out.push(Inst::Store {
+                mem: Memory::Local(mem),
+                index: lid,
+                value: both,
+                gate: None,
+            });
             out.push(Inst::EndIf);
             out.push(Inst::Barrier);
             stride /= 2;
         }
         let first = out.konst(0);
-        let total = out.push(Inst::Load { mem: Memory::Local(mem), index: first, gate: None, ty });
-        out.push(Inst::WriteAcc { acc: acc_new, value: total });
+        let total = out.push(Inst::Load {
+            mem: Memory::Local(mem),
+            index: first,
+            gate: None,
+            ty,
+        });
+        out.push(Inst::WriteAcc {
+            acc: acc_new,
+            value: total,
+        });
     }
     // Epilogue and stores: invocation 0 only.
     let one = out.konst(1);
-    let leader = out.push(Inst::Binary { op: BinaryOp::CmpLt, a: lid, b: one });
+    let leader = out.push(Inst::Binary {
+        op: BinaryOp::CmpLt,
+        a: lid,
+        b: one,
+    });
     out.push(Inst::If { cond: leader });
     for (i, inst) in p.insts.iter().enumerate().skip(r.end + 1) {
         out.copy(i, inst);
@@ -184,7 +274,12 @@ pub fn workgroup_reduce(p: Program, local: usize) -> Program {
     out.push(Inst::EndIf);
     let mut local_dims = vec![1; p.global.len()];
     local_dims[0] = local;
-    Program { name: format!("{}_wg{local}", p.name), local: local_dims, insts: out.insts, ..p }
+    Program {
+        name: format!("{}_wg{local}", p.name),
+        local: local_dims,
+        insts: out.insts,
+        ..p
+    }
 }
 
 /// Copies instructions into a new list, renumbering operands.
@@ -202,34 +297,89 @@ impl Rewriter {
     }
 
     fn konst(&mut self, v: i64) -> ValueId {
-        self.push(Inst::Const { ty: VType::scalar(self.index), value: Scalar::Int(v) })
+        self.push(Inst::Const {
+            ty: VType::scalar(self.index),
+            value: Scalar::Int(v),
+        })
     }
 
     /// Copies old instruction `i` with its operands renumbered.
     fn copy(&mut self, i: usize, inst: &Inst) {
-        let m = |v: &ValueId| self.map[v.0 as usize].expect("operands are defined before their users");
+        let m =
+            |v: &ValueId| self.map[v.0 as usize].expect("operands are defined before their users");
         let mem = |x: &Memory| match x {
             Memory::Global(p) => Memory::Global(*p),
             Memory::Local(v) => Memory::Local(m(v)),
         };
         let new = match inst {
-            Inst::Loop { start, end } => Inst::Loop { start: m(start), end: m(end) },
+            Inst::Loop { start, end } => Inst::Loop {
+                start: m(start),
+                end: m(end),
+            },
             Inst::If { cond } => Inst::If { cond: m(cond) },
             Inst::ReadAcc(a) => Inst::ReadAcc(m(a)),
-            Inst::WriteAcc { acc, value } => Inst::WriteAcc { acc: m(acc), value: m(value) },
-            Inst::Unary { op, arg } => Inst::Unary { op: *op, arg: m(arg) },
-            Inst::Binary { op, a, b } => Inst::Binary { op: *op, a: m(a), b: m(b) },
-            Inst::Where { cond, a, b } => Inst::Where { cond: m(cond), a: m(a), b: m(b) },
-            Inst::MulAcc { a, b, c } => Inst::MulAcc { a: m(a), b: m(b), c: m(c) },
-            Inst::Cast { to, arg } => Inst::Cast { to: *to, arg: m(arg) },
-            Inst::Bitcast { to, arg } => Inst::Bitcast { to: *to, arg: m(arg) },
-            Inst::ReduceLanes { op, arg } => Inst::ReduceLanes { op: *op, arg: m(arg) },
+            Inst::WriteAcc { acc, value } => Inst::WriteAcc {
+                acc: m(acc),
+                value: m(value),
+            },
+            Inst::Unary { op, arg } => Inst::Unary {
+                op: *op,
+                arg: m(arg),
+            },
+            Inst::Binary { op, a, b } => Inst::Binary {
+                op: *op,
+                a: m(a),
+                b: m(b),
+            },
+            Inst::Where { cond, a, b } => Inst::Where {
+                cond: m(cond),
+                a: m(a),
+                b: m(b),
+            },
+            Inst::MulAcc { a, b, c } => Inst::MulAcc {
+                a: m(a),
+                b: m(b),
+                c: m(c),
+            },
+            Inst::Cast { to, arg } => Inst::Cast {
+                to: *to,
+                arg: m(arg),
+            },
+            Inst::Bitcast { to, arg } => Inst::Bitcast {
+                to: *to,
+                arg: m(arg),
+            },
+            Inst::ReduceLanes { op, arg } => Inst::ReduceLanes {
+                op: *op,
+                arg: m(arg),
+            },
             Inst::Vectorize(parts) => Inst::Vectorize(parts.iter().map(m).collect()),
-            Inst::Extract { vec, lane } => Inst::Extract { vec: m(vec), lane: *lane },
-            Inst::Load { mem: x, index, gate, ty } => Inst::Load { mem: mem(x), index: m(index), gate: gate.as_ref().map(m), ty: *ty },
-            Inst::Store { mem: x, index, value, gate } => {
-                Inst::Store { mem: mem(x), index: m(index), value: m(value), gate: gate.as_ref().map(m) }
-            }
+            Inst::Extract { vec, lane } => Inst::Extract {
+                vec: m(vec),
+                lane: *lane,
+            },
+            Inst::Load {
+                mem: x,
+                index,
+                gate,
+                ty,
+            } => Inst::Load {
+                mem: mem(x),
+                index: m(index),
+                gate: gate.as_ref().map(m),
+                ty: *ty,
+            },
+            Inst::Store {
+                mem: x,
+                index,
+                value,
+                gate,
+            } => Inst::Store {
+                mem: mem(x),
+                index: m(index),
+                value: m(value),
+                gate: gate.as_ref().map(m),
+            },
             other => other.clone(),
         };
         let id = self.push(new);
@@ -247,26 +397,71 @@ mod tests {
         let i32s = VType::scalar(DType::I32);
         let f32s = VType::scalar(DType::F32);
         let insts = vec![
-            Inst::GroupId(0),                                                                // 0
-            Inst::DefineAcc { ty: f32s, init: Scalar::Float(0.0) },                          // 1
-            Inst::Const { ty: i32s, value: Scalar::Int(0) },                                 // 2
-            Inst::Const { ty: i32s, value: Scalar::Int(n as i64) },                          // 3
-            Inst::Loop { start: ValueId(2), end: ValueId(3) },                               // 4
-            Inst::Binary { op: BinaryOp::Mul, a: ValueId(0), b: ValueId(3) },                // 5
-            Inst::Binary { op: BinaryOp::Add, a: ValueId(5), b: ValueId(4) },                // 6
-            Inst::Load { mem: Memory::Global(1), index: ValueId(6), gate: None, ty: f32s },  // 7
-            Inst::ReadAcc(ValueId(1)),                                                       // 8
-            Inst::Binary { op: BinaryOp::Add, a: ValueId(8), b: ValueId(7) },                // 9
-            Inst::WriteAcc { acc: ValueId(1), value: ValueId(9) },                           // 10
-            Inst::EndLoop,                                                                   // 11
-            Inst::ReadAcc(ValueId(1)),                                                       // 12
-            Inst::Store { mem: Memory::Global(0), index: ValueId(0), value: ValueId(12), gate: None },
+            Inst::GroupId(0), // 0
+            Inst::DefineAcc {
+                ty: f32s,
+                init: Scalar::Float(0.0),
+            }, // 1
+            Inst::Const {
+                ty: i32s,
+                value: Scalar::Int(0),
+            }, // 2
+            Inst::Const {
+                ty: i32s,
+                value: Scalar::Int(n as i64),
+            }, // 3
+            Inst::Loop {
+                start: ValueId(2),
+                end: ValueId(3),
+            }, // 4
+            Inst::Binary {
+                op: BinaryOp::Mul,
+                a: ValueId(0),
+                b: ValueId(3),
+            }, // 5
+            Inst::Binary {
+                op: BinaryOp::Add,
+                a: ValueId(5),
+                b: ValueId(4),
+            }, // 6
+            Inst::Load {
+                mem: Memory::Global(1),
+                index: ValueId(6),
+                gate: None,
+                ty: f32s,
+            }, // 7
+            Inst::ReadAcc(ValueId(1)), // 8
+            Inst::Binary {
+                op: BinaryOp::Add,
+                a: ValueId(8),
+                b: ValueId(7),
+            }, // 9
+            Inst::WriteAcc {
+                acc: ValueId(1),
+                value: ValueId(9),
+            }, // 10
+            Inst::EndLoop,    // 11
+            Inst::ReadAcc(ValueId(1)), // 12
+            Inst::Store {
+                mem: Memory::Global(0),
+                index: ValueId(0),
+                value: ValueId(12),
+                gate: None,
+            },
         ];
         Program {
             name: "row_sum".into(),
             params: vec![
-                Param { dtype: DType::F32, len: rows, writable: true },
-                Param { dtype: DType::F32, len: rows * n, writable: false },
+                Param {
+                    dtype: DType::F32,
+                    len: rows,
+                    writable: true,
+                },
+                Param {
+                    dtype: DType::F32,
+                    len: rows * n,
+                    writable: false,
+                },
             ],
             global: vec![rows],
             local: vec![1],
@@ -280,14 +475,31 @@ mod tests {
         let p = workgroup_reduce(row_sum(3, 1000), 256);
         assert_eq!(p.local, vec![256]);
         assert!(p.uses_workgroups());
-        let barriers = p.insts.iter().filter(|i| matches!(i, Inst::Barrier)).count();
-        assert_eq!(barriers, 1 + 8, "one after the partial sums, one per halving step");
-        assert!(matches!(p.insts.last(), Some(Inst::EndIf)), "stores run in invocation 0 only");
+        let barriers = p
+            .insts
+            .iter()
+            .filter(|i| matches!(i, Inst::Barrier))
+            .count();
+        assert_eq!(
+            barriers,
+            1 + 8,
+            "one after the partial sums, one per halving step"
+        );
+        assert!(
+            matches!(p.insts.last(), Some(Inst::EndIf)),
+            "stores run in invocation 0 only"
+        );
         // Every operand refers to an earlier instruction.
         for (i, inst) in p.insts.iter().enumerate() {
             let ok = format!("{inst:?}")
                 .match_indices("ValueId(")
-                .all(|(at, _)| format!("{inst:?}")[at + 8..].split(')').next().and_then(|v| v.parse::<usize>().ok()).is_some_and(|v| v < i));
+                .all(|(at, _)| {
+                    format!("{inst:?}")[at + 8..]
+                        .split(')')
+                        .next()
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .is_some_and(|v| v < i)
+                });
             assert!(ok, "instruction {i} {inst:?} uses a later value");
         }
     }
@@ -295,7 +507,10 @@ mod tests {
     #[test]
     fn short_or_many_output_reductions_keep_the_cpu_shape() {
         assert_eq!(workgroup_reduce(row_sum(3, 100), 256), row_sum(3, 100));
-        assert_eq!(workgroup_reduce(row_sum(2000, 1000), 256), row_sum(2000, 1000));
+        assert_eq!(
+            workgroup_reduce(row_sum(2000, 1000), 256),
+            row_sum(2000, 1000)
+        );
         assert_eq!(workgroup_reduce(row_sum(3, 1000), 1), row_sum(3, 1000));
     }
 }
