@@ -154,7 +154,7 @@ impl Tensor {
             "sub: not defined for bool tensors (shape {:?})",
             a.shape()
         );
-        a.add(&b.neg())
+        a.add(b.neg())
     }
     /// `self * other` with broadcasting.
     pub fn mul(&self, other: impl IntoOperand) -> Tensor {
@@ -164,7 +164,7 @@ impl Tensor {
     pub fn div(&self, other: impl IntoOperand) -> Tensor {
         let o = other.into_operand(self);
         let (a, b) = Tensor::align("div", &self.float(), &o.float());
-        a.mul(&b.reciprocal())
+        a.mul(b.reciprocal())
     }
     /// Integer division rounding toward zero (Rust's `/` on integers); x / 0 is 0.
     pub fn idiv(&self, other: impl IntoOperand) -> Tensor {
@@ -192,7 +192,7 @@ impl Tensor {
         let o = other.into_operand(self);
         let (a, b) = Tensor::align("minimum", self, &o);
         if a.dtype().is_float() {
-            a.neg().maximum(&b.neg()).neg()
+            a.neg().maximum(b.neg()).neg()
         } else {
             a.lt(&b).where_(&a, &b)
         }
@@ -201,14 +201,14 @@ impl Tensor {
     pub fn pow(&self, exponent: impl IntoOperand) -> Tensor {
         let e = exponent.into_operand(self);
         let (x, y) = Tensor::align("pow", &self.float(), &e.float());
-        let mag = y.mul(&x.abs().log2()).exp2();
+        let mag = y.mul(x.abs().log2()).exp2();
         let y_int = y.trunc().eq(&y);
-        let y_odd = y_int.logical_and(&y.mul(0.5).trunc().eq(&y.mul(0.5)).logical_not());
+        let y_odd = y_int.logical_and(&y.mul(0.5).trunc().eq(y.mul(0.5)).logical_not());
         let neg = x.lt(0.0);
-        let signed = y_odd.where_(&mag.neg(), &mag);
+        let signed = y_odd.where_(mag.neg(), &mag);
         let nan = x.full_like(f64::NAN);
-        let r = neg.where_(&y_int.where_(&signed, &nan), &mag);
-        y.eq(0.0).where_(&x.full_like(1.0), &r)
+        let r = neg.where_(y_int.where_(&signed, &nan), &mag);
+        y.eq(0.0).where_(x.full_like(1.0), &r)
     }
     /// `self ^ n` for a constant exponent; small integer exponents become multiplications.
     pub fn powf(&self, n: f64) -> Tensor {
@@ -263,12 +263,12 @@ impl Tensor {
     /// Logical and (non-zero is true).
     pub fn logical_and(&self, other: &Tensor) -> Tensor {
         self.as_bool()
-            .binary(BinaryOp::And, &other.as_bool(), "logical_and")
+            .binary(BinaryOp::And, other.as_bool(), "logical_and")
     }
     /// Logical or (non-zero is true).
     pub fn logical_or(&self, other: &Tensor) -> Tensor {
         self.as_bool()
-            .binary(BinaryOp::Or, &other.as_bool(), "logical_or")
+            .binary(BinaryOp::Or, other.as_bool(), "logical_or")
     }
     /// Logical not (non-zero is true).
     pub fn logical_not(&self) -> Tensor {
@@ -346,7 +346,7 @@ impl Tensor {
     }
     /// tan(x).
     pub fn tan(&self) -> Tensor {
-        self.sin().div(&self.cos())
+        self.sin().div(self.cos())
     }
     /// 1 / x.
     pub fn reciprocal(&self) -> Tensor {
@@ -361,7 +361,7 @@ impl Tensor {
         if self.dtype() == DType::Bool || matches!(self.dtype(), DType::U8 | DType::U32) {
             return self.clone();
         }
-        self.maximum(&self.neg())
+        self.maximum(self.neg())
     }
     /// -1, 0 or 1 by the sign of x (NaN stays NaN).
     pub fn sign(&self) -> Tensor {
@@ -387,7 +387,7 @@ impl Tensor {
             return self.clone();
         }
         let t = self.trunc();
-        t.sub(&self.lt(&t).cast(self.dtype()))
+        t.sub(self.lt(&t).cast(self.dtype()))
     }
     /// Rounds toward positive infinity.
     pub fn ceil(&self) -> Tensor {
@@ -395,7 +395,7 @@ impl Tensor {
             return self.clone();
         }
         let t = self.trunc();
-        t.add(&self.gt(&t).cast(self.dtype()))
+        t.add(self.gt(&t).cast(self.dtype()))
     }
     /// Rounds to the nearest integer, ties to even (like torch and numpy).
     pub fn round(&self) -> Tensor {
@@ -410,8 +410,8 @@ impl Tensor {
         let away = frac.gt(0.5).logical_or(&frac.eq(0.5).logical_and(&odd));
         let step = self
             .lt(0i32)
-            .where_(&self.full_like(-1.0), &self.full_like(1.0));
-        away.where_(&t.add(&step), &t)
+            .where_(self.full_like(-1.0), self.full_like(1.0));
+        away.where_(t.add(&step), &t)
     }
     /// Clamps into `[lo, hi]`.
     pub fn clamp(&self, lo: f64, hi: f64) -> Tensor {
@@ -440,11 +440,11 @@ impl Tensor {
     }
     /// x for x > 0, else slope * x.
     pub fn leaky_relu(&self, slope: f64) -> Tensor {
-        self.gt(0i32).where_(self, &self.mul(slope))
+        self.gt(0i32).where_(self, self.mul(slope))
     }
     /// x for x > 0, else alpha * (e^x - 1).
     pub fn elu(&self, alpha: f64) -> Tensor {
-        self.gt(0i32).where_(self, &self.exp().sub(1.0).mul(alpha))
+        self.gt(0i32).where_(self, self.exp().sub(1.0).mul(alpha))
     }
     /// 1 / (1 + e^-x).
     pub fn sigmoid(&self) -> Tensor {
@@ -456,12 +456,12 @@ impl Tensor {
     }
     /// x * sigmoid(x).
     pub fn silu(&self) -> Tensor {
-        self.mul(&self.sigmoid())
+        self.mul(self.sigmoid())
     }
     /// log(1 + e^x), computed without overflow.
     pub fn softplus(&self) -> Tensor {
         let x = self.float();
-        x.relu().add(&x.abs().neg().exp().add(1.0).log())
+        x.relu().add(x.abs().neg().exp().add(1.0).log())
     }
     /// The error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7).
     pub fn erf(&self) -> Tensor {
@@ -483,13 +483,13 @@ impl Tensor {
             })
         })
         .expect("coefficients");
-        let y = poly.mul(&a.square().neg().exp()).neg().add(1.0);
-        x.lt(0i32).where_(&y.neg(), &y)
+        let y = poly.mul(a.square().neg().exp()).neg().add(1.0);
+        x.lt(0i32).where_(y.neg(), &y)
     }
     /// GELU with the exact erf form: x/2 * (1 + erf(x / sqrt 2)).
     pub fn gelu(&self) -> Tensor {
         let x = self.float();
         x.mul(0.5)
-            .mul(&x.mul(std::f64::consts::FRAC_1_SQRT_2).erf().add(1.0))
+            .mul(x.mul(std::f64::consts::FRAC_1_SQRT_2).erf().add(1.0))
     }
 }

@@ -151,7 +151,7 @@ impl Tensor {
             &self.device(),
         ));
         let inside = Tensor::from_node(Node::pad(&inside.node(), padding));
-        inside.where_(&padded, &padded.const_like(Scalar::Float(value)))
+        inside.where_(&padded, padded.const_like(Scalar::Float(value)))
     }
 
     /// Keeps `[start, end)` of every axis.

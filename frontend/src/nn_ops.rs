@@ -242,7 +242,7 @@ impl Tensor {
                     "conv2d: bias shape {:?} must be [{cout}]",
                     b.shape()
                 );
-                out.add(&b.reshape([1, cout, 1, 1]))
+                out.add(b.reshape([1, cout, 1, 1]))
             }
             None => out,
         }
@@ -308,8 +308,8 @@ impl Tensor {
         let hit = index
             .cast(DType::I32)
             .unsqueeze(ax as i64 + 1)
-            .eq(&Tensor::indices(&full, ax + 1));
-        hit.where_(&x, &x.const_like(Scalar::Int(0)))
+            .eq(Tensor::indices(&full, ax + 1));
+        hit.where_(&x, x.const_like(Scalar::Int(0)))
             .sum(ax as i64 + 1)
             .cast(self.dtype())
     }

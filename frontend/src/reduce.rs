@@ -21,7 +21,10 @@ fn split_reduce(x: &Tensor, op: ReduceOp, axes: &[usize]) -> Option<Tensor> {
             .all(|(i, &a)| a == shape.len() - axes.len() + i);
     let outputs: usize = shape[..shape.len() - axes.len()].iter().product();
     let reduced: usize = axes.iter().map(|&a| shape[a]).product();
-    if !trailing || outputs > 16 || reduced < SPLIT_REDUCE_MIN || reduced % SPLIT_REDUCE_GROUPS != 0
+    if !trailing
+        || outputs > 16
+        || reduced < SPLIT_REDUCE_MIN
+        || !reduced.is_multiple_of(SPLIT_REDUCE_GROUPS)
     {
         return None;
     }
@@ -256,13 +259,13 @@ impl Tensor {
     pub fn softmax(&self, axis: impl AxisInt) -> Tensor {
         let x = self.float_like();
         // Softmax is shift-invariant: the detached max costs the backward pass nothing.
-        let e = x.sub(&x.max_keepdim(axis.as_i64()).detach()).exp();
-        e.div(&e.sum_keepdim(axis.as_i64()))
+        let e = x.sub(x.max_keepdim(axis.as_i64()).detach()).exp();
+        e.div(e.sum_keepdim(axis.as_i64()))
     }
     /// Log of the softmax along `axis`.
     pub fn log_softmax(&self, axis: impl AxisInt) -> Tensor {
         let x = self.float_like();
-        x.sub(&x.logsumexp_keepdim(axis.as_i64()))
+        x.sub(x.logsumexp_keepdim(axis.as_i64()))
     }
     /// Running sum along `axis`.
     pub fn cumsum(&self, axis: impl AxisInt) -> Tensor {
