@@ -108,17 +108,6 @@ pub struct Recording {
     steps: Vec<Recorded>,
 }
 
-impl Recording {
-    /// Number of recorded steps.
-    pub fn len(&self) -> usize {
-        self.steps.len()
-    }
-    /// True if nothing was realized.
-    pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
-    }
-}
-
 /// Ends the recording when dropped, also when the recorded closure panics.
 struct RecordGuard;
 
