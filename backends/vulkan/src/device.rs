@@ -229,11 +229,10 @@ impl Device for VulkanDevice {
             )));
         }
         let mut batch = self.batch.lock();
-        if dst.is_mapped() {
-            // The buffer may still be in use by recorded work (a recycled buffer): finish it.
-            if !batch.is_idle() {
-                batch.synchronize()?;
-            }
+        // With no work recorded or in flight nothing can still use the buffer: copy directly.
+        // Otherwise (it may be a recycled buffer that pending work reads or writes) the copy is
+        // recorded in order, through a staging buffer, without waiting.
+        if dst.is_mapped() && batch.is_idle() {
             dst.write_mapped(data);
             return Ok(());
         }

@@ -439,3 +439,17 @@ fn thousands_of_small_buffers_share_memory_without_overlap() {
         assert_eq!(out, [9u8; 1000]);
     }
 }
+
+#[test]
+fn writes_while_work_is_pending_are_ordered_after_it() {
+    let dev = device();
+    let p = rows_program(1000);
+    let kernel = dev.compile(&p).unwrap();
+    let out = dev.allocate(4000).unwrap();
+    dev.launch(&kernel, &[&out]).unwrap();
+    // Recorded, not yet run: the write must land after the kernel's stores.
+    dev.write(&out, &[1u8; 16]).unwrap();
+    let got: Vec<i32> = download(&dev, &out, 1000);
+    assert_eq!(&got[..4], &[0x0101_0101; 4]);
+    assert_eq!(&got[4..], &rows_want(1000)[4..]);
+}
