@@ -1,7 +1,9 @@
-//! Device memory: one `VkBuffer` with its own allocation per runtime buffer (the runtime's pool
-//! recycles them, so steady-state loops allocate nothing). On unified-memory devices the memory
-//! stays mapped and the host copies directly; otherwise copies go through staging buffers.
+//! Device memory: one `VkBuffer` per runtime buffer, its memory sub-allocated from shared blocks
+//! (`alloc`; the runtime's pool recycles buffers, so steady-state loops allocate nothing). On
+//! unified-memory devices the memory stays mapped and the host copies directly; otherwise copies
+//! go through staging buffers.
 
+use crate::alloc::Allocation;
 use crate::context::Context;
 use crate::error::{alloc_error, vk_error};
 use ash::vk;
@@ -14,7 +16,7 @@ use std::sync::Arc;
 pub(crate) struct BufferInner {
     ctx: Arc<Context>,
     pub(crate) raw: vk::Buffer,
-    memory: vk::DeviceMemory,
+    memory: Allocation,
     /// Size in bytes as requested.
     pub(crate) len: u64,
     /// Size in bytes as allocated (a multiple of 16, at least 16).
@@ -70,42 +72,21 @@ impl BufferInner {
                 vk::Result::ERROR_FORMAT_NOT_SUPPORTED,
             ));
         }
-        let alloc = vk::MemoryAllocateInfo::default()
-            .allocation_size(req.size)
-            .memory_type_index(type_index);
-        // SAFETY: the allocation info names a memory type the buffer accepts.
-        let memory = match unsafe { dev.allocate_memory(&alloc, None) } {
+        let memory = match ctx.heaps.lock().allocate(dev, &req, type_index, map) {
             Ok(m) => m,
             Err(r) => {
                 destroy();
                 return Err(alloc_error(&ctx.name, size, r));
             }
         };
-        let free = || {
-            // SAFETY: `memory` and `raw` are unused by any command.
-            unsafe {
-                dev.destroy_buffer(raw, None);
-                dev.free_memory(memory, None);
-            }
-        };
-        // SAFETY: `memory` is a fresh allocation large enough for the buffer's requirements.
-        if let Err(r) = unsafe { dev.bind_buffer_memory(raw, memory, 0) } {
-            free();
+        // SAFETY: the allocation is unused, large enough and aligned for the buffer's
+        // requirements, in a memory type the buffer accepts.
+        if let Err(r) = unsafe { dev.bind_buffer_memory(raw, memory.memory, memory.offset) } {
+            destroy();
+            ctx.heaps.lock().free(dev, &memory);
             return Err(vk_error(&ctx.name, "binding buffer memory", r));
         }
-        let mapped = if map {
-            // SAFETY: the memory is host-visible (the caller picked such a type) and not mapped yet.
-            match unsafe { dev.map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty()) }
-            {
-                Ok(p) => NonNull::new(p.cast::<u8>()),
-                Err(r) => {
-                    free();
-                    return Err(vk_error(&ctx.name, "mapping buffer memory", r));
-                }
-            }
-        } else {
-            None
-        };
+        let mapped = memory.ptr;
         Ok(Arc::new(BufferInner {
             ctx: ctx.clone(),
             raw,
@@ -153,10 +134,8 @@ impl BufferInner {
 impl Drop for BufferInner {
     fn drop(&mut self) {
         // SAFETY: the last reference is gone, so no pending command buffer uses the buffer
-        // (batches hold references until their fence signals); freeing memory unmaps it.
-        unsafe {
-            self.ctx.raw.destroy_buffer(self.raw, None);
-            self.ctx.raw.free_memory(self.memory, None);
-        }
+        // (batches hold references until their fence signals).
+        unsafe { self.ctx.raw.destroy_buffer(self.raw, None) };
+        self.ctx.heaps.lock().free(&self.ctx.raw, &self.memory);
     }
 }

@@ -1,6 +1,7 @@
 //! The logical device: queue, memory types and the on-disk pipeline cache. Buffers and kernels
 //! hold an `Arc<Context>`, so the device outlives everything created from it.
 
+use crate::alloc::Heaps;
 use crate::error::vk_error;
 use crate::info::Caps;
 use crate::instance::Instance;
@@ -32,6 +33,8 @@ pub(crate) struct Context {
     pub(crate) timestamp_bits: u32,
     pub(crate) memory: MemoryTypes,
     pub(crate) pipeline_cache: vk::PipelineCache,
+    /// Sub-allocated device memory.
+    pub(crate) heaps: parking_lot::Mutex<Heaps>,
     cache_file: Option<PathBuf>,
     /// The device name (`vulkan:N`), for errors.
     pub(crate) name: String,
@@ -191,6 +194,7 @@ impl Context {
             timestamp_bits,
             memory,
             pipeline_cache,
+            heaps: parking_lot::Mutex::new(Heaps::default()),
             cache_file,
             name,
         }))
@@ -226,6 +230,7 @@ impl Drop for Context {
         // waiting for idle first makes sure no submitted work still runs.
         unsafe {
             let _ = self.raw.device_wait_idle();
+            self.heaps.lock().release(&self.raw);
             self.raw.destroy_pipeline_cache(self.pipeline_cache, None);
             self.raw.destroy_device(None);
         }

@@ -31,6 +31,9 @@ pub struct VulkanOptions {
     /// Bind descriptors from per-batch descriptor pools even where `VK_KHR_push_descriptor`
     /// exists (the path drivers without the extension take).
     pub descriptor_pools: bool,
+    /// Pack bool/i8/u8 and f16/bf16 buffers into 32-bit words even where 8/16-bit storage
+    /// exists (the path devices without it take).
+    pub packed_storage: bool,
 }
 
 /// One Vulkan device, named `vulkan:N` (N in the order best device first).
@@ -88,6 +91,10 @@ impl VulkanDevice {
         }
         if options.descriptor_pools {
             caps.push_descriptor = false;
+        }
+        if options.packed_storage {
+            caps.features.storage8 = false;
+            caps.features.storage16 = false;
         }
         let ctx = Context::open(
             instance.clone(),
@@ -222,11 +229,10 @@ impl Device for VulkanDevice {
             )));
         }
         let mut batch = self.batch.lock();
-        if dst.is_mapped() {
-            // The buffer may still be in use by recorded work (a recycled buffer): finish it.
-            if !batch.is_idle() {
-                batch.synchronize()?;
-            }
+        // With no work recorded or in flight nothing can still use the buffer: copy directly.
+        // Otherwise (it may be a recycled buffer that pending work reads or writes) the copy is
+        // recorded in order, through a staging buffer, without waiting.
+        if dst.is_mapped() && batch.is_idle() {
             dst.write_mapped(data);
             return Ok(());
         }

@@ -144,11 +144,10 @@ impl Caps {
         DType::ALL
             .into_iter()
             .filter(|d| match d {
-                DType::Bool | DType::I8 | DType::U8 => f.storage8,
-                DType::F16 | DType::BF16 => f.storage16,
                 DType::I64 => f.int64,
                 DType::F64 => f.float64,
-                DType::I32 | DType::U32 | DType::F32 => true,
+                // 8/16-bit types are packed into words where the device lacks 8/16-bit storage.
+                _ => true,
             })
             .collect()
     }
@@ -204,11 +203,11 @@ impl Caps {
                 format!("shared_memory_bytes={}", f.max_shared_bytes),
                 format!("subgroup_size={}", self.subgroup_size),
                 format!(
-                    "f16={} f64={} i64={} 8bit_storage={}",
-                    yes(f.storage16),
+                    "f16=yes f64={} i64={} 8bit_storage={} 16bit_storage={}",
                     yes(f.float64),
                     yes(f.int64),
-                    yes(f.storage8)
+                    yes(f.storage8),
+                    yes(f.storage16)
                 ),
                 format!("push_descriptors={}", yes(self.push_descriptor)),
                 "codegen=spirv (rspirv)".to_string(),

@@ -3,8 +3,8 @@
 //! any Vulkan 1.1 device, including Mesa's lavapipe on the CPU.
 //!
 //! Module map: `instance` loads the loader and enumerates devices; `info` reads features and
-//! limits; `context` opens the logical device, its memory types and pipeline cache; `buffer` is
-//! device memory; `validate` checks programs; `spirv` translates them; `kernel` owns pipelines;
+//! limits; `context` opens the logical device, its memory types and pipeline cache; `alloc`
+//! sub-allocates device memory; `buffer` is device memory; `validate` checks programs; `spirv` translates them; `kernel` owns pipelines;
 //! `batch` records launches and copies into command buffers and submits them; `device` is the
 //! [`ferrograd_runtime::Device`] implementation; `error` maps Vulkan results to typed errors.
 //!
@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+mod alloc;
 mod batch;
 mod buffer;
 mod context;

@@ -404,3 +404,52 @@ fn profiling_times_every_launch() {
     run(&plain, &p, &[&plain.allocate(400_000).unwrap()]);
     assert!(plain.kernel_times().is_empty());
 }
+
+#[test]
+fn thousands_of_small_buffers_share_memory_without_overlap() {
+    // More buffers than drivers' usual maxMemoryAllocationCount (4096): they share blocks.
+    for dev in [
+        device(),
+        VulkanDevice::open_all(VulkanOptions {
+            force_staging: true,
+            ..VulkanOptions::default()
+        })
+        .unwrap()
+        .remove(0),
+    ] {
+        let sizes = |i: usize| 4 + (i * 37) % 300;
+        let bufs: Vec<_> = (0..5000)
+            .map(|i| {
+                let b = dev.allocate(sizes(i)).unwrap();
+                dev.write(&b, &vec![(i % 251) as u8; sizes(i)]).unwrap();
+                b
+            })
+            .collect();
+        for (i, b) in bufs.iter().enumerate().step_by(7) {
+            let mut out = vec![0u8; sizes(i)];
+            dev.read(b, &mut out).unwrap();
+            assert!(out.iter().all(|&x| x == (i % 251) as u8), "buffer {i}");
+        }
+        drop(bufs);
+        // Freed ranges are reused, and a large buffer gets memory of its own.
+        let big = dev.allocate(40 << 20).unwrap();
+        dev.write(&big, &[9u8; 1000]).unwrap();
+        let mut out = [0u8; 1000];
+        dev.read(&big, &mut out).unwrap();
+        assert_eq!(out, [9u8; 1000]);
+    }
+}
+
+#[test]
+fn writes_while_work_is_pending_are_ordered_after_it() {
+    let dev = device();
+    let p = rows_program(1000);
+    let kernel = dev.compile(&p).unwrap();
+    let out = dev.allocate(4000).unwrap();
+    dev.launch(&kernel, &[&out]).unwrap();
+    // Recorded, not yet run: the write must land after the kernel's stores.
+    dev.write(&out, &[1u8; 16]).unwrap();
+    let got: Vec<i32> = download(&dev, &out, 1000);
+    assert_eq!(&got[..4], &[0x0101_0101; 4]);
+    assert_eq!(&got[4..], &rows_want(1000)[4..]);
+}

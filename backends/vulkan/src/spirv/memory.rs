@@ -2,6 +2,11 @@
 //!
 //! A gated-off load reads element 0 instead (every bound buffer holds at least one element's
 //! bytes) and selects zero; a gated-off store is skipped by a selection construct.
+//!
+//! On devices without 8-bit (16-bit) storage, bool/i8/u8 (f16/bf16) buffers are declared as
+//! 32-bit words: a load extracts the element's bits from its word; a store clears and sets them
+//! with two atomic operations (`AtomicAnd`, `AtomicOr`), so invocations writing neighbouring
+//! elements of one word never lose each other's writes.
 
 use super::Gen;
 use ferrograd_ir::{DType, Inst, Memory, VType, ValueId};
@@ -10,8 +15,20 @@ use rspirv::spirv::{Decoration, Op, StorageClass, Word};
 use std::collections::HashSet;
 
 impl Gen<'_> {
+    /// Bits per element when `dtype` is packed into 32-bit words (no 8/16-bit storage).
+    pub(super) fn packed_bits(&self, dtype: DType) -> Option<u32> {
+        match dtype.size() {
+            1 if !self.features.storage8 => Some(8),
+            2 if !self.features.storage16 => Some(16),
+            _ => None,
+        }
+    }
+
     /// The SPIR-V type of one stored element of `dtype` in a storage buffer.
     fn storage_ty(&mut self, dtype: DType) -> Word {
+        if self.packed_bits(dtype).is_some() {
+            return self.ty_int(32);
+        }
         match dtype {
             DType::Bool | DType::I8 | DType::U8 => self.ty_int(8),
             DType::F16 | DType::BF16 => self.ty_int(16),
@@ -30,7 +47,11 @@ impl Gen<'_> {
             let array = self.b.type_runtime_array(elem);
             let block = self.b.type_struct([array]);
             if decorated.insert(array) {
-                let stride = param.dtype.size() as u32;
+                let stride = if self.packed_bits(param.dtype).is_some() {
+                    4
+                } else {
+                    param.dtype.size() as u32
+                };
                 self.b.decorate(
                     array,
                     Decoration::ArrayStride,
@@ -147,16 +168,19 @@ impl Gen<'_> {
                 let zero = self.c_int(self.program.index_dtype, 0);
                 at = self.select(ity, g, at, zero);
             }
-            let (ptr, elem, dtype) = self.element_ptr(mem, at)?;
-            let raw = self.load_ptr(elem, ptr);
             let mut v = match mem {
-                Memory::Global(_) => self.storage_to_register(dtype, raw),
-                Memory::Local(_) if dtype == DType::Bool => {
-                    let zero = self.c_u32(0);
-                    let bool_ty = self.ty_bool();
-                    self.op(Op::INotEqual, bool_ty, &[raw, zero])
+                Memory::Global(p) => self.load_global(p, at)?,
+                Memory::Local(_) => {
+                    let (ptr, elem, dtype) = self.element_ptr(mem, at)?;
+                    let raw = self.load_ptr(elem, ptr);
+                    if dtype == DType::Bool {
+                        let zero = self.c_u32(0);
+                        let bool_ty = self.ty_bool();
+                        self.op(Op::INotEqual, bool_ty, &[raw, zero])
+                    } else {
+                        raw
+                    }
                 }
-                Memory::Local(_) => raw,
             };
             if let Some(g) = gate {
                 let zero = self.scalar_const(ty.dtype, ferrograd_ir::Scalar::Int(0));
@@ -193,14 +217,16 @@ impl Gen<'_> {
         };
         for (lane, v) in lanes.into_iter().enumerate() {
             let at = self.lane_index(index, lane as u8);
+            if let Memory::Global(p) = mem {
+                self.store_global(p, at, v)?;
+                continue;
+            }
             let (ptr, _, dtype) = self.element_ptr(mem, at)?;
-            let raw = match mem {
-                Memory::Global(_) => self.register_to_storage(dtype, v),
-                Memory::Local(_) if dtype == DType::Bool => {
-                    let (one, zero, u32t) = (self.c_u32(1), self.c_u32(0), self.ty_int(32));
-                    self.select(u32t, v, one, zero)
-                }
-                Memory::Local(_) => v,
+            let raw = if dtype == DType::Bool {
+                let (one, zero, u32t) = (self.c_u32(1), self.c_u32(0), self.ty_int(32));
+                self.select(u32t, v, one, zero)
+            } else {
+                v
             };
             self.store_ptr(ptr, raw);
         }
@@ -211,58 +237,119 @@ impl Gen<'_> {
         Ok(())
     }
 
-    /// A stored element of `dtype` in register form.
-    fn storage_to_register(&mut self, dtype: DType, raw: Word) -> Word {
+    /// Element `at` of param `p` in register form.
+    fn load_global(&mut self, p: u32, at: Word) -> Result<Word, String> {
+        let dtype = self.program.params[p as usize].dtype;
+        if let Some(bits) = self.packed_bits(dtype) {
+            let (ptr, shift) = self.packed_word(p, at, bits);
+            let u32t = self.ty_int(32);
+            let word = self.load_ptr(u32t, ptr);
+            let moved = self.op(Op::ShiftRightLogical, u32t, &[word, shift]);
+            let mask = self.c_u32((1u32 << bits) - 1);
+            let field = self.op(Op::BitwiseAnd, u32t, &[moved, mask]);
+            return Ok(self.bits_to_register(dtype, field));
+        }
+        let (ptr, elem, _) = self.element_ptr(Memory::Global(p), at)?;
+        let raw = self.load_ptr(elem, ptr);
+        Ok(match dtype.size() {
+            1 | 2 => {
+                let u32t = self.ty_int(32);
+                let bits = self.op(Op::UConvert, u32t, &[raw]);
+                self.bits_to_register(dtype, bits)
+            }
+            _ => raw,
+        })
+    }
+
+    /// Stores register value `v` to element `at` of param `p`.
+    fn store_global(&mut self, p: u32, at: Word, v: Word) -> Result<(), String> {
+        let dtype = self.program.params[p as usize].dtype;
+        if dtype.size() > 2 {
+            let (ptr, _, _) = self.element_ptr(Memory::Global(p), at)?;
+            self.store_ptr(ptr, v);
+            return Ok(());
+        }
+        let bits = self.register_to_bits(dtype, v);
+        let u32t = self.ty_int(32);
+        let Some(width) = self.packed_bits(dtype) else {
+            let (ptr, elem, _) = self.element_ptr(Memory::Global(p), at)?;
+            let raw = self.op(Op::UConvert, elem, &[bits]);
+            self.store_ptr(ptr, raw);
+            return Ok(());
+        };
+        let (ptr, shift) = self.packed_word(p, at, width);
+        let ones = self.c_u32((1u32 << width) - 1);
+        let mask = self.op(Op::ShiftLeftLogical, u32t, &[ones, shift]);
+        let keep = self.op(Op::Not, u32t, &[mask]);
+        let value = self.op(Op::ShiftLeftLogical, u32t, &[bits, shift]);
+        // Relaxed device-scope atomics: other invocations may write the word's other elements.
+        let scope = self.c_u32(rspirv::spirv::Scope::Device as u32);
+        let relaxed = self.c_u32(rspirv::spirv::MemorySemantics::RELAXED.bits());
+        self.op(Op::AtomicAnd, u32t, &[ptr, scope, relaxed, keep]);
+        self.op(Op::AtomicOr, u32t, &[ptr, scope, relaxed, value]);
+        Ok(())
+    }
+
+    /// Pointer to the 32-bit word holding element `at` of packed param `p` (`bits` per
+    /// element), and the element's bit offset in it.
+    fn packed_word(&mut self, p: u32, at: Word, bits: u32) -> (Word, Word) {
+        let it = self.program.index_dtype;
+        let ity = self.idx_ty();
+        let u32t = self.ty_int(32);
+        let per_word = 32 / bits;
+        let log = self.c_int(it, per_word.trailing_zeros() as i64);
+        let word = self.op(Op::ShiftRightLogical, ity, &[at, log]);
+        let lane_mask = self.c_int(it, per_word as i64 - 1);
+        let lane = self.op(Op::BitwiseAnd, ity, &[at, lane_mask]);
+        let lane = if it == DType::I64 {
+            self.op(Op::UConvert, u32t, &[lane])
+        } else {
+            lane
+        };
+        let width = self.c_u32(bits);
+        let shift = self.op(Op::IMul, u32t, &[lane, width]);
+        let ptr_ty = self.ty_ptr(StorageClass::StorageBuffer, u32t);
+        let var = self.params[p as usize];
+        let zero = self.c_u32(0);
+        let ptr = self.op(Op::AccessChain, ptr_ty, &[var, zero, word]);
+        (ptr, shift)
+    }
+
+    /// The register value of an 8- or 16-bit element from its bits (in a u32).
+    fn bits_to_register(&mut self, dtype: DType, bits: Word) -> Word {
         let u32t = self.ty_int(32);
         match dtype {
             DType::Bool => {
-                let wide = self.op(Op::UConvert, u32t, &[raw]);
                 let zero = self.c_u32(0);
                 let bool_ty = self.ty_bool();
-                self.op(Op::INotEqual, bool_ty, &[wide, zero])
+                self.op(Op::INotEqual, bool_ty, &[bits, zero])
             }
-            DType::I8 => self.op(Op::SConvert, u32t, &[raw]),
-            DType::U8 => self.op(Op::UConvert, u32t, &[raw]),
-            DType::F16 => {
-                let bits = self.op(Op::UConvert, u32t, &[raw]);
-                self.f16_bits_to_f32(bits)
-            }
+            DType::I8 => self.wrap(DType::I8, bits),
+            DType::F16 => self.f16_bits_to_f32(bits),
             DType::BF16 => {
-                let bits = self.op(Op::UConvert, u32t, &[raw]);
                 let sixteen = self.c_u32(16);
                 let bits = self.op(Op::ShiftLeftLogical, u32t, &[bits, sixteen]);
                 let f32t = self.ty_float(32);
                 self.op(Op::Bitcast, f32t, &[bits])
             }
-            _ => raw,
+            _ => bits,
         }
     }
 
-    /// A register value of `dtype` in its stored form.
-    fn register_to_storage(&mut self, dtype: DType, v: Word) -> Word {
+    /// The bits (in a u32) of an 8- or 16-bit register value.
+    fn register_to_bits(&mut self, dtype: DType, v: Word) -> Word {
         let u32t = self.ty_int(32);
         match dtype {
             DType::Bool => {
                 let (one, zero) = (self.c_u32(1), self.c_u32(0));
-                let wide = self.select(u32t, v, one, zero);
-                let u8t = self.ty_int(8);
-                self.op(Op::UConvert, u8t, &[wide])
+                self.select(u32t, v, one, zero)
             }
-            DType::I8 | DType::U8 => {
-                let u8t = self.ty_int(8);
-                self.op(Op::UConvert, u8t, &[v])
-            }
-            DType::F16 => {
-                let bits = self.f32_to_f16_bits(v);
-                let u16t = self.ty_int(16);
-                self.op(Op::UConvert, u16t, &[bits])
-            }
+            DType::I8 => self.wrap(DType::U8, v),
+            DType::F16 => self.f32_to_f16_bits(v),
             DType::BF16 => {
                 let bits = self.op(Op::Bitcast, u32t, &[v]);
                 let sixteen = self.c_u32(16);
-                let bits = self.op(Op::ShiftRightLogical, u32t, &[bits, sixteen]);
-                let u16t = self.ty_int(16);
-                self.op(Op::UConvert, u16t, &[bits])
+                self.op(Op::ShiftRightLogical, u32t, &[bits, sixteen])
             }
             _ => v,
         }

@@ -7,8 +7,9 @@
 //!   values rounded after every op, as on the CPU backend); f64 an f64. Integer types are
 //!   declared unsigned; signedness lives in the opcodes.
 //! * **Memory.** Param `i` is a storage buffer at set 0, binding `i`, a runtime array of its
-//!   storage type (bool/i8/u8: 8-bit, f16/bf16: 16-bit words, the rest native). Workgroup memory
-//!   holds register types.
+//!   storage type (bool/i8/u8: 8-bit, f16/bf16: 16-bit words, the rest native; without 8/16-bit
+//!   storage the small types are packed into 32-bit words). Workgroup memory holds register
+//!   types.
 //! * **Control flow.** `Loop`/`If` become structured SPIR-V loops and selections; induction
 //!   variables and `DefineAcc` registers are function variables.
 //! * **Launch.** See [`launch`]: the program's grid is linearized and walked by a grid-stride
@@ -149,17 +150,12 @@ impl<'a> Gen<'a> {
             }
             b.capability(Capability::Float64);
         }
-        if uses.storage8 {
-            if !features.storage8 {
-                return Err("the program stores bool/i8/u8 in buffers; the device lacks storageBuffer8BitAccess".into());
-            }
+        // Without 8/16-bit storage those buffers are packed into 32-bit words (see `memory`).
+        if uses.storage8 && features.storage8 {
             b.capability(Capability::StorageBuffer8BitAccess);
             b.extension("SPV_KHR_8bit_storage");
         }
-        if uses.storage16 {
-            if !features.storage16 {
-                return Err("the program stores f16/bf16 in buffers; the device lacks storageBuffer16BitAccess".into());
-            }
+        if uses.storage16 && features.storage16 {
             b.capability(Capability::StorageBuffer16BitAccess);
             b.extension("SPV_KHR_16bit_storage");
         }
