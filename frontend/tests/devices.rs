@@ -79,11 +79,22 @@ fn long_reductions_with_few_outputs_use_workgroups_on_gpus() {
         }
         // A matmul with a long inner dimension: a register tile of accumulators, each combined
         // across the workgroup, and a fused epilogue.
-        let a = Tensor::from_vec(data[..8 * 1500].to_vec(), &[8, 1500]).to(&d).unwrap();
-        let b = Tensor::from_vec(data[..1500 * 6].iter().map(|v| v * 0.01).collect(), &[1500, 6]).to(&d).unwrap();
+        let a = Tensor::from_vec(data[..8 * 1500].to_vec(), &[8, 1500])
+            .to(&d)
+            .unwrap();
+        let b = Tensor::from_vec(
+            data[..1500 * 6].iter().map(|v| v * 0.01).collect(),
+            &[1500, 6],
+        )
+        .to(&d)
+        .unwrap();
         let y = (a.matmul(&b) + 1.0).relu();
         let programs = ferrograd::runtime::programs(&[y.node()]).unwrap();
-        assert_eq!(programs.iter().any(|p| p.local[0] > 1), gpu, "{d}: matmul programs");
+        assert_eq!(
+            programs.iter().any(|p| p.local[0] > 1),
+            gpu,
+            "{d}: matmul programs"
+        );
         ferrograd::testing::check(&y, 1e-4, 1e-3, &format!("matmul on {d}"));
     }
 }
