@@ -108,7 +108,7 @@ impl Checker<'_> {
                 }
                 Some(index)
             }
-            Inst::LocalId(_) | Inst::DefineLocal { .. } | Inst::Barrier => {
+            Inst::LocalId(_) | Inst::DefineLocal { .. } | Inst::Barrier | Inst::WorkgroupReduce { .. } => {
                 return Err(WORKGROUP_ERROR.to_string())
             }
             Inst::Loop { start, end } => {
