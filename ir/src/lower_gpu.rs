@@ -9,9 +9,9 @@
 //! * the outermost reduction loop `for r in 0..N` becomes a strided loop: invocation `l` takes
 //!   `r = j L + l` for `j in 0..ceil(N/L)` (neighbouring invocations read neighbouring
 //!   elements), so every accumulator holds a partial result;
-//! * after the loop each accumulator is combined across the workgroup by a tree reduction in
-//!   local memory (`DefineLocal`, `Barrier` after every halving step) and every invocation reads
-//!   the total back into the accumulator;
+//! * after the loop each accumulator is combined across the workgroup
+//!   ([`Inst::WorkgroupReduce`]: the backend uses subgroup operations or a tree in local
+//!   memory) and every invocation writes the total back into the accumulator;
 //! * the epilogue and the stores run in invocation 0 only.
 //!
 //! Programs whose reduction cannot be recognized (an accumulator updated by something other
@@ -19,7 +19,7 @@
 
 use crate::dtype::{DType, Scalar};
 use crate::lower::{lower, LoweringTarget};
-use crate::ops::BinaryOp;
+use crate::ops::{BinaryOp, ReduceOp};
 use crate::program::{Inst, Memory, Program, VType, ValueId};
 use crate::schedule::Kernel;
 
@@ -45,8 +45,8 @@ struct ReduceLoop {
     end: usize,
     /// Trip count.
     trips: i64,
-    /// Each accumulator and the op combining two partial values of it.
-    accs: Vec<(ValueId, BinaryOp)>,
+    /// Each accumulator and the reduction combining partial values of it.
+    accs: Vec<(ValueId, ReduceOp)>,
 }
 
 fn constant(p: &Program, v: ValueId) -> Option<i64> {
@@ -87,7 +87,7 @@ fn find_reduce_loop(p: &Program) -> Option<ReduceLoop> {
     }
     let trips = constant(p, hi)?;
     let types = p.value_types();
-    let mut accs: Vec<(ValueId, BinaryOp)> = Vec::new();
+    let mut accs: Vec<(ValueId, ReduceOp)> = Vec::new();
     for inst in &p.insts[start..end] {
         let Inst::WriteAcc { acc, value } = inst else {
             continue;
@@ -100,11 +100,21 @@ fn find_reduce_loop(p: &Program) -> Option<ReduceLoop> {
             |v: &ValueId| matches!(p.insts[v.0 as usize], Inst::ReadAcc(a) if a == *acc);
         let op = match &p.insts[value.0 as usize] {
             Inst::Binary {
-                op: op @ (BinaryOp::Add | BinaryOp::Mul | BinaryOp::Max),
+                op: BinaryOp::Add,
                 a,
                 b,
-            } if reads_acc(a) || reads_acc(b) => *op,
-            Inst::MulAcc { c, .. } if reads_acc(c) => BinaryOp::Add,
+            } if reads_acc(a) || reads_acc(b) => ReduceOp::Sum,
+            Inst::Binary {
+                op: BinaryOp::Mul,
+                a,
+                b,
+            } if reads_acc(a) || reads_acc(b) => ReduceOp::Prod,
+            Inst::Binary {
+                op: BinaryOp::Max,
+                a,
+                b,
+            } if reads_acc(a) || reads_acc(b) => ReduceOp::Max,
+            Inst::MulAcc { c, .. } if reads_acc(c) => ReduceOp::Sum,
             _ => return None,
         };
         match accs.iter().find(|(a, _)| a == acc) {
@@ -141,30 +151,12 @@ pub fn workgroup_reduce(p: Program, local: usize) -> Program {
     if r.trips < MIN_REDUCE {
         return p;
     }
-    let types = p.value_types();
     let mut out = Rewriter {
         insts: Vec::with_capacity(p.insts.len() + 64),
         map: vec![None; p.insts.len()],
         index: p.index_dtype,
     };
     let lid = out.push(Inst::LocalId(0));
-    let acc_dtype = |acc: ValueId| {
-        types[acc.0 as usize]
-            .expect("accumulators have a type")
-            .dtype
-    };
-    // One local buffer per accumulator dtype would do; one per accumulator keeps it simple and
-    // small (at most a few accumulators of `local` elements).
-    let mems: Vec<ValueId> = r
-        .accs
-        .iter()
-        .map(|(a, _)| {
-            out.push(Inst::DefineLocal {
-                dtype: acc_dtype(*a),
-                len: local,
-            })
-        })
-        .collect();
     for (i, inst) in p.insts[..r.start].iter().enumerate() {
         out.copy(i, inst);
     }
@@ -199,62 +191,11 @@ pub fn workgroup_reduce(p: Program, local: usize) -> Program {
     }
     out.push(Inst::EndIf);
     out.push(Inst::EndLoop);
-    // Tree reduction of every accumulator across the workgroup.
-    for (&(acc, op), &mem) in r.accs.iter().zip(&mems) {
+    // Every accumulator combined across the workgroup.
+    for &(acc, op) in &r.accs {
         let acc_new = out.map[acc.0 as usize].expect("accumulators are defined before the loop");
-        let ty = VType::scalar(acc_dtype(acc));
         let mine = out.push(Inst::ReadAcc(acc_new));
-        out.push(Inst::Store {
-            mem: Memory::Local(mem),
-            index: lid,
-            value: mine,
-            gate: None,
-        });
-        out.push(Inst::Barrier);
-        let mut stride = local / 2;
-        while stride > 0 {
-            let s = out.konst(stride as i64);
-            let active = out.push(Inst::Binary {
-                op: BinaryOp::CmpLt,
-                a: lid,
-                b: s,
-            });
-            out.push(Inst::If { cond: active });
-            let other = out.push(Inst::Binary {
-                op: BinaryOp::Add,
-                a: lid,
-                b: s,
-            });
-            let x = out.push(Inst::Load {
-                mem: Memory::Local(mem),
-                index: lid,
-                gate: None,
-                ty,
-            });
-            let y = out.push(Inst::Load {
-                mem: Memory::Local(mem),
-                index: other,
-                gate: None,
-                ty,
-            });
-            let both = out.push(Inst::Binary { op, a: x, b: y });
-            out.push(Inst::Store {
-                mem: Memory::Local(mem),
-                index: lid,
-                value: both,
-                gate: None,
-            });
-            out.push(Inst::EndIf);
-            out.push(Inst::Barrier);
-            stride /= 2;
-        }
-        let first = out.konst(0);
-        let total = out.push(Inst::Load {
-            mem: Memory::Local(mem),
-            index: first,
-            gate: None,
-            ty,
-        });
+        let total = out.push(Inst::WorkgroupReduce { op, arg: mine });
         out.push(Inst::WriteAcc {
             acc: acc_new,
             value: total,
@@ -471,19 +412,26 @@ mod tests {
     }
 
     #[test]
-    fn long_reductions_become_workgroup_tree_reductions() {
+    fn long_reductions_become_workgroup_reductions() {
         let p = workgroup_reduce(row_sum(3, 1000), 256);
         assert_eq!(p.local, vec![256]);
         assert!(p.uses_workgroups());
-        let barriers = p
+        let reduces = p
             .insts
             .iter()
-            .filter(|i| matches!(i, Inst::Barrier))
+            .filter(|i| {
+                matches!(
+                    i,
+                    Inst::WorkgroupReduce {
+                        op: ReduceOp::Sum,
+                        ..
+                    }
+                )
+            })
             .count();
         assert_eq!(
-            barriers,
-            1 + 8,
-            "one after the partial sums, one per halving step"
+            reduces, 1,
+            "the accumulator is combined across the workgroup"
         );
         assert!(
             matches!(p.insts.last(), Some(Inst::EndIf)),

@@ -198,6 +198,15 @@ pub enum Inst {
     },
     /// Waits until every invocation of the workgroup reaches this point; orders local memory.
     Barrier,
+    /// Combines the scalar `arg` of every invocation of the workgroup with `op`; every
+    /// invocation gets the result. Like a barrier, every invocation must reach it (uniform
+    /// control flow). Backends choose the method (subgroup operations, local memory).
+    WorkgroupReduce {
+        /// Combining op.
+        op: ReduceOp,
+        /// Each invocation's scalar.
+        arg: ValueId,
+    },
 }
 
 /// A global buffer parameter of a kernel.
@@ -243,7 +252,10 @@ impl Program {
             || self.insts.iter().any(|i| {
                 matches!(
                     i,
-                    Inst::DefineLocal { .. } | Inst::Barrier | Inst::LocalId(_)
+                    Inst::DefineLocal { .. }
+                        | Inst::Barrier
+                        | Inst::LocalId(_)
+                        | Inst::WorkgroupReduce { .. }
                 )
             })
     }
@@ -279,7 +291,9 @@ impl Program {
                 Inst::Where { a, .. } => Some(ty_of(a, &types)),
                 Inst::MulAcc { a, .. } => Some(ty_of(a, &types)),
                 Inst::Cast { to, .. } | Inst::Bitcast { to, .. } => Some(*to),
-                Inst::ReduceLanes { arg, .. } => Some(VType::scalar(ty_of(arg, &types).dtype)),
+                Inst::ReduceLanes { arg, .. } | Inst::WorkgroupReduce { arg, .. } => {
+                    Some(VType::scalar(ty_of(arg, &types).dtype))
+                }
                 Inst::Vectorize(lanes) => Some(VType::vec(
                     ty_of(&lanes[0], &types).dtype,
                     lanes.len() as u8,

@@ -108,9 +108,10 @@ impl Checker<'_> {
                 }
                 Some(index)
             }
-            Inst::LocalId(_) | Inst::DefineLocal { .. } | Inst::Barrier => {
-                return Err(WORKGROUP_ERROR.to_string())
-            }
+            Inst::LocalId(_)
+            | Inst::DefineLocal { .. }
+            | Inst::Barrier
+            | Inst::WorkgroupReduce { .. } => return Err(WORKGROUP_ERROR.to_string()),
             Inst::Loop { start, end } => {
                 self.expect(*start, index, "loop start")?;
                 self.expect(*end, index, "loop end")?;

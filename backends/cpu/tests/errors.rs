@@ -38,6 +38,10 @@ fn workgroup_programs_are_rejected() {
             dtype: DType::F32,
             len: 16,
         },
+        Inst::WorkgroupReduce {
+            op: ReduceOp::Sum,
+            arg: ValueId(0),
+        },
     ] {
         let mut p = simple();
         p.insts.insert(0, inst);

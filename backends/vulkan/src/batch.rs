@@ -18,6 +18,8 @@ use std::sync::Arc;
 const MAX_COMMANDS: usize = 256;
 /// Command buffers in flight.
 const FRAMES: usize = 2;
+/// Launch timings kept until [`Batch::take_times`] collects them.
+const MAX_TIMES: usize = 1 << 16;
 /// Most buffers one kernel binds (the guaranteed minimum of `maxPushDescriptors`).
 pub(crate) const MAX_BINDINGS: usize = 32;
 
@@ -179,10 +181,13 @@ impl Batch {
             for (name, pair) in frame.timed.drain(..).zip(ticks.chunks(2)) {
                 let ticks =
                     (pair[1] & profiler.mask).wrapping_sub(pair[0] & profiler.mask) & profiler.mask;
-                profiler.times.push(KernelTime {
-                    name,
-                    nanos: ticks as f64 * profiler.period,
-                });
+                let nanos = ticks as f64 * profiler.period;
+                tracing::debug!(kernel = %name, micros = nanos / 1e3, "vulkan launch time");
+                if profiler.times.len() >= MAX_TIMES {
+                    // Nobody collects them: keep the newest half.
+                    profiler.times.drain(..MAX_TIMES / 2);
+                }
+                profiler.times.push(KernelTime { name, nanos });
             }
         }
         Ok(())

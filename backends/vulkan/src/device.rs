@@ -34,6 +34,9 @@ pub struct VulkanOptions {
     /// Pack bool/i8/u8 and f16/bf16 buffers into 32-bit words even where 8/16-bit storage
     /// exists (the path devices without it take).
     pub packed_storage: bool,
+    /// Reduce across workgroups without subgroup operations even where they exist (the path
+    /// devices without subgroup arithmetic take).
+    pub no_subgroups: bool,
 }
 
 /// One Vulkan device, named `vulkan:N` (N in the order best device first).
@@ -91,6 +94,9 @@ impl VulkanDevice {
         }
         if options.descriptor_pools {
             caps.push_descriptor = false;
+        }
+        if options.no_subgroups {
+            caps.features.subgroup_arith = false;
         }
         if options.packed_storage {
             caps.features.storage8 = false;

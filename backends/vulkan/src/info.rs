@@ -117,6 +117,12 @@ impl Caps {
                 max_buffer_range: limits.max_storage_buffer_range as u64,
                 preserve_nan32: float_controls_ext
                     && float_controls.shader_signed_zero_inf_nan_preserve_float32 == vk::TRUE,
+                subgroup_arith: subgroup
+                    .supported_operations
+                    .contains(vk::SubgroupFeatureFlags::ARITHMETIC)
+                    && subgroup
+                        .supported_stages
+                        .contains(vk::ShaderStageFlags::COMPUTE),
                 preserve_nan64: float_controls_ext
                     && float_controls.shader_signed_zero_inf_nan_preserve_float64 == vk::TRUE,
             },
@@ -201,7 +207,11 @@ impl Caps {
                 ),
                 format!("max_workgroup_count={:?}", f.max_groups),
                 format!("shared_memory_bytes={}", f.max_shared_bytes),
-                format!("subgroup_size={}", self.subgroup_size),
+                format!(
+                    "subgroup_size={} subgroup_arithmetic={}",
+                    self.subgroup_size,
+                    yes(f.subgroup_arith)
+                ),
                 format!(
                     "f16=yes f64={} i64={} 8bit_storage={} 16bit_storage={}",
                     yes(f.float64),

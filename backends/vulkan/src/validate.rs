@@ -115,6 +115,19 @@ impl Checker<'_> {
                 Some(VType::scalar(*dtype))
             }
             Inst::Barrier => None,
+            Inst::WorkgroupReduce { arg, .. } => {
+                let ty = self.value(*arg)?;
+                if ty.lanes != 1 {
+                    return Err(format!("WorkgroupReduce of a {}-lane vector", ty.lanes));
+                }
+                if self.stack.len() > 1 {
+                    return Err(
+                        "WorkgroupReduce inside a Loop or If (it needs uniform control flow)"
+                            .to_string(),
+                    );
+                }
+                Some(ty)
+            }
             Inst::Loop { start, end } => {
                 self.expect(*start, index, "loop start")?;
                 self.expect(*end, index, "loop end")?;

@@ -261,7 +261,10 @@ impl Translator<'_> {
                 self.store(*mem, *index, *value, *gate)?;
                 return Ok(None);
             }
-            Inst::LocalId(_) | Inst::DefineLocal { .. } | Inst::Barrier => {
+            Inst::LocalId(_)
+            | Inst::DefineLocal { .. }
+            | Inst::Barrier
+            | Inst::WorkgroupReduce { .. } => {
                 return Err(crate::validate::WORKGROUP_ERROR.to_string())
             }
         }))

@@ -14,7 +14,7 @@
 
 use super::{Features, Gen};
 use ferrograd_ir::{DType, Inst, Program};
-use rspirv::spirv::{self, Op, StorageClass, Word};
+use rspirv::spirv::{self, Op, Word};
 
 /// Invocations per workgroup for plain programs.
 pub(crate) const PLAIN_LOCAL: u32 = 256;
@@ -138,8 +138,7 @@ impl Gen<'_> {
         let ity = self.idx_ty();
         let u32t = self.ty_int(32);
         let uvec3 = self.ty_uvec(3);
-        let lin_ptr = self.ty_ptr(StorageClass::Function, ity);
-        let lin_var = self.b.variable(lin_ptr, None, StorageClass::Function, None);
+        let lin_var = self.lin_var;
 
         let wg = self.load_ptr(uvec3, wg_var);
         let lid = self.load_ptr(uvec3, lid_var);
@@ -246,6 +245,7 @@ mod tests {
             max_buffer_range: 1 << 27,
             preserve_nan32: true,
             preserve_nan64: true,
+            subgroup_arith: true,
         }
     }
 

@@ -79,7 +79,7 @@ impl Gen<'_> {
     }
 
     /// The type of one workgroup-memory element of `dtype` (register form; bool as a 0/1 u32).
-    fn local_elem_ty(&mut self, dtype: DType) -> Word {
+    pub(super) fn local_elem_ty(&mut self, dtype: DType) -> Word {
         match dtype {
             DType::Bool => self.ty_int(32),
             d => self.reg_ty(d),
@@ -94,6 +94,16 @@ impl Gen<'_> {
                 let n =
                     u32::try_from(*len).map_err(|_| format!("local memory of {len} elements"))?;
                 let n = self.c_u32(n.max(1));
+                let array = self.b.type_array(elem, n);
+                let ptr = self.ty_ptr(StorageClass::Workgroup, array);
+                let var = self.b.variable(ptr, None, StorageClass::Workgroup, None);
+                self.locals.insert(i as u32, var);
+            }
+            if let Inst::WorkgroupReduce { arg, .. } = inst {
+                // One slot per invocation (per subgroup on the subgroup path).
+                let dtype = self.types[arg.0 as usize].map_or(DType::U32, |t| t.dtype);
+                let elem = self.local_elem_ty(dtype);
+                let n = self.c_u32(self.local_count.max(1));
                 let array = self.b.type_array(elem, n);
                 let ptr = self.ty_ptr(StorageClass::Workgroup, array);
                 let var = self.b.variable(ptr, None, StorageClass::Workgroup, None);

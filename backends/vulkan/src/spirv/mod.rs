@@ -21,6 +21,7 @@ mod float16;
 mod launch;
 mod math;
 mod memory;
+mod reduce;
 
 pub(crate) use launch::Dispatch;
 
@@ -55,6 +56,8 @@ pub(crate) struct Features {
     pub(crate) preserve_nan32: bool,
     /// `shaderSignedZeroInfNanPreserveFloat64`.
     pub(crate) preserve_nan64: bool,
+    /// Subgroup arithmetic operations in compute shaders.
+    pub(crate) subgroup_arith: bool,
 }
 
 /// A compiled shader: SPIR-V words and how to dispatch it.
@@ -99,6 +102,12 @@ pub(crate) struct Gen<'a> {
     program: &'a Program,
     features: Features,
     uses_f64: bool,
+    /// Function variable of the grid-stride loop's linear index.
+    lin_var: Word,
+    /// Invocations per workgroup (set from the dispatch before the body is translated).
+    local_count: u32,
+    /// Builtins of `WorkgroupReduce` (loaded at the start of the shader when used).
+    reduce_builtins: reduce::ReduceBuiltins,
     types: &'a [Option<VType>],
     glsl: Word,
     /// Cached type ids (`ty_*`).
@@ -172,6 +181,9 @@ impl<'a> Gen<'a> {
             program,
             features: *features,
             uses_f64: uses.float64,
+            lin_var: 0,
+            local_count: 1,
+            reduce_builtins: reduce::ReduceBuiltins::default(),
             types,
             glsl,
             type_ids: HashMap::new(),
@@ -317,6 +329,11 @@ impl<'a> Gen<'a> {
         self.push(Instruction::new(code, Some(ty), Some(id), operands));
         id
     }
+    /// Appends a prepared instruction to the current block.
+    pub(crate) fn push_inst(&mut self, inst: Instruction) {
+        self.push(inst);
+    }
+
     fn push(&mut self, inst: Instruction) {
         self.b
             .insert_into_block(InsertPoint::End, inst)
@@ -382,9 +399,37 @@ impl<'a> Gen<'a> {
     // ---- the module ---------------------------------------------------------------------------
 
     fn module(&mut self, dispatch: &Dispatch) -> Result<(), String> {
+        self.local_count = dispatch.local.iter().product();
         self.declare_params();
         self.declare_locals()?;
         let (wg_var, lid_var) = self.declare_builtins();
+        let reduces = self
+            .program
+            .insts
+            .iter()
+            .any(|i| matches!(i, Inst::WorkgroupReduce { .. }));
+        let subgroups = self.uses_subgroups();
+        let mut interface = vec![wg_var, lid_var];
+        let mut scalar_input = |g: &mut Self, builtin: spirv::BuiltIn| {
+            let u32t = g.ty_int(32);
+            let ptr = g.ty_ptr(StorageClass::Input, u32t);
+            let v = g.b.variable(ptr, None, StorageClass::Input, None);
+            g.b.decorate(v, spirv::Decoration::BuiltIn, [Operand::BuiltIn(builtin)]);
+            interface.push(v);
+            v
+        };
+        let flat_var = reduces.then(|| scalar_input(self, spirv::BuiltIn::LocalInvocationIndex));
+        let subgroup_vars = subgroups.then(|| {
+            (
+                scalar_input(self, spirv::BuiltIn::SubgroupId),
+                scalar_input(self, spirv::BuiltIn::NumSubgroups),
+                scalar_input(self, spirv::BuiltIn::SubgroupSize),
+            )
+        });
+        if subgroups {
+            self.b.capability(Capability::GroupNonUniform);
+            self.b.capability(Capability::GroupNonUniformArithmetic);
+        }
         let void = self.ty_void();
         let fn_ty = self.b.type_function(void, vec![]);
         let main = self
@@ -395,17 +440,25 @@ impl<'a> Gen<'a> {
             .begin_block(None)
             .map_err(|e| format!("internal: {e:?}"))?;
         self.declare_function_variables();
+        let u32t = self.ty_int(32);
+        if let Some(v) = flat_var {
+            self.reduce_builtins.flat = self.load_ptr(u32t, v);
+        }
+        if let Some((sid, count, size)) = subgroup_vars {
+            let loaded = (
+                self.load_ptr(u32t, sid),
+                self.load_ptr(u32t, count),
+                self.load_ptr(u32t, size),
+            );
+            self.reduce_builtins.subgroup = Some(loaded);
+        }
         self.launch(dispatch, wg_var, lid_var, |g| g.body())?;
         self.b.ret().map_err(|e| format!("internal: {e:?}"))?;
         self.b
             .end_function()
             .map_err(|e| format!("internal: {e:?}"))?;
-        self.b.entry_point(
-            spirv::ExecutionModel::GLCompute,
-            main,
-            "main",
-            [wg_var, lid_var],
-        );
+        self.b
+            .entry_point(spirv::ExecutionModel::GLCompute, main, "main", interface);
         self.b
             .execution_mode(main, spirv::ExecutionMode::LocalSize, dispatch.local);
         if self.features.preserve_nan32 {
@@ -436,10 +489,28 @@ impl<'a> Gen<'a> {
     /// One function variable per `DefineAcc` lane and per `Loop` (all in the entry block, as
     /// SPIR-V requires).
     fn declare_function_variables(&mut self) {
+        let ity = self.idx_ty();
+        let lin_ptr = self.ty_ptr(StorageClass::Function, ity);
+        self.lin_var = self.b.variable(lin_ptr, None, StorageClass::Function, None);
         for (i, inst) in self.program.insts.iter().enumerate() {
             let (dtype, lanes) = match inst {
                 Inst::DefineAcc { ty, .. } => (ty.dtype, ty.lanes as usize),
                 Inst::Loop { .. } => (self.program.index_dtype, 1),
+                Inst::WorkgroupReduce { arg, .. } => {
+                    // The running total and the loop counter of the subgroup path.
+                    let dtype = self.types[arg.0 as usize].map_or(DType::U32, |t| t.dtype);
+                    let (ty, u32t) = (self.reg_ty(dtype), self.ty_int(32));
+                    let (p, pu) = (
+                        self.ty_ptr(StorageClass::Function, ty),
+                        self.ty_ptr(StorageClass::Function, u32t),
+                    );
+                    let vars = vec![
+                        self.b.variable(p, None, StorageClass::Function, None),
+                        self.b.variable(pu, None, StorageClass::Function, None),
+                    ];
+                    self.vars.insert(i as u32, vars);
+                    continue;
+                }
                 _ => continue,
             };
             let ty = self.reg_ty(dtype);
@@ -619,6 +690,11 @@ impl<'a> Gen<'a> {
                 vec![]
             }
             Inst::DefineLocal { .. } => vec![],
+            Inst::WorkgroupReduce { op, arg } => {
+                let dtype = self.ty(*arg)?.dtype;
+                let x = self.scalar(*arg)?;
+                vec![self.workgroup_reduce(id, *op, dtype, x)?]
+            }
             Inst::Barrier => {
                 let wg = self.c_u32(spirv::Scope::Workgroup as u32);
                 let sem = self.c_u32(
