@@ -11,6 +11,7 @@ pub mod ops;
 pub mod program;
 pub mod reference;
 pub mod schedule;
+pub mod validate;
 pub mod view;
 
 pub use dtype::{DType, Scalar};

@@ -4,7 +4,7 @@
 //!
 //! Module map: `instance` loads the loader and enumerates devices; `info` reads features and
 //! limits; `context` opens the logical device, its memory types and pipeline cache; `alloc`
-//! sub-allocates device memory; `buffer` is device memory; `validate` checks programs; `spirv` translates them; `kernel` owns pipelines;
+//! sub-allocates device memory; `buffer` is device memory; `spirv` translates them; `kernel` owns pipelines;
 //! `batch` records launches and copies into command buffers and submits them; `device` is the
 //! [`ferrograd_runtime::Device`] implementation; `error` maps Vulkan results to typed errors.
 //!
@@ -22,7 +22,6 @@ mod info;
 mod instance;
 mod kernel;
 mod spirv;
-mod validate;
 
 pub use batch::KernelTime;
 pub use buffer::VulkanBuffer;

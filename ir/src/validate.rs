@@ -1,16 +1,17 @@
-//! Checks a [`Program`] before code generation and infers the type of every value.
+//! Checks a [`Program`] before code generation and infers the type of every value; every
+//! backend runs it first.
 //!
 //! Code generation trusts what this module accepts, so every malformed program (dangling
 //! operands, type mismatches, unbalanced scopes, values used outside the scope that defines
 //! them, bad local memory) ends here as an error message instead of a panic.
 
-use ferrograd_ir::{BinaryOp, DType, Inst, Memory, Program, UnaryOp, VType, ValueId};
+use crate::{BinaryOp, DType, Inst, Memory, Program, UnaryOp, VType, ValueId};
 
 /// Most lanes a vector may have.
 const MAX_LANES: u8 = 16;
 
 /// The checked program's value types (`None` for instructions without a value).
-pub(crate) fn check(program: &Program) -> Result<Vec<Option<VType>>, String> {
+pub fn check(program: &Program) -> Result<Vec<Option<VType>>, String> {
     check_launch(program)?;
     let mut checker = Checker {
         program,
