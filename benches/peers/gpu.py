@@ -3,6 +3,7 @@
 torch on the same hardware, in the same run, and prints throughput and the ratio ferrograd/torch.
 
     python3 benches/peers/gpu.py [--device vulkan:0] [--budget SECONDS] [--rounds N] [--small]
+                                 [--ferrograd-bin PATH]
 
 With CUDA available, torch runs on the GPU with TF32 off (so its f32 matmul is true f32, like
 ferrograd's). Without CUDA (a CPU Vulkan implementation such as lavapipe), torch runs on the CPU
@@ -21,9 +22,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def ferrograd_times(device, budget, small):
-    cmd = ["cargo", "run", "--quiet", "--release", "-p", "ferrograd-benches", "--bin",
-           "ferrograd-gpu-peer", "--", "--device", device, "--budget", str(budget)]
+def ferrograd_times(binary, device, budget, small):
+    if binary:
+        cmd = [binary]
+    else:
+        cmd = ["cargo", "run", "--quiet", "--release", "-p", "ferrograd-benches", "--bin",
+               "ferrograd-gpu-peer", "--"]
+    cmd += ["--device", device, "--budget", str(budget)]
     if small:
         cmd.append("--small")
     out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
@@ -84,6 +89,7 @@ def main():
     ap.add_argument("--budget", type=float, default=2.0, help="seconds per workload and library")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; best median counts")
     ap.add_argument("--small", action="store_true", help="sizes for CPU Vulkan implementations")
+    ap.add_argument("--ferrograd-bin", help="a prebuilt ferrograd-gpu-peer (machines without cargo)")
     args = ap.parse_args()
     try:
         torch_name, torch_fns = torch_workloads(args.small)
@@ -92,7 +98,7 @@ def main():
         print("# torch: not installed, ferrograd only", file=sys.stderr)
     ours, rows, theirs = {}, {}, {}
     for _ in range(args.rounds):
-        for name, row in ferrograd_times(args.device, args.budget, args.small).items():
+        for name, row in ferrograd_times(args.ferrograd_bin, args.device, args.budget, args.small).items():
             rows[name] = row
             ours[name] = min(row["median_s"], ours.get(name, math.inf))
         for name, fn in torch_fns.items():
