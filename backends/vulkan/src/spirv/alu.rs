@@ -49,6 +49,7 @@ impl Gen<'_> {
         }
         let r = match op {
             UnaryOp::Neg => return Ok(self.op(Op::FNegate, ty, &[x])),
+            UnaryOp::Trunc if dtype == DType::F64 => return Ok(self.trunc_f64(x)),
             UnaryOp::Trunc => return Ok(self.glsl(GLOp::Trunc, ty, &[x])),
             UnaryOp::Sqrt => self.glsl(GLOp::Sqrt, ty, &[x]),
             UnaryOp::Recip => {

@@ -13,6 +13,8 @@
 //!   series of `(m-1)/(m+1)`; subnormals scaled first.
 //! * f64 `sin` is like f32 with four 26-bit parts (exact for |x| < 2^27 pi/2) and longer
 //!   polynomials. Beyond the exact range both are only kept within [-1, 1].
+//! * f64 rounding (`trunc`, and the round/floor steps above) is computed here too: llvmpipe
+//!   evaluates GLSL.std.450's f64 `Trunc`/`Floor`/`RoundEven` in f32 precision.
 
 use super::Gen;
 use rspirv::spirv::{GlslStd450Op as GLOp, Op, Word};
@@ -158,6 +160,67 @@ impl Gen<'_> {
         self.log2_specials(x, r, false)
     }
 
+    /// `v` rounded to the nearest integer, ties to even. f64 does not use GLSL `RoundEven`:
+    /// llvmpipe (Mesa 22) evaluates f64 `RoundEven`, `Floor` and `Trunc` in f32 precision, so
+    /// they return large values unchanged. Instead `|v| + 2^52 - 2^52` rounds exactly for
+    /// `|v| < 2^52` (larger magnitudes are integers already), then the sign is restored
+    /// (`-0.3 -> -0`, `±0`, infinities and NaN unchanged).
+    fn round_even(&mut self, ty: Word, v: Word, wide: bool) -> Word {
+        if !wide {
+            return self.glsl(GLOp::RoundEven, ty, &[v]);
+        }
+        let magnitude = self.glsl(GLOp::FAbs, ty, &[v]);
+        let rounded = self.round_magnitude_f64(magnitude);
+        self.with_sign_of_f64(v, magnitude, rounded)
+    }
+
+    /// `floor(v)`; f64 from [`Self::round_even`] (see there).
+    fn floor(&mut self, ty: Word, v: Word, wide: bool) -> Word {
+        if !wide {
+            return self.glsl(GLOp::Floor, ty, &[v]);
+        }
+        let rounded = self.round_even(ty, v, true);
+        let bt = self.ty_bool();
+        let above = self.op(Op::FOrdGreaterThan, bt, &[rounded, v]);
+        let one = self.c_f64(1.0);
+        let lower = self.op(Op::FSub, ty, &[rounded, one]);
+        self.select(ty, above, lower, rounded)
+    }
+
+    /// f64 `trunc(v)`, exact for every value (see [`Self::round_even`] for why not GLSL's).
+    pub(crate) fn trunc_f64(&mut self, v: Word) -> Word {
+        let (ty, bt) = (self.ty_float(64), self.ty_bool());
+        let magnitude = self.glsl(GLOp::FAbs, ty, &[v]);
+        let rounded = self.round_magnitude_f64(magnitude);
+        let above = self.op(Op::FOrdGreaterThan, bt, &[rounded, magnitude]);
+        let one = self.c_f64(1.0);
+        let lower = self.op(Op::FSub, ty, &[rounded, one]);
+        let truncated = self.select(ty, above, lower, rounded);
+        self.with_sign_of_f64(v, magnitude, truncated)
+    }
+
+    /// A non-negative f64 `a` rounded to an integer (ties to even); `a >= 2^52`, infinity and
+    /// NaN are returned as they are.
+    fn round_magnitude_f64(&mut self, a: Word) -> Word {
+        let (ty, bt) = (self.ty_float(64), self.ty_bool());
+        let two52 = self.c_f64(2f64.powi(52));
+        let shifted = self.op(Op::FAdd, ty, &[a, two52]);
+        let rounded = self.op(Op::FSub, ty, &[shifted, two52]);
+        let small = self.op(Op::FOrdLessThan, bt, &[a, two52]);
+        self.select(ty, small, rounded, a)
+    }
+
+    /// The non-negative `r` (derived from `|v| = magnitude`) with `v`'s sign; `±0` stays `v`.
+    fn with_sign_of_f64(&mut self, v: Word, magnitude: Word, r: Word) -> Word {
+        let (ty, bt) = (self.ty_float(64), self.ty_bool());
+        let zero = self.c_f64(0.0);
+        let negative = self.op(Op::FOrdLessThan, bt, &[v, zero]);
+        let minus_r = self.op(Op::FNegate, ty, &[r]);
+        let signed = self.select(ty, negative, minus_r, r);
+        let is_zero = self.op(Op::FOrdEqual, bt, &[magnitude, zero]);
+        self.select(ty, is_zero, v, signed)
+    }
+
     /// Reduces `x` by pi/2: returns `(r, quadrant)` with `x = q pi/2 + r`, `|r| <~ pi/4`,
     /// `quadrant = q mod 4` as a u32.
     fn reduce_pio2(&mut self, x: Word, wide: bool) -> (Word, Word) {
@@ -170,7 +233,7 @@ impl Gen<'_> {
         let c = |g: &mut Self, v: f64| if wide { g.c_f64(v) } else { g.c_f32(v as f32) };
         let inv = c(self, std::f64::consts::FRAC_2_PI);
         let scaled = self.op(Op::FMul, ty, &[x, inv]);
-        let n = self.glsl(GLOp::RoundEven, ty, &[scaled]);
+        let n = self.round_even(ty, scaled, wide);
         let parts: Vec<f64> = if wide {
             PIO2_F64.iter().map(|&b| f64::from_bits(b)).collect()
         } else {
@@ -185,7 +248,7 @@ impl Gen<'_> {
         // n mod 4, computed exactly in floating point (n is an integer), then as an integer.
         let (quarter, four) = (c(self, 0.25), c(self, 4.0));
         let q = self.op(Op::FMul, ty, &[n, quarter]);
-        let q = self.glsl(GLOp::Floor, ty, &[q]);
+        let q = self.floor(ty, q, wide);
         let q = self.op(Op::FMul, ty, &[q, four]);
         let q = self.op(Op::FSub, ty, &[n, q]);
         let zero = c(self, 0.0);
