@@ -28,7 +28,9 @@ pub use device::{
 };
 pub use elem::Elem;
 pub use harness::Harness;
-pub use programs::{int, map_program, param, program, rows_program, rows_want, workgroup_sum};
+pub use programs::{
+    int, map_program, param, program, rows_program, rows_want, workgroup_sum, BINARY_OPS,
+};
 pub use rounding::{round_to_format, to_bf16, to_f16};
 
 /// Expands the named groups of shared cases into `#[test]` functions for a harness:

@@ -4,6 +4,22 @@ use ferrograd_ir::{
     BinaryOp, DType, Inst, Memory, Param, Program, ProgramBuilder, Scalar, VType, ValueId,
 };
 
+/// Every binary op of the kernel IR.
+pub const BINARY_OPS: [BinaryOp; 12] = [
+    BinaryOp::Add,
+    BinaryOp::Mul,
+    BinaryOp::Max,
+    BinaryOp::CmpLt,
+    BinaryOp::CmpNe,
+    BinaryOp::IDiv,
+    BinaryOp::Mod,
+    BinaryOp::And,
+    BinaryOp::Or,
+    BinaryOp::Xor,
+    BinaryOp::Shl,
+    BinaryOp::Shr,
+];
+
 /// A kernel parameter of `len` elements of `dtype`.
 pub fn param(dtype: DType, len: usize, writable: bool) -> Param {
     Param {

@@ -314,20 +314,6 @@ impl Rng {
     }
 }
 
-const BINARY: [BinaryOp; 12] = [
-    BinaryOp::Add,
-    BinaryOp::Mul,
-    BinaryOp::Max,
-    BinaryOp::CmpLt,
-    BinaryOp::CmpNe,
-    BinaryOp::IDiv,
-    BinaryOp::Mod,
-    BinaryOp::And,
-    BinaryOp::Or,
-    BinaryOp::Xor,
-    BinaryOp::Shl,
-    BinaryOp::Shr,
-];
 const UNARY: [UnaryOp; 7] = [
     UnaryOp::Exp2,
     UnaryOp::Log2,
@@ -410,7 +396,7 @@ fn random_program(rng: &mut Rng, len: usize) -> Program {
                 (b.push(Inst::Unary { op, arg: a }), ty)
             }
             1 | 2 => {
-                let op = rng.pick(&BINARY);
+                let op = rng.pick(&BINARY_OPS);
                 if !binary_ok(op, dtype) {
                     continue;
                 }

@@ -4,21 +4,6 @@ use crate::*;
 use ferrograd_ir::BinaryOp;
 use ferrograd_runtime::Device;
 
-const OPS: [BinaryOp; 12] = [
-    BinaryOp::Add,
-    BinaryOp::Mul,
-    BinaryOp::Max,
-    BinaryOp::CmpLt,
-    BinaryOp::CmpNe,
-    BinaryOp::IDiv,
-    BinaryOp::Mod,
-    BinaryOp::And,
-    BinaryOp::Or,
-    BinaryOp::Xor,
-    BinaryOp::Shl,
-    BinaryOp::Shr,
-];
-
 /// All pairs of `edges`, padded to a multiple of 16 lanes.
 fn pairs<T: Copy>(edges: &[T]) -> (Vec<T>, Vec<T>) {
     let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -43,7 +28,7 @@ macro_rules! int_test {
             let edges: Vec<$t> = $edges;
             let (a, b) = pairs(&edges);
             for lanes in [$($lanes),*] {
-                for op in OPS {
+                for op in BINARY_OPS {
                     let want_bool = |f: fn($t, $t) -> bool| a.iter().zip(&b).map(|(&x, &y)| f(x, y)).collect::<Vec<bool>>();
                     if op.is_comparison() {
                         let got: Vec<bool> = eval_binary(&dev, op, &a, &b, lanes);
