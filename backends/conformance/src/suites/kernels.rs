@@ -41,7 +41,7 @@ fn store(b: &mut ProgramBuilder, p: u32, index: ValueId, value: ValueId, gate: O
     });
 }
 
-/// out[y][x] = a[y][x] + b[y][x] on a (rows x cols) grid, `lanes` columns per invocation.
+/// `out[y][x] = a[y][x] + b[y][x]` on a (rows x cols) grid, `lanes` columns per invocation.
 pub fn elementwise_add_on_a_2d_grid<H: Harness>() {
     let dev = device::<H>();
     let (rows, cols) = (7usize, 12usize);
