@@ -8,7 +8,7 @@
 //! ```text
 //! struct Cpu;
 //! impl ferrograd_conformance::Harness for Cpu { /* ... */ }
-//! ferrograd_conformance::suite!(Cpu: kernels, casts, float_ops, int_ops, math, errors, launch);
+//! ferrograd_conformance::suite!(Cpu, [kernels, casts, float_ops, int_ops, math, errors, launch]);
 //! ```
 //!
 //! Groups (each a module of [`suites`]): `kernels`, `casts`, `float_ops`, `int_ops`, `math`,
@@ -34,12 +34,12 @@ pub use programs::{
 pub use rounding::{round_to_format, to_bf16, to_f16};
 
 /// Expands the named groups of shared cases into `#[test]` functions for a harness:
-/// `suite!(MyHarness: kernels, launch, ...)` defines `mod kernels { #[test] fn CASE() }` and so
+/// `suite!(MyHarness, [kernels, launch, ...])` defines `mod kernels { #[test] fn CASE() }` and so
 /// on in the invoking file, each running `suites::GROUP::CASE::<MyHarness>()`. The harness must
 /// be nameable from those modules (defined or imported at the invoking file's top level).
 #[macro_export]
 macro_rules! suite {
-    ($harness:ty : $($group:ident),+ $(,)?) => {
+    ($harness:ty, [$($group:ident),+ $(,)?]) => {
         $( $crate::__suite_group!($group => __suite_tests, $harness); )+
     };
 }

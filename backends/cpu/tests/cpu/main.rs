@@ -33,4 +33,7 @@ impl Harness for Cpu {
 }
 
 // No `workgroups` group: the CPU backend rejects workgroup programs (see `host`).
-ferrograd_conformance::suite!(Cpu: kernels, casts, float_ops, int_ops, math, errors, launch);
+ferrograd_conformance::suite!(
+    Cpu,
+    [kernels, casts, float_ops, int_ops, math, errors, launch]
+);

@@ -38,14 +38,8 @@ impl Harness for Vulkan {
 }
 
 ferrograd_conformance::suite!(
-    Vulkan: kernels,
-    casts,
-    float_ops,
-    int_ops,
-    math,
-    errors,
-    launch,
-    workgroups,
+    Vulkan,
+    [kernels, casts, float_ops, int_ops, math, errors, launch, workgroups]
 );
 
 /// The first Vulkan device opened with `options`.
