@@ -1,11 +1,9 @@
 //! Hand-built kernels: 2-D grids, loops with accumulators, gated memory, vectors.
-mod common;
-use common::*;
+use crate::*;
 use ferrograd_ir::{
     BinaryOp, DType, Inst, Memory, ProgramBuilder, ReduceOp, Scalar, UnaryOp, VType, ValueId,
 };
 use ferrograd_runtime::Device;
-use ferrograd_vulkan::VulkanDevice;
 use half::{bf16, f16};
 
 fn c(b: &mut ProgramBuilder, dtype: DType, value: Scalar) -> ValueId {
@@ -43,10 +41,9 @@ fn store(b: &mut ProgramBuilder, p: u32, index: ValueId, value: ValueId, gate: O
     });
 }
 
-/// out[y][x] = a[y][x] + b[y][x] on a (rows x cols) grid, `lanes` columns per invocation.
-#[test]
-fn elementwise_add_on_a_2d_grid() {
-    let dev = device();
+/// `out[y][x] = a[y][x] + b[y][x]` on a (rows x cols) grid, `lanes` columns per invocation.
+pub fn elementwise_add_on_a_2d_grid<H: Harness>() {
+    let dev = device::<H>();
     let (rows, cols) = (7usize, 12usize);
     let a: Vec<f32> = (0..rows * cols).map(|i| i as f32 * 0.5).collect();
     let bv: Vec<f32> = (0..rows * cols).map(|i| 100.0 - i as f32).collect();
@@ -88,9 +85,8 @@ fn elementwise_add_on_a_2d_grid() {
 }
 
 /// Row sums and row maxima with a loop and an accumulator, scalar and f32x4 registers.
-#[test]
-fn reductions_with_loops_and_accumulators() {
-    let dev = device();
+pub fn reductions_with_loops_and_accumulators<H: Harness>() {
+    let dev = device::<H>();
     let (rows, cols) = (5usize, 64usize);
     for (op, lanes) in [
         (ReduceOp::Sum, 1u8),
@@ -182,9 +178,8 @@ fn reductions_with_loops_and_accumulators() {
 }
 
 /// Integer sum over a loop wraps; an accumulator written inside an If.
-#[test]
-fn integer_accumulator_wraps_and_if_blocks_execute_conditionally() {
-    let dev = device();
+pub fn integer_accumulator_wraps_and_if_blocks_execute_conditionally<H: Harness>() {
+    let dev = device::<H>();
     let n = 100usize;
     let data: Vec<i32> = (0..n as i32).map(|i| i.wrapping_mul(50_000_000)).collect();
     let mut b = ProgramBuilder::new();
@@ -236,9 +231,8 @@ fn integer_accumulator_wraps_and_if_blocks_execute_conditionally() {
 
 /// Loads and stores whose gate is false use an index far out of bounds: they must not touch
 /// memory (a read or write there would fault), loads produce zero.
-#[test]
-fn gated_loads_and_stores_do_not_touch_memory() {
-    let dev = device();
+pub fn gated_loads_and_stores_do_not_touch_memory<H: Harness>() {
+    let dev = device::<H>();
     let valid = 6usize;
     let data: Vec<f32> = (0..valid).map(|i| i as f32 + 1.0).collect();
     for lanes in [1u8, 4] {
@@ -297,9 +291,8 @@ fn gated_loads_and_stores_do_not_touch_memory() {
 }
 
 /// Where with a 4-lane bool condition from a 32-bit comparison (a SIMD mask) and from memory.
-#[test]
-fn where_with_vector_conditions() {
-    let dev = device();
+pub fn where_with_vector_conditions<H: Harness>() {
+    let dev = device::<H>();
     let a: Vec<f32> = vec![1.0, -2.0, f32::NAN, 4.0, 0.0, -0.0, 7.0, -8.0];
     let bv: Vec<f32> = vec![2.0, -3.0, 1.0, f32::NAN, -0.0, 0.0, 7.0, 9.0];
     let p = map_program(
@@ -364,7 +357,7 @@ fn where_with_vector_conditions() {
             dev.allocate(32).unwrap(),
         );
         run(&dev, &p, &[&bc, &bx, &by, &bo]);
-        assert_eq!(download::<i32>(&dev, &bo, 8), want, "{lanes} lanes");
+        assert_eq!(download::<_, i32>(&dev, &bo, 8), want, "{lanes} lanes");
         let p = map_program(
             "where_bool",
             &[DType::Bool, DType::Bool, DType::Bool],
@@ -388,14 +381,13 @@ fn where_with_vector_conditions() {
             dev.allocate(8).unwrap(),
         );
         run(&dev, &p, &[&bc, &bt, &bf, &bo]);
-        assert_eq!(download::<bool>(&dev, &bo, 8), cond, "{lanes} lanes");
+        assert_eq!(download::<_, bool>(&dev, &bo, 8), cond, "{lanes} lanes");
     }
 }
 
 /// ReduceLanes (Sum/Max/Prod) over f32x4, i32x4, u8x16, f64x2 and bool x4.
-#[test]
-fn reduce_lanes() {
-    let dev = device();
+pub fn reduce_lanes<H: Harness>() {
+    let dev = device::<H>();
     fn reduce_program(dtype: DType, lanes: u8, op: ReduceOp) -> ferrograd_ir::Program {
         let mut b = ProgramBuilder::new();
         let g = b.push(Inst::GroupId(0));
@@ -439,7 +431,7 @@ fn reduce_lanes() {
         } else {
             want
         };
-        assert_eq!(download::<i32>(&dev, &bo, 2), want.to_vec(), "{op:?}");
+        assert_eq!(download::<_, i32>(&dev, &bo, 2), want.to_vec(), "{op:?}");
     }
     let u: Vec<u8> = (0..32).map(|k| (k * 29 % 256) as u8).collect();
     let (bi, bo) = (upload(&dev, &u), dev.allocate(2).unwrap());
@@ -452,7 +444,7 @@ fn reduce_lanes() {
         .chunks(16)
         .map(|c| c.iter().fold(0u8, |a, x| a.wrapping_add(*x)))
         .collect();
-    assert_eq!(download::<u8>(&dev, &bo, 2), want);
+    assert_eq!(download::<_, u8>(&dev, &bo, 2), want);
     let d: Vec<f64> = vec![1.0e300, 1.0e300, -4.0, 0.5];
     let (bi, bo) = (upload(&dev, &d), dev.allocate(16).unwrap());
     run(
@@ -460,7 +452,7 @@ fn reduce_lanes() {
         &reduce_program(DType::F64, 2, ReduceOp::Prod),
         &[&bi, &bo],
     );
-    assert_eq!(download::<f64>(&dev, &bo, 2), vec![f64::INFINITY, -2.0]);
+    assert_eq!(download::<_, f64>(&dev, &bo, 2), vec![f64::INFINITY, -2.0]);
     let bools = vec![false, true, false, false, false, false, false, false];
     for (op, want) in [
         (ReduceOp::Max, vec![true, false]),
@@ -469,14 +461,13 @@ fn reduce_lanes() {
     ] {
         let (bi, bo) = (upload(&dev, &bools), dev.allocate(2).unwrap());
         run(&dev, &reduce_program(DType::Bool, 4, op), &[&bi, &bo]);
-        assert_eq!(download::<bool>(&dev, &bo, 2), want, "bool {op:?}");
+        assert_eq!(download::<_, bool>(&dev, &bo, 2), want, "bool {op:?}");
     }
 }
 
 /// Vectorize builds vectors from scalars, Extract takes lanes back out; also MulAcc.
-#[test]
-fn vectorize_extract_and_mul_acc() {
-    let dev = device();
+pub fn vectorize_extract_and_mul_acc<H: Harness>() {
+    let dev = device::<H>();
     for dtype in [DType::F32, DType::I32, DType::F64, DType::I8] {
         let mut b = ProgramBuilder::new();
         let zero = int(&mut b, 0);
@@ -507,7 +498,7 @@ fn vectorize_extract_and_mul_acc() {
         let bo = dev.allocate(4).unwrap();
         run(&dev, &p, &[&bo]);
         assert_eq!(
-            download::<i32>(&dev, &bo, 1),
+            download::<_, i32>(&dev, &bo, 1),
             vec![(2 * 3 + 1) * 2 + 5],
             "{dtype}"
         );
@@ -540,13 +531,12 @@ fn vectorize_extract_and_mul_acc() {
     );
     let bo = dev.allocate(16).unwrap();
     run(&dev, &p, &[&bo]);
-    assert_eq!(download::<f32>(&dev, &bo, 4), vec![1.0, -1.0, -1.0, 1.0]);
+    assert_eq!(download::<_, f32>(&dev, &bo, 4), vec![1.0, -1.0, -1.0, 1.0]);
 }
 
 /// f16/bf16 arithmetic rounds after every op: results equal computing in that type.
-#[test]
-fn f16_and_bf16_round_after_every_op() {
-    let dev = device();
+pub fn f16_and_bf16_round_after_every_op<H: Harness>() {
+    let dev = device::<H>();
     let xs: Vec<f32> = vec![
         1.0, 0.1, 3.25159, -2.5, 1000.0, 65504.0, 1.0e-5, 6.0e-8, -0.0, 0.333, 2049.0, 7.0,
     ];
@@ -564,7 +554,13 @@ fn f16_and_bf16_round_after_every_op() {
         1.0,
         1.0 / 3.0,
     ];
-    fn check<T: Elem>(dev: &VulkanDevice, a: &[T], b: &[T], to: fn(T) -> f64, from: fn(f64) -> T) {
+    fn check<H: Harness, T: Elem>(
+        dev: &TestDevice<H>,
+        a: &[T],
+        b: &[T],
+        to: fn(T) -> f64,
+        from: fn(f64) -> T,
+    ) {
         let n = a.len();
         for lanes in [1u8, 4] {
             for (op, f) in [

@@ -1,23 +1,11 @@
-//! Typed errors for programs the Vulkan backend cannot or must not run, workgroup programs
-//! (local memory, barriers) within and beyond the device limits, and a randomized check that
-//! every well-typed program passes spirv-val, compiles and runs.
-mod common;
-use common::*;
+//! Typed compile errors for malformed programs, and a randomized check that every well-typed
+//! program passes the harness's checks, compiles and runs without trapping.
+use crate::*;
 use ferrograd_ir::{
     BinaryOp, DType, Inst, Memory, Param, Program, ProgramBuilder, ReduceOp, Scalar, UnaryOp,
     VType, ValueId,
 };
-use ferrograd_runtime::{Device, Error};
-use ferrograd_vulkan::{VulkanDevice, VulkanOptions};
-
-fn compile_err(p: &Program) -> String {
-    let dev = device();
-    match dev.compile(p) {
-        Err(e @ Error::Compile { .. }) => e.to_string(),
-        Err(e) => panic!("expected a compile error, got {e}"),
-        Ok(_) => panic!("program {} compiled", p.name),
-    }
-}
+use ferrograd_runtime::Device;
 
 fn simple() -> Program {
     map_program("simple", &[DType::F32], DType::F32, 8, 1, |b, v| {
@@ -28,182 +16,9 @@ fn simple() -> Program {
     })
 }
 
-/// Sums each row of 64 f32 with one workgroup of 64 invocations per row: every invocation
-/// stores its element to local memory, then a tree reduction halves the active invocations
-/// with a barrier after each step; invocation 0 stores the row's sum.
-fn workgroup_sum(rows: usize, local: usize) -> Program {
-    let mut b = ProgramBuilder::new();
-    let mem = b.push(Inst::DefineLocal {
-        dtype: DType::F32,
-        len: local,
-    });
-    let row = b.push(Inst::GroupId(0));
-    let lid = b.push(Inst::LocalId(0));
-    let width = int(&mut b, local as i64);
-    let base = b.push(Inst::Binary {
-        op: BinaryOp::Mul,
-        a: row,
-        b: width,
-    });
-    let at = b.push(Inst::Binary {
-        op: BinaryOp::Add,
-        a: base,
-        b: lid,
-    });
-    let x = b.push(Inst::Load {
-        mem: Memory::Global(1),
-        index: at,
-        gate: None,
-        ty: VType::scalar(DType::F32),
-    });
-    b.push(Inst::Store {
-        mem: Memory::Local(mem),
-        index: lid,
-        value: x,
-        gate: None,
-    });
-    b.push(Inst::Barrier);
-    let mut stride = local / 2;
-    while stride > 0 {
-        let s = int(&mut b, stride as i64);
-        let active = b.push(Inst::Binary {
-            op: BinaryOp::CmpLt,
-            a: lid,
-            b: s,
-        });
-        b.push(Inst::If { cond: active });
-        let other = b.push(Inst::Binary {
-            op: BinaryOp::Add,
-            a: lid,
-            b: s,
-        });
-        let mine = b.push(Inst::Load {
-            mem: Memory::Local(mem),
-            index: lid,
-            gate: None,
-            ty: VType::scalar(DType::F32),
-        });
-        let theirs = b.push(Inst::Load {
-            mem: Memory::Local(mem),
-            index: other,
-            gate: None,
-            ty: VType::scalar(DType::F32),
-        });
-        let sum = b.push(Inst::Binary {
-            op: BinaryOp::Add,
-            a: mine,
-            b: theirs,
-        });
-        b.push(Inst::Store {
-            mem: Memory::Local(mem),
-            index: lid,
-            value: sum,
-            gate: None,
-        });
-        b.push(Inst::EndIf);
-        b.push(Inst::Barrier);
-        stride /= 2;
-    }
-    let zero = int(&mut b, 0);
-    let first = b.push(Inst::Binary {
-        op: BinaryOp::CmpNe,
-        a: lid,
-        b: zero,
-    });
-    let t = b.push(Inst::Const {
-        ty: VType::scalar(DType::Bool),
-        value: Scalar::Bool(true),
-    });
-    let is_first = b.push(Inst::Binary {
-        op: BinaryOp::Xor,
-        a: first,
-        b: t,
-    });
-    let total = b.push(Inst::Load {
-        mem: Memory::Local(mem),
-        index: zero,
-        gate: None,
-        ty: VType::scalar(DType::F32),
-    });
-    b.push(Inst::Store {
-        mem: Memory::Global(0),
-        index: row,
-        value: total,
-        gate: Some(is_first),
-    });
-    let mut p = program(
-        "workgroup_sum",
-        vec![
-            param(DType::F32, rows, true),
-            param(DType::F32, rows * local, false),
-        ],
-        vec![rows],
-        b.finish(),
-    );
-    p.local = vec![local];
-    p
-}
-
-#[test]
-fn workgroup_programs_use_local_memory_and_barriers() {
-    let dev = device();
-    for rows in [1usize, 3, 100] {
-        let p = workgroup_sum(rows, 64);
-        let data: Vec<f32> = (0..rows * 64).map(|i| (i % 97) as f32 * 0.5).collect();
-        let (out, inp) = (dev.allocate(rows * 4).unwrap(), upload(&dev, &data));
-        run(&dev, &p, &[&out, &inp]);
-        let want: Vec<f32> = data.chunks(64).map(|c| c.iter().sum()).collect();
-        assert_eq!(download::<f32>(&dev, &out, rows), want, "{rows} rows");
-    }
-}
-
-#[test]
-fn workgroup_programs_run_in_grid_stride_loops() {
-    let dev = VulkanDevice::open_all(VulkanOptions {
-        max_workgroup_count: Some(2),
-        ..VulkanOptions::default()
-    })
-    .unwrap()
-    .remove(0);
-    let rows = 11;
-    let p = workgroup_sum(rows, 64);
-    let data: Vec<f32> = (0..rows * 64).map(|i| (i % 13) as f32).collect();
-    let (out, inp) = (dev.allocate(rows * 4).unwrap(), upload(&dev, &data));
-    run(&dev, &p, &[&out, &inp]);
-    let want: Vec<f32> = data.chunks(64).map(|c| c.iter().sum()).collect();
-    assert_eq!(download::<f32>(&dev, &out, rows), want);
-}
-
-#[test]
-fn workgroup_limits_are_compile_errors() {
-    let mut p = workgroup_sum(2, 64);
-    p.local = vec![1 << 20];
-    assert!(
-        compile_err(&p).contains("maxComputeWorkGroupSize"),
-        "{}",
-        compile_err(&p)
-    );
-    let mut p = workgroup_sum(2, 64);
-    p.insts[0] = Inst::DefineLocal {
-        dtype: DType::F32,
-        len: 1 << 24,
-    };
-    assert!(
-        compile_err(&p).contains("maxComputeSharedMemorySize"),
-        "{}",
-        compile_err(&p)
-    );
-    let mut p = workgroup_sum(2, 64);
-    p.insts.push(Inst::LocalId(2));
-    assert!(
-        compile_err(&p).contains("no local dimension 2"),
-        "{}",
-        compile_err(&p)
-    );
-}
-
-#[test]
-fn malformed_programs_give_compile_errors() {
+/// Every kind of malformed program is a typed compile error, never a crash.
+pub fn malformed_programs_give_compile_errors<H: Harness>() {
+    let dev = device::<H>();
     let f32s = VType::scalar(DType::F32);
     let i32s = VType::scalar(DType::I32);
     type Edit = Box<dyn Fn(&mut Program)>;
@@ -475,7 +290,7 @@ fn malformed_programs_give_compile_errors() {
     for (what, edit) in cases {
         let mut p = simple();
         edit(&mut p);
-        let err = compile_err(&p);
+        let err = compile_err(&dev, &p);
         assert!(!err.is_empty(), "{what}");
         eprintln!("{what}: {err}");
     }
@@ -499,20 +314,6 @@ impl Rng {
     }
 }
 
-const BINARY: [BinaryOp; 12] = [
-    BinaryOp::Add,
-    BinaryOp::Mul,
-    BinaryOp::Max,
-    BinaryOp::CmpLt,
-    BinaryOp::CmpNe,
-    BinaryOp::IDiv,
-    BinaryOp::Mod,
-    BinaryOp::And,
-    BinaryOp::Or,
-    BinaryOp::Xor,
-    BinaryOp::Shl,
-    BinaryOp::Shr,
-];
 const UNARY: [UnaryOp; 7] = [
     UnaryOp::Exp2,
     UnaryOp::Log2,
@@ -595,7 +396,7 @@ fn random_program(rng: &mut Rng, len: usize) -> Program {
                 (b.push(Inst::Unary { op, arg: a }), ty)
             }
             1 | 2 => {
-                let op = rng.pick(&BINARY);
+                let op = rng.pick(&BINARY_OPS);
                 if !binary_ok(op, dtype) {
                     continue;
                 }
@@ -677,13 +478,13 @@ fn random_program(rng: &mut Rng, len: usize) -> Program {
     program("random", params, vec![2], b.finish())
 }
 
-#[test]
-fn random_well_typed_programs_compile_and_run() {
-    let dev = device();
+/// Random well-typed programs over every dtype and lane count compile and run.
+pub fn random_well_typed_programs_compile_and_run<H: Harness>() {
+    let dev = device::<H>();
     let mut rng = Rng(0x5eed);
-    for round in 0..100 {
+    for round in 0..H::RANDOM_PROGRAM_ROUNDS {
         let p = random_program(&mut rng, 24);
-        validate_spirv(&dev, &p);
+        H::check_program(&dev, &p);
         let kernel = dev
             .compile(&p)
             .unwrap_or_else(|e| panic!("round {round}: {e}\n{:#?}", p.insts));

@@ -1,24 +1,8 @@
 //! Every BinaryOp on i32/u32/i64/i8/u8, scalar and vector, against Rust's wrapping semantics
 //! (x / 0 == 0, x % 0 == 0, MIN / -1 == MIN, shift amounts modulo the width).
-mod common;
-use common::*;
+use crate::*;
 use ferrograd_ir::BinaryOp;
 use ferrograd_runtime::Device;
-
-const OPS: [BinaryOp; 12] = [
-    BinaryOp::Add,
-    BinaryOp::Mul,
-    BinaryOp::Max,
-    BinaryOp::CmpLt,
-    BinaryOp::CmpNe,
-    BinaryOp::IDiv,
-    BinaryOp::Mod,
-    BinaryOp::And,
-    BinaryOp::Or,
-    BinaryOp::Xor,
-    BinaryOp::Shl,
-    BinaryOp::Shr,
-];
 
 /// All pairs of `edges`, padded to a multiple of 16 lanes.
 fn pairs<T: Copy>(edges: &[T]) -> (Vec<T>, Vec<T>) {
@@ -38,13 +22,13 @@ fn pairs<T: Copy>(edges: &[T]) -> (Vec<T>, Vec<T>) {
 
 macro_rules! int_test {
     ($name:ident, $t:ty, [$($lanes:expr),*], $edges:expr) => {
-        #[test]
-        fn $name() {
-            let dev = device();
+        #[doc = concat!("Every binary op on ", stringify!($t), " edge values against Rust's wrapping semantics.")]
+        pub fn $name<H: Harness>() {
+            let dev = device::<H>();
             let edges: Vec<$t> = $edges;
             let (a, b) = pairs(&edges);
             for lanes in [$($lanes),*] {
-                for op in OPS {
+                for op in BINARY_OPS {
                     let want_bool = |f: fn($t, $t) -> bool| a.iter().zip(&b).map(|(&x, &y)| f(x, y)).collect::<Vec<bool>>();
                     if op.is_comparison() {
                         let got: Vec<bool> = eval_binary(&dev, op, &a, &b, lanes);
@@ -161,10 +145,9 @@ int_test!(
 );
 
 /// Shifts by a constant take the SIMD path with one amount for all lanes.
-#[test]
-fn vector_shifts_by_constants() {
+pub fn vector_shifts_by_constants<H: Harness>() {
     use ferrograd_ir::{DType, Inst, Scalar, VType};
-    let dev = device();
+    let dev = device::<H>();
     let a: Vec<i32> = vec![1, -1, i32::MIN, 12345, -8, 7, 0, i32::MAX];
     for (op, amount) in [
         (BinaryOp::Shl, 3i64),
@@ -219,9 +202,8 @@ fn vector_shifts_by_constants() {
 }
 
 /// Bool operands: logic ops and comparisons on truth values, scalar and 4-lane masks.
-#[test]
-fn bool_ops() {
-    let dev = device();
+pub fn bool_ops<H: Harness>() {
+    let dev = device::<H>();
     let a = vec![false, false, true, true];
     let b = vec![false, true, false, true];
     for lanes in [1, 4] {

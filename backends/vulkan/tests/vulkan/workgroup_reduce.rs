@@ -1,12 +1,12 @@
 //! `WorkgroupReduce` for every reduce op over the dtypes kernels reduce, with power-of-two and
 //! odd local sizes, through subgroup operations and through the local-memory tree.
-mod common;
-use common::*;
+use super::{open_with, Vulkan};
+use ferrograd_conformance::{device, download, int, param, program, run, upload, Elem, TestDevice};
 use ferrograd_ir::{
     BinaryOp, DType, Inst, Memory, Program, ProgramBuilder, ReduceOp, Scalar, VType,
 };
 use ferrograd_runtime::Device;
-use ferrograd_vulkan::{VulkanDevice, VulkanOptions};
+use ferrograd_vulkan::VulkanOptions;
 
 /// `out[g] = op over l < local of in[g local + l]`, stored by invocation 0 of each workgroup.
 fn reduce_program(op: ReduceOp, dtype: DType, groups: usize, local: usize) -> Program {
@@ -57,7 +57,7 @@ fn reduce_program(op: ReduceOp, dtype: DType, groups: usize, local: usize) -> Pr
 }
 
 fn check<T: Elem>(
-    dev: &VulkanDevice,
+    dev: &TestDevice<Vulkan>,
     op: ReduceOp,
     data: &[T],
     local: usize,
@@ -98,14 +98,12 @@ fn max_ref(a: f32, b: f32) -> f32 {
     }
 }
 
-fn devices() -> Vec<VulkanDevice> {
-    let plain = device();
-    let tree = VulkanDevice::open_all(VulkanOptions {
+fn devices() -> Vec<TestDevice<Vulkan>> {
+    let plain = device::<Vulkan>();
+    let tree = open_with(VulkanOptions {
         no_subgroups: true,
         ..VulkanOptions::default()
-    })
-    .unwrap()
-    .remove(0);
+    });
     vec![plain, tree]
 }
 
@@ -187,7 +185,7 @@ fn workgroup_reductions_of_every_op_and_dtype() {
 
 #[test]
 fn workgroup_reduce_needs_uniform_control_flow() {
-    let dev = device();
+    let dev = device::<Vulkan>();
     let mut b = ProgramBuilder::new();
     let c = b.push(Inst::Const {
         ty: VType::scalar(DType::Bool),

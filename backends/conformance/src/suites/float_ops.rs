@@ -1,7 +1,6 @@
 //! BinaryOps on f32/f64, scalar and vector, with NaN, infinities and signed zeros:
 //! Max propagates NaN, CmpLt is false with NaN, CmpNe is true with NaN.
-mod common;
-use common::*;
+use crate::*;
 use ferrograd_ir::BinaryOp;
 
 const EDGES: [f64; 12] = [
@@ -50,9 +49,10 @@ fn same(a: f64, b: f64) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
 }
 
-#[test]
-fn f32_and_f64_binary_ops() {
-    let dev = device();
+/// Add/Mul/Max/CmpLt/CmpNe on f32 and f64 edge values (NaN, infinities, signed zeros,
+/// subnormals), scalar and vector.
+pub fn f32_and_f64_binary_ops<H: Harness>() {
+    let dev = device::<H>();
     let (a, b) = pairs();
     for lanes in [1u8, 2, 4] {
         let got: Vec<f64> = eval_binary(&dev, BinaryOp::Max, &a, &b, lanes);

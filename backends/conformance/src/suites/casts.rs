@@ -1,7 +1,6 @@
 //! Every Cast pair among the ten dtypes on edge values, against Rust `as` (saturating float ->
 //! int, wrapping int -> int) and `half` (one rounding to f16/bf16); bitcasts.
-mod common;
-use common::*;
+use crate::*;
 use ferrograd_ir::DType;
 use half::{bf16, f16};
 
@@ -229,8 +228,8 @@ fn sources(dtype: DType) -> Vec<(V, Vec<u8>)> {
 }
 
 /// Runs `Cast` (or `Bitcast`) from `from` to `to` on raw encoded lanes.
-fn run_raw(
-    dev: &ferrograd_cpu::CpuDevice,
+fn run_raw<H: Harness>(
+    dev: &TestDevice<H>,
     from: DType,
     to: DType,
     data: &[u8],
@@ -257,9 +256,10 @@ fn run_raw(
     out
 }
 
-#[test]
-fn every_cast_pair_matches_rust_as() {
-    let dev = device();
+/// Every Cast pair among the ten dtypes, scalar and vector, matches Rust `as` and one rounding to
+/// f16/bf16.
+pub fn every_cast_pair_matches_rust_as<H: Harness>() {
+    let dev = device::<H>();
     let mut checked = 0;
     for from in DType::ALL {
         let mut src = sources(from);
@@ -286,9 +286,9 @@ fn every_cast_pair_matches_rust_as() {
     assert!(checked > 2000);
 }
 
-#[test]
-fn bitcasts_reinterpret_bits() {
-    let dev = device();
+/// Bitcasts between same-size dtypes keep the bits.
+pub fn bitcasts_reinterpret_bits<H: Harness>() {
+    let dev = device::<H>();
     let i32s: Vec<u8> = [
         0i32,
         1,
@@ -350,7 +350,7 @@ fn bitcasts_reinterpret_bits() {
                 arg: v[0],
             })
         });
-        let err = ferrograd_runtime::Device::compile(&dev, &p)
+        let err = ferrograd_runtime::Device::compile(&*dev, &p)
             .expect_err("a bool bitcast must be refused");
         assert!(err.to_string().contains("bool"), "{err}");
     }

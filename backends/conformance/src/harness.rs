@@ -1,0 +1,39 @@
+//! What a backend tells the suites about itself: how to open its device and the few places
+//! where backends legitimately differ (accuracy of transcendentals, extra program checks).
+
+use ferrograd_ir::Program;
+use ferrograd_runtime::Device;
+
+/// A backend under test. Implemented once per backend in its test crate (usually on a unit
+/// struct) and passed to [`crate::suite!`]. Everything a backend may do differently from
+/// another is data here, never a copy of a test.
+pub trait Harness: 'static {
+    /// The device type the backend implements.
+    type Device: Device;
+
+    /// Opens the default device. Panics with a message saying why when there is none: a
+    /// backend's tests run where its device exists.
+    fn open() -> Self::Device;
+
+    /// Extra checks of every program before it is compiled by [`crate::run`] (the Vulkan
+    /// backend validates its SPIR-V with `spirv-val`). Panics when a check fails.
+    fn check_program(_device: &Self::Device, _program: &Program) {}
+
+    /// The device configurations whose f32 `Exp2`/`Log2`/`Sin` are held to
+    /// [`Harness::F32_TRANSCENDENTAL_ULP`], each with a label for failure messages (the CPU
+    /// backend checks its inline polynomials and its libm calls).
+    fn f32_math_variants() -> Vec<(String, Self::Device)> {
+        vec![("default".to_string(), Self::open())]
+    }
+
+    /// The largest error, in ulp of the f32 nearest the exact result, of f32
+    /// `Exp2`/`Log2`/`Sin` (Sin up to |x| = 1e5).
+    const F32_TRANSCENDENTAL_ULP: f64;
+
+    /// The largest error, in ulp of the exact result, of f64 `Exp2`/`Log2`/`Sin`; `0.0` means
+    /// bit-identical to the host's libm.
+    const F64_TRANSCENDENTAL_ULP: f64;
+
+    /// How many random well-typed programs the fuzz case compiles and runs.
+    const RANDOM_PROGRAM_ROUNDS: usize;
+}

@@ -1,0 +1,126 @@
+//! CPU-only cases: workgroup programs are rejected, launches split across rayon threads with
+//! identical results, the device describes the host, and disassembly shows machine code.
+use super::Cpu;
+use ferrograd_conformance::{
+    compile_err, device, download, map_program, rows_program, rows_want, TestDevice,
+};
+use ferrograd_ir::{DType, Inst, Program, ReduceOp, UnaryOp, ValueId};
+use ferrograd_runtime::{Device, Error};
+
+fn simple() -> Program {
+    map_program("simple", &[DType::F32], DType::F32, 8, 1, |b, v| {
+        b.push(Inst::Unary {
+            op: UnaryOp::Neg,
+            arg: v[0],
+        })
+    })
+}
+
+#[test]
+fn workgroup_programs_are_rejected() {
+    let dev = device::<Cpu>();
+    let mut p = simple();
+    p.local = vec![4];
+    assert!(compile_err(&dev, &p).contains("the CPU backend runs no workgroup programs"));
+    for inst in [
+        Inst::LocalId(0),
+        Inst::Barrier,
+        Inst::DefineLocal {
+            dtype: DType::F32,
+            len: 16,
+        },
+        Inst::WorkgroupReduce {
+            op: ReduceOp::Sum,
+            arg: ValueId(0),
+        },
+    ] {
+        let mut p = simple();
+        p.insts.insert(0, inst);
+        assert!(compile_err(&dev, &p).contains("no workgroup programs"));
+    }
+}
+
+fn run_in_pool(dev: &TestDevice<Cpu>, p: &Program, rows: usize, threads: usize) -> Vec<i32> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    let out = dev.allocate(rows * 4).unwrap();
+    dev.write(&out, &vec![0xAB; rows * 4]).unwrap();
+    let kernel = dev.compile(p).unwrap();
+    pool.install(|| dev.launch(&kernel, &[&out])).unwrap();
+    download(dev, &out, rows)
+}
+
+#[test]
+fn launch_splits_rows_across_threads_with_identical_results() {
+    let dev = device::<Cpu>();
+    let rows = 1000;
+    let p = rows_program(rows);
+    let single = run_in_pool(&dev, &p, rows, 1);
+    assert_eq!(single, rows_want(rows));
+    for threads in [2, 3, 4, 7] {
+        assert_eq!(
+            run_in_pool(&dev, &p, rows, threads),
+            single,
+            "{threads} threads"
+        );
+    }
+    // Odd, tiny and degenerate sizes.
+    for rows in [1usize, 2, 3, 29, 0] {
+        let p = rows_program(rows);
+        assert_eq!(
+            run_in_pool(&dev, &p, rows, 4),
+            rows_want(rows),
+            "{rows} rows"
+        );
+    }
+}
+
+#[test]
+fn device_info_describes_the_host() {
+    let dev = device::<Cpu>();
+    let info = dev.info();
+    assert_eq!(info.name, "cpu");
+    assert_eq!(info.kind, ferrograd_runtime::DeviceKind::Cpu);
+    assert_eq!(info.dtypes.len(), 10);
+    assert_eq!(info.vector_bytes, 16);
+    assert!(info.memory_bytes > 0 && info.compute_units == rayon::current_num_threads());
+    assert!(!info.description.is_empty());
+    if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("sse4.1") {
+        assert!(info.description.contains("sse4.1"), "{}", info.description);
+    }
+    for (dtype, lanes) in [
+        (DType::F32, 4),
+        (DType::I32, 4),
+        (DType::U32, 4),
+        (DType::F64, 1),
+        (DType::F16, 1),
+        (DType::U8, 1),
+    ] {
+        assert_eq!(dev.preferred_lanes(dtype), lanes, "{dtype}");
+    }
+}
+
+#[test]
+fn disassembly_shows_machine_code() {
+    let dev = device::<Cpu>();
+    let p = map_program("exp2x4", &[DType::F32], DType::F32, 16, 4, |b, v| {
+        b.push(Inst::Unary {
+            op: ferrograd_ir::UnaryOp::Exp2,
+            arg: v[0],
+        })
+    });
+    let text = dev.disassemble(&p).unwrap();
+    assert!(text.contains("ret"), "{text}");
+    if cfg!(target_arch = "x86_64") {
+        assert!(text.contains("xmm"), "{text}");
+    }
+    assert!(matches!(
+        dev.disassemble(&Program {
+            local: vec![8],
+            ..p
+        }),
+        Err(Error::Compile { .. })
+    ));
+}
