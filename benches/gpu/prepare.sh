@@ -9,21 +9,21 @@ grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/ex
 rm -rf .gpu && mkdir -p .gpu/bin
 cargo build --release -q -p ferrograd-benches --bin ferrograd-gpu-peer
 cp target/release/ferrograd-gpu-peer .gpu/bin/
-# Test binaries: the Vulkan backend's own tests and the frontend op suite.
-tests="kernels casts launch errors packed_storage float_ops int_ops math workgroup_reduce"
-frontend="ops_elementwise ops_reduce ops_movement ops_nn matmul_tiled grad grad_ops nn optim"
+# Test binaries (crate folder/test target): the Vulkan backend's suite and the frontend op suite.
+wanted="vulkan/vulkan frontend/ops_elementwise frontend/ops_reduce frontend/ops_movement
+  frontend/ops_nn frontend/matmul_tiled frontend/grad frontend/grad_ops frontend/nn frontend/optim"
 cargo test --release --no-run -q -p ferrograd-vulkan -p ferrograd --message-format=json 2>/dev/null |
   python3 -c '
 import json, os, shutil, sys
-wanted = set(sys.argv[1].split()) | set(sys.argv[2].split())
+wanted = set(sys.argv[1].split())
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
         name = m["target"]["name"]
-        if name in wanted:
-            crate = os.path.basename(os.path.dirname(m["manifest_path"]))
+        crate = os.path.basename(os.path.dirname(m["manifest_path"]))
+        if f"{crate}/{name}" in wanted:
             shutil.copy(m["executable"], f".gpu/bin/{crate}-{name}")
-' "$tests" "$frontend"
+' "$wanted"
 strip .gpu/bin/*
 cp benches/peers/gpu.py benches/gpu/run.sh .gpu/
 xz -T2 -6 .gpu/bin/*

@@ -86,7 +86,8 @@ macro_rules! __suite_group {
     };
     (float_ops => $callback:ident, $arg:ty) => {
         $crate::$callback! { $arg; float_ops:
-            f32_and_f64_binary_ops
+            f32_and_f64_binary_ops,
+            trunc_is_exact_at_every_magnitude
         }
     };
     (int_ops => $callback:ident, $arg:ty) => {

@@ -1,7 +1,7 @@
 //! BinaryOps on f32/f64, scalar and vector, with NaN, infinities and signed zeros:
 //! Max propagates NaN, CmpLt is false with NaN, CmpNe is true with NaN.
 use crate::*;
-use ferrograd_ir::BinaryOp;
+use ferrograd_ir::{BinaryOp, UnaryOp};
 
 const EDGES: [f64; 12] = [
     0.0,
@@ -104,6 +104,69 @@ pub fn f32_and_f64_binary_ops<H: Harness>() {
                 );
                 assert_eq!(got64[i], want, "f64 {op:?}({}, {}) [{lanes}]", a[i], b[i]);
             }
+        }
+    }
+}
+
+/// Trunc at every magnitude, f32 and f64: fractions below and above 2^24 (where an f32-precision
+/// implementation of f64 rounding breaks), ties, signed zeros (`trunc(-0.3) = -0`), values
+/// that are integers already, infinities, NaN and subnormals; scalar and vector (the lists have
+/// even lengths: the map programs drop a partial last vector).
+pub fn trunc_is_exact_at_every_magnitude<H: Harness>() {
+    let dev = device::<H>();
+    let xs: Vec<f64> = vec![
+        0.0,
+        -0.0,
+        0.3,
+        -0.3,
+        2.5,
+        -2.5,
+        7.999,
+        16_777_217.5,
+        -16_777_219.25,
+        3.0e7 + 0.5,
+        1.0e12 + 0.25,
+        -5.0e9 - 0.75,
+        4.0e15 + 0.5,
+        2f64.powi(52) - 0.5,
+        2f64.powi(52) + 1.0,
+        1.0e300,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        -1.0e-310,
+    ];
+    let xs32: Vec<f32> = [
+        0.0f32,
+        -0.0,
+        0.3,
+        -0.3,
+        2.5,
+        -2.5,
+        8_388_607.5,
+        -8_388_607.5,
+    ]
+    .into_iter()
+    .chain([
+        1.0e9,
+        3.4e38,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        -1.0e-40,
+    ])
+    .collect();
+    for lanes in [1u8, 2] {
+        let got = eval_unary(&dev, UnaryOp::Trunc, &xs, lanes);
+        for (x, g) in xs.iter().zip(&got) {
+            assert!(same(*g, x.trunc()), "f64 trunc({x}) = {g} [{lanes}]");
+        }
+        let got = eval_unary(&dev, UnaryOp::Trunc, &xs32, lanes);
+        for (x, g) in xs32.iter().zip(&got) {
+            assert!(
+                same(*g as f64, x.trunc() as f64),
+                "f32 trunc({x}) = {g} [{lanes}]"
+            );
         }
     }
 }
