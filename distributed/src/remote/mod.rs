@@ -119,6 +119,19 @@ pub fn open(name: &str) -> Result<RemoteDevice> {
     RemoteDevice::connect(name, addr, &parsed.device, &client_security()?, options)
 }
 
+static OPENED: parking_lot::Mutex<Vec<(String, Arc<RemoteDevice>)>> =
+    parking_lot::Mutex::new(Vec::new());
+
+/// The remote device the registry opened under `name` (to inspect its connection: loss,
+/// round trips).
+pub fn opened(name: &str) -> Option<Arc<RemoteDevice>> {
+    OPENED
+        .lock()
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, d)| d.clone())
+}
+
 /// The registry hook for `remote:` names.
 pub struct RemoteResolver;
 
@@ -129,7 +142,11 @@ impl ferrograd_runtime::Resolver for RemoteResolver {
 
     fn open(&self, name: &str) -> ferrograd_runtime::Result<Arc<dyn ferrograd_runtime::Device>> {
         open(name)
-            .map(|d| Arc::new(d) as Arc<dyn ferrograd_runtime::Device>)
+            .map(|d| {
+                let d = Arc::new(d);
+                OPENED.lock().push((name.to_string(), d.clone()));
+                d as Arc<dyn ferrograd_runtime::Device>
+            })
             .map_err(|e| ferrograd_runtime::Error::Device {
                 device: name.to_string(),
                 reason: e.to_string(),
