@@ -150,7 +150,7 @@ fn a_plaintext_loopback_worker_serves_when_asked_explicitly() {
 fn expired_and_malformed_tokens_are_refused() {
     let cluster = Cluster::new();
     let token = cluster::token(cluster.dir.path(), Duration::ZERO).unwrap();
-    let err = cluster::redeem(&token).err().expect("expired");
+    let err = cluster::redeem(&token).expect_err("expired");
     assert!(err.to_string().contains("expired"), "{err}");
     assert!(matches!(cluster::redeem("fgt1.!!!"), Err(Error::Token(_))));
     assert!(matches!(cluster::redeem("hello"), Err(Error::Token(_))));
@@ -162,7 +162,7 @@ fn expired_and_malformed_tokens_are_refused() {
 #[test]
 fn init_refuses_to_overwrite_a_cluster_and_keys_are_private() {
     let cluster = Cluster::new();
-    let err = cluster::init(cluster.dir.path()).err().expect("refused");
+    let err = cluster::init(cluster.dir.path()).expect_err("refused");
     assert!(err.to_string().contains("already exists"), "{err}");
     #[cfg(unix)]
     {
