@@ -81,7 +81,8 @@ pub enum Command {
         offset: u64,
         /// Bytes of the whole write.
         total: u64,
-        /// The chunk.
+        /// The chunk (encoded as one byte string, not a sequence of bytes).
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     /// Compiles a Program (cached by the worker) under the id `kernel`.
@@ -125,7 +126,7 @@ pub enum WorkerMsg {
         /// The batch id.
         id: u64,
         /// Read results.
-        reads: Vec<Vec<u8>>,
+        reads: Vec<serde_bytes::ByteBuf>,
     },
     /// Command `index` of batch `id` failed; the commands after it did not run.
     Failed {

@@ -220,7 +220,9 @@ impl Connection {
         deadline: Duration,
     ) -> Result<Vec<Vec<u8>>> {
         let result = match answer.recv_timeout(deadline) {
-            Ok(Ok(WorkerMsg::Done { reads, .. })) => Ok(reads),
+            Ok(Ok(WorkerMsg::Done { reads, .. })) => {
+                Ok(reads.into_iter().map(|r| r.into_vec()).collect())
+            }
             Ok(Ok(WorkerMsg::Failed { index, reason, .. })) => Err(Error::Refused {
                 peer: self.peer.clone(),
                 reason: format!("command {index} of the batch failed: {reason}"),

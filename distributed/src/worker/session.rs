@@ -88,7 +88,7 @@ impl Session {
         }
     }
 
-    fn command(&mut self, command: Command, reads: &mut Vec<Vec<u8>>) -> Outcome {
+    fn command(&mut self, command: Command, reads: &mut Vec<serde_bytes::ByteBuf>) -> Outcome {
         match command {
             Command::Alloc { buffer, bytes } => self.alloc(buffer, bytes),
             Command::Free { buffer } => self.free(buffer),
@@ -106,7 +106,9 @@ impl Session {
                 bytes,
                 total,
             } => {
-                reads.push(self.read(buffer, offset, bytes, total)?);
+                reads.push(serde_bytes::ByteBuf::from(
+                    self.read(buffer, offset, bytes, total)?,
+                ));
                 Ok(())
             }
             Command::Synchronize => self
