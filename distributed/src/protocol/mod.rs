@@ -279,7 +279,22 @@ pub fn decode_handshake<T: for<'de> Deserialize<'de>>(frame: &[u8], peer: &str) 
 
 /// Encodes a message body (no length prefix).
 pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
-    postcard::to_stdvec(msg).expect("encoding to a Vec cannot fail")
+    encode_with_capacity(msg, 0)
+}
+
+/// [`encode`] into a buffer reserved for `capacity` bytes (bulk messages: no regrowth).
+pub fn encode_with_capacity<T: Serialize>(msg: &T, capacity: usize) -> Vec<u8> {
+    postcard::to_extend(msg, Vec::with_capacity(capacity)).expect("encoding to a Vec cannot fail")
+}
+
+impl Command {
+    /// Bytes of tensor data the command carries.
+    pub fn payload_bytes(&self) -> usize {
+        match self {
+            Command::Write { data, .. } => data.len(),
+            _ => 0,
+        }
+    }
 }
 
 /// Decodes a message body; trailing bytes are an error (a frame holds exactly one message).

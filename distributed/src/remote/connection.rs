@@ -12,8 +12,8 @@
 use crate::error::{Error, Result};
 use crate::frame::{read_frame, write_frame, DEFAULT_MAX_FRAME};
 use crate::protocol::{
-    decode, decode_handshake, encode, encode_handshake, Batch, ClientMsg, Command, Hello,
-    HelloReply, WireDeviceInfo, WorkerMsg,
+    decode, decode_handshake, encode, encode_handshake, encode_with_capacity, Batch, ClientMsg,
+    Command, Hello, HelloReply, WireDeviceInfo, WorkerMsg,
 };
 use crate::transport::{self, Security, HANDSHAKE_TIMEOUT};
 use parking_lot::Mutex;
@@ -201,11 +201,19 @@ impl Connection {
             self.pending.lock().remove(&id);
             return Err(e);
         }
-        let frame = encode(&ClientMsg::Batch(Batch {
-            id,
-            deadline_ms: deadline.as_millis().min(u32::MAX as u128) as u32,
-            commands,
-        }));
+        let capacity = 64
+            + commands
+                .iter()
+                .map(|c| 16 + c.payload_bytes())
+                .sum::<usize>();
+        let frame = encode_with_capacity(
+            &ClientMsg::Batch(Batch {
+                id,
+                deadline_ms: deadline.as_millis().min(u32::MAX as u128) as u32,
+                commands,
+            }),
+            capacity,
+        );
         if self.frames.send(frame).is_err() {
             self.mark_lost("the connection's writer stopped".into());
             return Err(self.lost_error().expect("marked lost"));

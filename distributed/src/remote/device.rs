@@ -23,8 +23,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+type Answer = std::sync::mpsc::Receiver<crate::Result<crate::protocol::WorkerMsg>>;
+
 /// Bytes per write or read chunk (each chunk is one frame, below the frame limit).
 pub const CHUNK_BYTES: usize = 16 << 20;
+/// Chunks of one bulk transfer sent before the first is answered.
+const CHUNKS_IN_FLIGHT: usize = 4;
 /// Queued commands that force a batch out.
 const MAX_QUEUED_COMMANDS: usize = 4096;
 
@@ -143,31 +147,65 @@ impl RemoteDevice {
             .ok_or_else(|| self.misuse("a buffer"))
     }
 
-    /// Sends what is queued plus `extra` as one batch and waits; the data of its reads.
-    fn flush_with(&self, extra: Vec<Command>) -> Result<Vec<Vec<u8>>> {
-        let answer = {
-            let mut q = self.queue.lock();
-            let mut commands = std::mem::take(&mut q.commands);
-            q.bytes = 0;
-            commands.extend(extra);
-            if commands.is_empty() {
-                return Ok(Vec::new());
+    /// Sends what is queued plus `extra` as one batch, without waiting (`None`: nothing to send).
+    fn send_queued(&self, extra: Vec<Command>) -> Result<Option<Answer>> {
+        let mut q = self.queue.lock();
+        let mut commands = std::mem::take(&mut q.commands);
+        q.bytes = 0;
+        commands.extend(extra);
+        if commands.is_empty() {
+            return Ok(None);
+        }
+        for c in &commands {
+            match c {
+                Command::Launch { .. } => q.unsynchronized = true,
+                Command::Synchronize | Command::Read { .. } => q.unsynchronized = false,
+                _ => {}
             }
-            for c in &commands {
-                match c {
-                    Command::Launch { .. } => q.unsynchronized = true,
-                    Command::Synchronize | Command::Read { .. } => q.unsynchronized = false,
-                    _ => {}
-                }
-            }
-            // Sent under the lock, so batches reach the worker in the order they were queued.
-            self.conn
-                .send(commands, self.options.deadline)
-                .map_err(|e| self.error(e))?
-        };
+        }
+        // Sent under the lock, so batches reach the worker in the order they were queued.
+        self.conn
+            .send(commands, self.options.deadline)
+            .map(Some)
+            .map_err(|e| self.error(e))
+    }
+
+    fn wait(&self, answer: Answer) -> Result<Vec<Vec<u8>>> {
         self.conn
             .wait(answer, self.options.deadline)
             .map_err(|e| self.error(e))
+    }
+
+    /// Sends what is queued plus `extra` as one batch and waits; the data of its reads.
+    fn flush_with(&self, extra: Vec<Command>) -> Result<Vec<Vec<u8>>> {
+        match self.send_queued(extra)? {
+            Some(answer) => self.wait(answer),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Sends one batch per item of `chunks` with at most [`CHUNKS_IN_FLIGHT`] unanswered, and
+    /// hands each answer to `done` in order.
+    fn pipelined(
+        &self,
+        chunks: impl Iterator<Item = Command>,
+        mut done: impl FnMut(usize, Vec<Vec<u8>>) -> Result<()>,
+    ) -> Result<()> {
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut next = 0;
+        for command in chunks {
+            if in_flight.len() >= CHUNKS_IN_FLIGHT {
+                let answer = in_flight.pop_front().expect("non-empty");
+                done(next, self.wait(answer)?)?;
+                next += 1;
+            }
+            in_flight.push_back(self.send_queued(vec![command])?.expect("one command"));
+        }
+        for answer in in_flight {
+            done(next, self.wait(answer)?)?;
+            next += 1;
+        }
+        Ok(())
     }
 
     fn enqueue(&self, command: Command, bytes: usize) -> Result<()> {
@@ -225,27 +263,17 @@ impl Device for RemoteDevice {
             });
         }
         let total = data.len() as u64;
-        for (i, chunk) in data.chunks(CHUNK_BYTES).enumerate() {
-            let command = Command::Write {
-                buffer: dst.id,
-                offset: (i * CHUNK_BYTES) as u64,
-                total,
-                data: chunk.to_vec(),
-            };
-            self.enqueue(command, chunk.len())?;
+        let write = |i: usize, chunk: &[u8]| Command::Write {
+            buffer: dst.id,
+            offset: (i * CHUNK_BYTES) as u64,
+            total,
+            data: chunk.to_vec(),
+        };
+        if data.len() > CHUNK_BYTES {
+            let chunks = data.chunks(CHUNK_BYTES).enumerate();
+            return self.pipelined(chunks.map(|(i, c)| write(i, c)), |_, _| Ok(()));
         }
-        if data.is_empty() {
-            self.enqueue(
-                Command::Write {
-                    buffer: dst.id,
-                    offset: 0,
-                    total: 0,
-                    data: Vec::new(),
-                },
-                0,
-            )?;
-        }
-        Ok(())
+        self.enqueue(write(0, data), data.len())
     }
 
     fn read(&self, src: &RawBuffer, out: &mut [u8]) -> Result<()> {
@@ -256,15 +284,18 @@ impl Device for RemoteDevice {
                 reason: format!("read of {} bytes from a buffer of {}", out.len(), src.bytes),
             });
         }
-        let total = out.len() as u64;
-        for (i, chunk) in out.chunks_mut(CHUNK_BYTES).enumerate() {
-            let read = Command::Read {
-                buffer: src.id,
-                offset: (i * CHUNK_BYTES) as u64,
-                bytes: chunk.len() as u64,
-                total,
-            };
-            let data = self.flush_with(vec![read])?.pop().unwrap_or_default();
+        let len = out.len();
+        let total = len as u64;
+        let reads = (0..len.div_ceil(CHUNK_BYTES).max(1)).map(move |i| Command::Read {
+            buffer: src.id,
+            offset: (i * CHUNK_BYTES) as u64,
+            bytes: (len - i * CHUNK_BYTES).min(CHUNK_BYTES) as u64,
+            total,
+        });
+        self.pipelined(reads, |i, mut data| {
+            let start = i * CHUNK_BYTES;
+            let chunk = &mut out[start..(start + CHUNK_BYTES).min(total as usize)];
+            let data = data.pop().unwrap_or_default();
             if data.len() != chunk.len() {
                 return Err(self.error(DistError::Malformed {
                     peer: self.conn.peer().to_string(),
@@ -272,8 +303,8 @@ impl Device for RemoteDevice {
                 }));
             }
             chunk.copy_from_slice(&data);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn compile(&self, program: &Program) -> Result<CompiledKernel> {

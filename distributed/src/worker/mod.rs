@@ -12,8 +12,8 @@ mod session;
 use crate::error::{Error, Result};
 use crate::frame::{read_frame, write_frame, DEFAULT_MAX_FRAME};
 use crate::protocol::{
-    decode, decode_handshake, encode, encode_handshake, ClientMsg, Hello, HelloReply,
-    WireDeviceInfo,
+    decode, decode_handshake, encode, encode_handshake, encode_with_capacity, ClientMsg, Hello,
+    HelloReply, WireDeviceInfo, WorkerMsg,
 };
 use crate::transport::{self, Security, HANDSHAKE_TIMEOUT};
 use session::Session;
@@ -251,7 +251,16 @@ async fn serve_connection(
             let mut session = Session::new(device, memory_limit);
             while let Ok((batch, received)) = batch_rx.recv() {
                 let answer = session.run(batch, received);
-                if exec_tx.send(encode(&answer)).is_err() {
+                let capacity = match &answer {
+                    WorkerMsg::Done { reads, .. } => {
+                        64 + reads.iter().map(|r| 16 + r.len()).sum::<usize>()
+                    }
+                    _ => 256,
+                };
+                if exec_tx
+                    .send(encode_with_capacity(&answer, capacity))
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -275,7 +284,7 @@ async fn serve_connection(
             };
             match decode::<ClientMsg>(&frame, peer)? {
                 ClientMsg::Ping(n) => {
-                    let _ = out_tx.send(encode(&crate::protocol::WorkerMsg::Pong(n)));
+                    let _ = out_tx.send(encode(&WorkerMsg::Pong(n)));
                 }
                 ClientMsg::Batch(batch) => {
                     if batch_tx.send((batch, Instant::now())).is_err() {
