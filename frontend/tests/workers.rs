@@ -60,6 +60,7 @@ impl WorkerProcess {
         WorkerProcess { child, addr }
     }
 
+    /// Sends `signal` with `kill` (Debian package `procps`, installed by `.ci/run`).
     fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
