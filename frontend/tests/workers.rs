@@ -205,3 +205,44 @@ fn a_worker_refuses_an_expired_token_and_plaintext_off_loopback() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing plaintext"));
 }
+
+#[test]
+fn a_worker_killed_mid_inference_fails_the_running_requests_with_worker_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = WorkerProcess::start(cluster(), &dir.path().join("w"));
+    let name = worker.device();
+    let pid = worker.child.id().to_string();
+    // Connected and warm before the kill is scheduled.
+    let w = Tensor::randn(&[256, 256]).to(&name).unwrap();
+    w.realize().unwrap();
+    let killed_at = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let killer = {
+        let killed_at = killed_at.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let status = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+            *killed_at.lock().unwrap() = Some(Instant::now());
+            assert!(status.success());
+        })
+    };
+    // Inference in a loop (each step a fresh input, so every step launches kernels) until the
+    // kill lands in the middle of one.
+    let start = Instant::now();
+    let err = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the kill never surfaced"
+        );
+        let x = Tensor::randn(&[64, 256]).to(&name).unwrap();
+        if let Err(e) = x.matmul(&w).relu().sum(All).item::<f32>() {
+            break e;
+        }
+    };
+    let failed_at = Instant::now();
+    killer.join().unwrap();
+    let killed_at = killed_at.lock().unwrap().expect("killed");
+    let took = failed_at.saturating_duration_since(killed_at);
+    eprintln!("inference failed {took:?} after the kill: {err}");
+    assert!(matches!(err, Error::WorkerLost { .. }), "{err}");
+    assert!(took <= Duration::from_millis(1500), "{took:?}");
+}

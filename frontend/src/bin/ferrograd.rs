@@ -122,15 +122,21 @@ mod distributed {
             }
             Security::MutualTls(Identity::load(&state, "worker")?)
         };
-        ferrograd::device::init();
+        // Open the devices now, so a driver problem shows at start and the first client does not
+        // wait for it.
+        let devices: Vec<String> = ferrograd::device::list_devices()
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
         let mode = match security {
             Security::MutualTls(_) => "mutual TLS",
             Security::InsecureLoopback => "plaintext, loopback only",
         };
         let worker = Worker::bind(WorkerConfig::new(args.listen, security))?;
         println!(
-            "ferrograd worker listening on {} ({mode})",
-            worker.local_addr()?
+            "ferrograd worker listening on {} ({mode}); devices: {}",
+            worker.local_addr()?,
+            devices.join(", ")
         );
         let _ = std::io::stdout().flush();
         worker.run()
