@@ -35,6 +35,10 @@ pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
 pub use axes::{All, AxisInt, IntoAxes, IntoShape};
 pub use element::Element;
 pub use elementwise::IntoOperand;
+/// The distributed runtime: workers, remote devices (`remote:HOST:PORT/DEVICE`), cluster
+/// security.
+#[cfg(feature = "distributed")]
+pub use ferrograd_distributed as distributed;
 pub use ferrograd_ir::DType;
 pub use ferrograd_runtime as runtime;
 pub use ferrograd_runtime::{Error, Result};

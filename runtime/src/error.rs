@@ -49,6 +49,14 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A remote device's worker stopped answering (connection closed or heartbeats missed).
+    #[error("device `{device}` lost its worker: {reason}")]
+    WorkerLost {
+        /// The device.
+        device: String,
+        /// How the loss was detected.
+        reason: String,
+    },
     /// An environment variable holds an unusable value.
     #[error("environment variable {var}={value:?} is invalid: {reason}")]
     Env {

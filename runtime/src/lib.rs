@@ -14,4 +14,6 @@ pub use buffer::{Buffer, DeviceHandle};
 pub use device::{CompiledKernel, Device, DeviceInfo, DeviceKind, RawBuffer};
 pub use error::{Error, Result};
 pub use realize::{download, programs, realize, stats, upload, Stats};
-pub use registry::{default_device, device, devices, register_backend, Backend};
+pub use registry::{
+    default_device, device, devices, register_backend, register_resolver, Backend, Resolver,
+};

@@ -1,5 +1,7 @@
 //! The device registry: backends register themselves; devices are opened on first use and
-//! named `cpu`, `vulkan:N`, `webgpu:N`, ... `FERROGRAD_DEVICE` picks the default.
+//! named `cpu`, `vulkan:N`, `webgpu:N`, ... `FERROGRAD_DEVICE` picks the default. Devices that
+//! no backend enumerates (remote devices, `remote:host:port/cpu`) are opened on first use by a
+//! [`Resolver`] registered for their name prefix.
 
 use crate::buffer::DeviceHandle;
 use crate::device::{Device, DeviceInfo};
@@ -16,10 +18,21 @@ pub trait Backend: Send + Sync {
     fn open(&self) -> Result<Vec<Arc<dyn Device>>>;
 }
 
+/// Opens devices on demand by name (for names no backend enumerates, such as remote devices).
+pub trait Resolver: Send + Sync {
+    /// The name prefix this resolver serves (`remote:`).
+    fn prefix(&self) -> &'static str;
+    /// Opens the device called `name` (which starts with [`Resolver::prefix`]).
+    fn open(&self, name: &str) -> Result<Arc<dyn Device>>;
+}
+
 struct Registry {
     backends: Vec<Box<dyn Backend>>,
     opened: Option<Vec<Arc<DeviceHandle>>>,
     failures: Vec<String>,
+    resolvers: Vec<Arc<dyn Resolver>>,
+    /// Devices opened by resolvers, with the name they were asked for.
+    resolved: Vec<(String, Arc<DeviceHandle>)>,
 }
 
 fn registry() -> &'static Mutex<Registry> {
@@ -29,6 +42,8 @@ fn registry() -> &'static Mutex<Registry> {
             backends: Vec::new(),
             opened: None,
             failures: Vec::new(),
+            resolvers: Vec::new(),
+            resolved: Vec::new(),
         })
     })
 }
@@ -41,6 +56,48 @@ pub fn register_backend(backend: Box<dyn Backend>) {
     }
     r.backends.push(backend);
     r.opened = None;
+}
+
+/// Adds a resolver (once per prefix; later registrations of the same prefix are ignored).
+pub fn register_resolver(resolver: Arc<dyn Resolver>) {
+    let mut r = registry().lock();
+    if r.resolvers.iter().any(|x| x.prefix() == resolver.prefix()) {
+        return;
+    }
+    r.resolvers.push(resolver);
+}
+
+fn resolved(r: &Registry, name: &str) -> Option<Arc<DeviceHandle>> {
+    r.resolved
+        .iter()
+        .find(|(asked, d)| asked == name || **d.name() == *name)
+        .map(|(_, d)| d.clone())
+}
+
+/// Opens `name` through the resolver of its prefix, without holding the registry lock while
+/// the resolver works (it may connect to another machine).
+fn resolve(name: &str) -> Option<Result<Arc<DeviceHandle>>> {
+    let resolver = {
+        let r = registry().lock();
+        if let Some(d) = resolved(&r, name) {
+            return Some(Ok(d));
+        }
+        r.resolvers
+            .iter()
+            .find(|x| name.starts_with(x.prefix()))
+            .cloned()?
+    };
+    let device = match resolver.open(name) {
+        Ok(d) => d,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut r = registry().lock();
+    if let Some(d) = resolved(&r, name) {
+        return Some(Ok(d));
+    }
+    let handle = DeviceHandle::new(device);
+    r.resolved.push((name.to_string(), handle.clone()));
+    Some(Ok(handle))
 }
 
 fn opened(r: &mut Registry) -> Vec<Arc<DeviceHandle>> {
@@ -59,7 +116,7 @@ fn opened(r: &mut Registry) -> Vec<Arc<DeviceHandle>> {
     r.opened.clone().expect("opened")
 }
 
-/// Every device that was found.
+/// Every device that the backends found (devices opened by a [`Resolver`] are not listed).
 pub fn devices() -> Vec<Arc<DeviceHandle>> {
     opened(&mut registry().lock())
 }
@@ -71,9 +128,16 @@ pub fn backend_failures() -> Vec<String> {
     r.failures.clone()
 }
 
-/// The device called `name` (`cpu` is also reachable as `cpu:0`; `vulkan` means `vulkan:0`).
+/// The device called `name` (`cpu` is also reachable as `cpu:0`; `vulkan` means `vulkan:0`;
+/// names with a [`Resolver`]'s prefix are opened by it on first use).
 pub fn device(name: &str) -> Result<Arc<DeviceHandle>> {
     let all = devices();
+    if let Some(found) = all.iter().find(|d| **d.name() == *name) {
+        return Ok(found.clone());
+    }
+    if let Some(result) = resolve(name) {
+        return result;
+    }
     let canonical = match name {
         "cpu:0" => "cpu".to_string(),
         n if !n.contains(':') && n != "cpu" => format!("{n}:0"),

@@ -1,0 +1,312 @@
+//! The versioned wire protocol between a client (remote devices) and a worker.
+//!
+//! Every message is one length-delimited frame ([`crate::frame`]) holding a postcard-encoded
+//! value. The first frame each way is a handshake whose first eight bytes are fixed for every
+//! version ([`MAGIC`], then the sender's [`PROTOCOL_VERSION`] as a little-endian `u32`), so two
+//! builds speaking different versions detect it before decoding anything version-specific.
+//! `docs/PROTOCOL.md` is the normative description.
+
+pub mod program;
+
+use crate::error::{Error, Result};
+use ferrograd_ir::DType;
+use ferrograd_runtime::{DeviceInfo, DeviceKind};
+use program::{WireDType, WireProgram};
+use serde::{Deserialize, Serialize};
+
+/// Version of the wire protocol; bumped on any change to a message's encoding.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The first four bytes of both handshake frames.
+pub const MAGIC: [u8; 4] = *b"FGRD";
+
+/// The client's first frame (after [`MAGIC`] and the version).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The worker-local device the session drives (`cpu`, `vulkan:0`, ...).
+    pub device: String,
+}
+
+/// The worker's answer to [`Hello`] (after [`MAGIC`] and the version).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloReply {
+    /// The session is open on this device.
+    Welcome(WireDeviceInfo),
+    /// The session is refused (unknown device, ...).
+    Refused(String),
+}
+
+/// Frames a client sends after the handshake.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    /// Liveness probe; the worker answers [`WorkerMsg::Pong`] at once, even while it computes.
+    Ping(u64),
+    /// Commands run in order; answered by one [`WorkerMsg::Done`] or [`WorkerMsg::Failed`].
+    Batch(Batch),
+}
+
+/// A request: commands the worker runs in order, within a deadline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Chosen by the client; echoed in the answer.
+    pub id: u64,
+    /// Milliseconds the client waits for the answer; commands not started by then fail.
+    pub deadline_ms: u32,
+    /// The commands.
+    pub commands: Vec<Command>,
+}
+
+/// One operation on the session's device. Buffer ids are chosen by the client; kernel ids are
+/// [`ferrograd_ir::Program::hash64`] of the Program sent with [`Command::Compile`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Allocates a buffer of `bytes` bytes under a new id.
+    Alloc {
+        /// New buffer id.
+        buffer: u64,
+        /// Size in bytes.
+        bytes: u64,
+    },
+    /// Frees a buffer.
+    Free {
+        /// Buffer id.
+        buffer: u64,
+    },
+    /// Writes one chunk of a `total`-byte write to the start of a buffer. Chunks of one write
+    /// come in order (`offset` 0 first); the device is written when the last one arrives.
+    Write {
+        /// Buffer id.
+        buffer: u64,
+        /// Byte offset of this chunk.
+        offset: u64,
+        /// Bytes of the whole write.
+        total: u64,
+        /// The chunk (encoded as one byte string, not a sequence of bytes).
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Compiles a Program (cached by the worker) under the id `kernel`.
+    Compile {
+        /// Kernel id.
+        kernel: u64,
+        /// The Program.
+        program: WireProgram,
+    },
+    /// Launches a compiled kernel with buffers bound to its params in order.
+    Launch {
+        /// Kernel id.
+        kernel: u64,
+        /// Buffer ids.
+        buffers: Vec<u64>,
+    },
+    /// Reads one chunk of a `total`-byte read from the start of a buffer, after everything
+    /// before it finished. The chunk at `offset` 0 reads the device; later chunks (in order)
+    /// come from that copy. The data comes back in [`WorkerMsg::Done`], in command order.
+    Read {
+        /// Buffer id.
+        buffer: u64,
+        /// Byte offset of this chunk.
+        offset: u64,
+        /// Bytes of this chunk.
+        bytes: u64,
+        /// Bytes of the whole read.
+        total: u64,
+    },
+    /// Waits for every launch and copy so far.
+    Synchronize,
+}
+
+/// Frames a worker sends after the handshake.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerMsg {
+    /// Answer to [`ClientMsg::Ping`] with the same number.
+    Pong(u64),
+    /// Every command of batch `id` ran; `reads` holds the data of its reads in order.
+    Done {
+        /// The batch id.
+        id: u64,
+        /// Read results.
+        reads: Vec<serde_bytes::ByteBuf>,
+    },
+    /// Command `index` of batch `id` failed; the commands after it did not run.
+    Failed {
+        /// The batch id.
+        id: u64,
+        /// Index of the failing command.
+        index: u32,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// [`DeviceKind`] on the wire.
+#[allow(missing_docs)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireDeviceKind {
+    Cpu,
+    VirtualGpu,
+    IntegratedGpu,
+    DiscreteGpu,
+}
+
+impl From<DeviceKind> for WireDeviceKind {
+    fn from(k: DeviceKind) -> Self {
+        match k {
+            DeviceKind::Cpu => WireDeviceKind::Cpu,
+            DeviceKind::VirtualGpu => WireDeviceKind::VirtualGpu,
+            DeviceKind::IntegratedGpu => WireDeviceKind::IntegratedGpu,
+            DeviceKind::DiscreteGpu => WireDeviceKind::DiscreteGpu,
+        }
+    }
+}
+
+impl From<WireDeviceKind> for DeviceKind {
+    fn from(k: WireDeviceKind) -> Self {
+        match k {
+            WireDeviceKind::Cpu => DeviceKind::Cpu,
+            WireDeviceKind::VirtualGpu => DeviceKind::VirtualGpu,
+            WireDeviceKind::IntegratedGpu => DeviceKind::IntegratedGpu,
+            WireDeviceKind::DiscreteGpu => DeviceKind::DiscreteGpu,
+        }
+    }
+}
+
+/// What a client needs to know about a worker's device to lower kernels for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireDeviceInfo {
+    /// The worker-local canonical name.
+    pub name: String,
+    /// Description (model, driver).
+    pub description: String,
+    /// Kind of hardware.
+    pub kind: WireDeviceKind,
+    /// Memory available to tensors, in bytes.
+    pub memory_bytes: u64,
+    /// Parallel compute units.
+    pub compute_units: u64,
+    /// Widest SIMD vector in bytes.
+    pub vector_bytes: u64,
+    /// Supported dtypes, each with its preferred vector lanes.
+    pub dtypes: Vec<(WireDType, u8)>,
+    /// Other capabilities (`key=value`).
+    pub extra: Vec<String>,
+    /// Preferred lanes for dtypes the device does not list (lowering asks for them too).
+    pub default_lanes: u8,
+    /// Vector lanes the kernel lowering uses for 32-bit types.
+    pub lanes32: u8,
+    /// Whether kernels use 64-bit indices.
+    pub wide_index: bool,
+    /// Invocations per workgroup for workgroup reductions, if the device runs them.
+    pub workgroup_size: Option<u64>,
+    /// Parallel workers the CPU-style launch splits across.
+    pub parallelism: u64,
+}
+
+impl WireDeviceInfo {
+    /// Describes a local device.
+    pub fn describe(device: &dyn ferrograd_runtime::Device) -> Self {
+        let info = device.info();
+        let target = device.lowering_target(true);
+        WireDeviceInfo {
+            name: info.name.clone(),
+            description: info.description.clone(),
+            kind: info.kind.into(),
+            memory_bytes: info.memory_bytes,
+            compute_units: info.compute_units as u64,
+            vector_bytes: info.vector_bytes as u64,
+            dtypes: info
+                .dtypes
+                .iter()
+                .map(|&d| (d.into(), device.preferred_lanes(d)))
+                .collect(),
+            extra: info.extra.clone(),
+            default_lanes: device.preferred_lanes(DType::F32),
+            lanes32: target.lanes32,
+            wide_index: target.wide_index,
+            workgroup_size: device.workgroup_size().map(|w| w as u64),
+            parallelism: device.parallelism() as u64,
+        }
+    }
+
+    /// The [`DeviceInfo`] a client shows for this device under its remote `name`.
+    pub fn to_info(&self, name: &str, addr: &str) -> DeviceInfo {
+        DeviceInfo {
+            name: name.to_string(),
+            description: format!("{} on worker {addr}", self.description),
+            kind: self.kind.into(),
+            memory_bytes: self.memory_bytes,
+            compute_units: self.compute_units as usize,
+            vector_bytes: self.vector_bytes as usize,
+            dtypes: self.dtypes.iter().map(|(d, _)| (*d).into()).collect(),
+            extra: self.extra.clone(),
+        }
+    }
+}
+
+/// Encodes a handshake frame body: magic, version, then `body`.
+pub fn encode_handshake<T: Serialize>(body: &T) -> Vec<u8> {
+    encode_handshake_as(PROTOCOL_VERSION, body)
+}
+
+/// [`encode_handshake`] claiming protocol `version` (tests use it to play an old peer).
+pub fn encode_handshake_as<T: Serialize>(version: u32, body: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&version.to_le_bytes());
+    postcard::to_io(body, &mut out).expect("writing to a Vec cannot fail");
+    out
+}
+
+/// Decodes a handshake frame from `peer`: checks the magic and the version before the body.
+pub fn decode_handshake<T: for<'de> Deserialize<'de>>(frame: &[u8], peer: &str) -> Result<T> {
+    if frame.len() < 8 || frame[..4] != MAGIC {
+        return Err(Error::Malformed {
+            peer: peer.to_string(),
+            reason: "handshake does not start with the ferrograd magic (not a ferrograd peer?)"
+                .into(),
+        });
+    }
+    let theirs = u32::from_le_bytes(frame[4..8].try_into().expect("4 bytes"));
+    if theirs != PROTOCOL_VERSION {
+        return Err(Error::VersionMismatch {
+            peer: peer.to_string(),
+            ours: PROTOCOL_VERSION,
+            theirs,
+        });
+    }
+    decode(&frame[8..], peer)
+}
+
+/// Encodes a message body (no length prefix).
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    encode_with_capacity(msg, 0)
+}
+
+/// [`encode`] into a buffer reserved for `capacity` bytes (bulk messages: no regrowth).
+pub fn encode_with_capacity<T: Serialize>(msg: &T, capacity: usize) -> Vec<u8> {
+    postcard::to_extend(msg, Vec::with_capacity(capacity)).expect("encoding to a Vec cannot fail")
+}
+
+impl Command {
+    /// Bytes of tensor data the command carries.
+    pub fn payload_bytes(&self) -> usize {
+        match self {
+            Command::Write { data, .. } => data.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// Decodes a message body; trailing bytes are an error (a frame holds exactly one message).
+pub fn decode<T: for<'de> Deserialize<'de>>(frame: &[u8], peer: &str) -> Result<T> {
+    let malformed = |reason: String| Error::Malformed {
+        peer: peer.to_string(),
+        reason,
+    };
+    let (value, rest) =
+        postcard::take_from_bytes(frame).map_err(|e| malformed(format!("undecodable: {e}")))?;
+    if !rest.is_empty() {
+        return Err(malformed(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(value)
+}

@@ -1,0 +1,382 @@
+//! `remote:HOST:PORT/DEVICE`: a worker's device as an ordinary [`Device`].
+//!
+//! Buffers live on the worker under ids this side chooses, so allocating costs no round trip.
+//! Allocations, writes, launches and frees are queued and sent as one batch when a value is
+//! needed here (a read), at [`Device::synchronize`], or when the queue grows large; a realize
+//! followed by a read therefore costs one round trip for all its launches (plus one for the
+//! read, which `Buffer::read` precedes with a synchronize). A Program is sent once per
+//! connection, keyed by [`Program::hash64`], and compiled eagerly so compile errors surface at
+//! `compile`. Errors of queued commands surface at the next batch that is sent.
+
+use super::connection::{Connection, Heartbeat};
+use crate::error::Error as DistError;
+use crate::protocol::program::WireProgram;
+use crate::protocol::{Command, WireDeviceInfo};
+use crate::transport::Security;
+use ferrograd_ir::lower::LoweringTarget;
+use ferrograd_ir::{DType, Program};
+use ferrograd_runtime::{CompiledKernel, Device, DeviceInfo, Error, RawBuffer, Result};
+use parking_lot::Mutex;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+type Answer = std::sync::mpsc::Receiver<crate::Result<crate::protocol::WorkerMsg>>;
+
+/// Bytes per write or read chunk (each chunk is one frame, below the frame limit).
+pub const CHUNK_BYTES: usize = 16 << 20;
+/// Chunks of one bulk transfer sent before the first is answered.
+const CHUNKS_IN_FLIGHT: usize = 4;
+/// Queued commands that force a batch out.
+const MAX_QUEUED_COMMANDS: usize = 4096;
+
+/// Options of a remote device.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteOptions {
+    /// Deadline of each request.
+    pub deadline: Duration,
+    /// Liveness checking.
+    pub heartbeat: Heartbeat,
+}
+
+impl Default for RemoteOptions {
+    /// 60 s per request, the default heartbeat.
+    fn default() -> Self {
+        RemoteOptions {
+            deadline: Duration::from_secs(60),
+            heartbeat: Heartbeat::default(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    commands: Vec<Command>,
+    bytes: usize,
+    /// Launches were sent since the last synchronize.
+    unsynchronized: bool,
+}
+
+/// A buffer on the worker.
+struct RemoteBuffer {
+    id: u64,
+    bytes: usize,
+    queue: Weak<Mutex<Queue>>,
+}
+
+impl Drop for RemoteBuffer {
+    fn drop(&mut self) {
+        if let Some(q) = self.queue.upgrade() {
+            q.lock().commands.push(Command::Free { buffer: self.id });
+        }
+    }
+}
+
+/// A kernel compiled on the worker.
+struct RemoteKernel {
+    id: u64,
+}
+
+/// A device of a worker, reached over the network.
+pub struct RemoteDevice {
+    info: DeviceInfo,
+    remote: WireDeviceInfo,
+    conn: Arc<Connection>,
+    queue: Arc<Mutex<Queue>>,
+    next_buffer: AtomicU64,
+    compiled: Mutex<HashSet<u64>>,
+    options: RemoteOptions,
+}
+
+impl RemoteDevice {
+    /// Connects to the worker at `addr` and opens a session on its device `device`; the device
+    /// is called `name` here.
+    pub fn connect(
+        name: &str,
+        addr: SocketAddr,
+        device: &str,
+        security: &Security,
+        options: RemoteOptions,
+    ) -> crate::Result<RemoteDevice> {
+        let (conn, remote) = Connection::open(addr, device, security, options.heartbeat)?;
+        Ok(RemoteDevice {
+            info: remote.to_info(name, &addr.to_string()),
+            remote,
+            conn,
+            queue: Arc::new(Mutex::new(Queue::default())),
+            next_buffer: AtomicU64::new(1),
+            compiled: Mutex::new(HashSet::new()),
+            options,
+        })
+    }
+
+    /// The connection (loss state, round-trip count).
+    pub fn connection(&self) -> &Arc<Connection> {
+        &self.conn
+    }
+
+    /// Why the worker was declared lost, if it was.
+    pub fn lost(&self) -> Option<String> {
+        self.conn.lost().map(|(r, _)| r.to_string())
+    }
+
+    fn error(&self, e: DistError) -> Error {
+        match e {
+            DistError::WorkerLost { peer, reason } => Error::WorkerLost {
+                device: self.info.name.clone(),
+                reason: format!("{peer}: {reason}"),
+            },
+            other => Error::Device {
+                device: self.info.name.clone(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    fn misuse(&self, what: &str) -> Error {
+        Error::Device {
+            device: self.info.name.clone(),
+            reason: format!("{what} does not belong to a remote device"),
+        }
+    }
+
+    fn buffer<'a>(&self, raw: &'a RawBuffer) -> Result<&'a RemoteBuffer> {
+        raw.downcast_ref::<RemoteBuffer>()
+            .ok_or_else(|| self.misuse("a buffer"))
+    }
+
+    /// Sends what is queued plus `extra` as one batch, without waiting (`None`: nothing to send).
+    fn send_queued(&self, extra: Vec<Command>) -> Result<Option<Answer>> {
+        let mut q = self.queue.lock();
+        let mut commands = std::mem::take(&mut q.commands);
+        q.bytes = 0;
+        commands.extend(extra);
+        if commands.is_empty() {
+            return Ok(None);
+        }
+        for c in &commands {
+            match c {
+                Command::Launch { .. } => q.unsynchronized = true,
+                Command::Synchronize | Command::Read { .. } => q.unsynchronized = false,
+                _ => {}
+            }
+        }
+        // Sent under the lock, so batches reach the worker in the order they were queued.
+        self.conn
+            .send(commands, self.options.deadline)
+            .map(Some)
+            .map_err(|e| self.error(e))
+    }
+
+    fn wait(&self, answer: Answer) -> Result<Vec<Vec<u8>>> {
+        self.conn
+            .wait(answer, self.options.deadline)
+            .map_err(|e| self.error(e))
+    }
+
+    /// Sends what is queued plus `extra` as one batch and waits; the data of its reads.
+    fn flush_with(&self, extra: Vec<Command>) -> Result<Vec<Vec<u8>>> {
+        match self.send_queued(extra)? {
+            Some(answer) => self.wait(answer),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Sends one batch per item of `chunks` with at most [`CHUNKS_IN_FLIGHT`] unanswered, and
+    /// hands each answer to `done` in order.
+    fn pipelined(
+        &self,
+        chunks: impl Iterator<Item = Command>,
+        mut done: impl FnMut(usize, Vec<Vec<u8>>) -> Result<()>,
+    ) -> Result<()> {
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut next = 0;
+        for command in chunks {
+            if in_flight.len() >= CHUNKS_IN_FLIGHT {
+                let answer = in_flight.pop_front().expect("non-empty");
+                done(next, self.wait(answer)?)?;
+                next += 1;
+            }
+            in_flight.push_back(self.send_queued(vec![command])?.expect("one command"));
+        }
+        for answer in in_flight {
+            done(next, self.wait(answer)?)?;
+            next += 1;
+        }
+        Ok(())
+    }
+
+    fn enqueue(&self, command: Command, bytes: usize) -> Result<()> {
+        let full = {
+            let mut q = self.queue.lock();
+            q.commands.push(command);
+            q.bytes += bytes;
+            q.commands.len() >= MAX_QUEUED_COMMANDS || q.bytes >= CHUNK_BYTES
+        };
+        if full {
+            self.flush_with(Vec::new())?;
+        }
+        Ok(())
+    }
+}
+
+impl Device for RemoteDevice {
+    fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    fn allocate(&self, bytes: usize) -> Result<RawBuffer> {
+        if bytes as u64 > self.remote.memory_bytes {
+            return Err(Error::OutOfMemory {
+                device: self.info.name.clone(),
+                bytes,
+                reason: format!("the worker's device has {} bytes", self.remote.memory_bytes),
+            });
+        }
+        let id = self.next_buffer.fetch_add(1, Ordering::Relaxed);
+        self.enqueue(
+            Command::Alloc {
+                buffer: id,
+                bytes: bytes as u64,
+            },
+            0,
+        )?;
+        Ok(Box::new(RemoteBuffer {
+            id,
+            bytes,
+            queue: Arc::downgrade(&self.queue),
+        }))
+    }
+
+    fn write(&self, dst: &RawBuffer, data: &[u8]) -> Result<()> {
+        let dst = self.buffer(dst)?;
+        if data.len() > dst.bytes {
+            return Err(Error::Device {
+                device: self.info.name.clone(),
+                reason: format!(
+                    "write of {} bytes into a buffer of {}",
+                    data.len(),
+                    dst.bytes
+                ),
+            });
+        }
+        let total = data.len() as u64;
+        let write = |i: usize, chunk: &[u8]| Command::Write {
+            buffer: dst.id,
+            offset: (i * CHUNK_BYTES) as u64,
+            total,
+            data: chunk.to_vec(),
+        };
+        if data.len() > CHUNK_BYTES {
+            let chunks = data.chunks(CHUNK_BYTES).enumerate();
+            return self.pipelined(chunks.map(|(i, c)| write(i, c)), |_, _| Ok(()));
+        }
+        self.enqueue(write(0, data), data.len())
+    }
+
+    fn read(&self, src: &RawBuffer, out: &mut [u8]) -> Result<()> {
+        let src = self.buffer(src)?;
+        if out.len() > src.bytes {
+            return Err(Error::Device {
+                device: self.info.name.clone(),
+                reason: format!("read of {} bytes from a buffer of {}", out.len(), src.bytes),
+            });
+        }
+        let len = out.len();
+        let total = len as u64;
+        let reads = (0..len.div_ceil(CHUNK_BYTES).max(1)).map(move |i| Command::Read {
+            buffer: src.id,
+            offset: (i * CHUNK_BYTES) as u64,
+            bytes: (len - i * CHUNK_BYTES).min(CHUNK_BYTES) as u64,
+            total,
+        });
+        self.pipelined(reads, |i, mut data| {
+            let start = i * CHUNK_BYTES;
+            let chunk = &mut out[start..(start + CHUNK_BYTES).min(total as usize)];
+            let data = data.pop().unwrap_or_default();
+            if data.len() != chunk.len() {
+                return Err(self.error(DistError::Malformed {
+                    peer: self.conn.peer().to_string(),
+                    reason: format!("asked for {} bytes, got {}", chunk.len(), data.len()),
+                }));
+            }
+            chunk.copy_from_slice(&data);
+            Ok(())
+        })
+    }
+
+    fn compile(&self, program: &Program) -> Result<CompiledKernel> {
+        let id = program.hash64();
+        if !self.compiled.lock().contains(&id) {
+            let compile = Command::Compile {
+                kernel: id,
+                program: WireProgram::from(program),
+            };
+            self.flush_with(vec![compile]).map_err(|e| match e {
+                Error::Device { device, reason } => Error::Compile {
+                    device,
+                    kernel: program.name.clone(),
+                    reason,
+                },
+                other => other,
+            })?;
+            self.compiled.lock().insert(id);
+        }
+        Ok(Arc::new(RemoteKernel { id }))
+    }
+
+    fn launch(&self, kernel: &CompiledKernel, buffers: &[&RawBuffer]) -> Result<()> {
+        let kernel = kernel
+            .downcast_ref::<RemoteKernel>()
+            .ok_or_else(|| self.misuse("a kernel"))?;
+        let buffers = buffers
+            .iter()
+            .map(|b| self.buffer(b).map(|b| b.id))
+            .collect::<Result<Vec<u64>>>()?;
+        self.enqueue(
+            Command::Launch {
+                kernel: kernel.id,
+                buffers,
+            },
+            0,
+        )
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        let needed = {
+            let q = self.queue.lock();
+            !q.commands.is_empty() || q.unsynchronized
+        };
+        if needed {
+            self.flush_with(vec![Command::Synchronize])?;
+        }
+        Ok(())
+    }
+
+    fn preferred_lanes(&self, dtype: DType) -> u8 {
+        self.remote
+            .dtypes
+            .iter()
+            .find(|(d, _)| DType::from(*d) == dtype)
+            .map(|(_, lanes)| *lanes)
+            .unwrap_or(self.remote.default_lanes)
+    }
+
+    fn parallelism(&self) -> usize {
+        self.remote.parallelism as usize
+    }
+
+    fn lowering_target(&self, optimize: bool) -> LoweringTarget {
+        LoweringTarget {
+            lanes32: self.remote.lanes32,
+            optimize,
+            wide_index: self.remote.wide_index,
+        }
+    }
+
+    fn workgroup_size(&self) -> Option<usize> {
+        self.remote.workgroup_size.map(|w| w as usize)
+    }
+}

@@ -1,0 +1,302 @@
+//! The worker daemon (`ferrograd worker`): serves the local devices of the runtime registry to
+//! authenticated clients.
+//!
+//! Per connection: a TLS handshake (client certificate required), the version handshake, then
+//! three activities: the reader answers pings at once and queues batches, one thread runs the
+//! session's batches in order ([`session::Session`]), the writer sends answers. A malformed
+//! frame, a frame over the size limit or a client silent for [`WorkerConfig::idle_timeout`]
+//! closes that connection and frees its buffers; other sessions are untouched.
+
+mod session;
+
+use crate::error::{Error, Result};
+use crate::frame::{read_frame, write_frame, DEFAULT_MAX_FRAME};
+use crate::protocol::{
+    decode, decode_handshake, encode, encode_handshake, encode_with_capacity, ClientMsg, Hello,
+    HelloReply, WireDeviceInfo, WorkerMsg,
+};
+use crate::transport::{self, Security, HANDSHAKE_TIMEOUT};
+use session::Session;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Largest handshake frame accepted (the hello is a device name).
+const HANDSHAKE_LIMIT: u32 = 64 << 10;
+
+/// How a worker listens.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// Mutual TLS with the worker's identity, or plaintext on loopback.
+    pub security: Security,
+    /// Largest frame accepted after the handshake.
+    pub max_frame: u32,
+    /// A session whose client sends nothing (not even a heartbeat) for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl WorkerConfig {
+    /// Listens on `listen` secured as `security` says, with default limits.
+    pub fn new(listen: SocketAddr, security: Security) -> Self {
+        WorkerConfig {
+            listen,
+            security,
+            max_frame: DEFAULT_MAX_FRAME,
+            idle_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A bound worker, not yet serving.
+pub struct Worker {
+    listener: std::net::TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    config: WorkerConfig,
+}
+
+/// A worker serving on a background thread (for tests and embedding).
+pub struct RunningWorker {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl RunningWorker {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for RunningWorker {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Worker {
+    /// Binds the listening socket. Plaintext on a non-loopback address is refused.
+    pub fn bind(config: WorkerConfig) -> Result<Worker> {
+        let acceptor = match &config.security {
+            Security::InsecureLoopback => {
+                if !config.listen.ip().is_loopback() {
+                    return Err(Error::InsecureNotLoopback {
+                        addr: config.listen.to_string(),
+                    });
+                }
+                None
+            }
+            Security::MutualTls(id) => Some(tokio_rustls::TlsAcceptor::from(
+                transport::server_config(id)?,
+            )),
+        };
+        let listener = std::net::TcpListener::bind(config.listen)
+            .map_err(|e| Error::io(&config.listen.to_string(), e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io(&config.listen.to_string(), e))?;
+        Ok(Worker {
+            listener,
+            acceptor,
+            config,
+        })
+    }
+
+    /// The bound address (with the port the system chose for port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener
+            .local_addr()
+            .map_err(|e| Error::io(&self.config.listen.to_string(), e))
+    }
+
+    /// Serves until the process ends.
+    pub fn run(self) -> Result<()> {
+        let (_keep, never) = tokio::sync::oneshot::channel::<()>();
+        self.serve_until(never)
+    }
+
+    /// Serves on a background thread until the returned handle is dropped.
+    pub fn spawn(self) -> Result<RunningWorker> {
+        let addr = self.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("ferrograd-worker-{addr}"))
+            .spawn(move || self.serve_until(rx))
+            .map_err(|e| Error::io(&addr.to_string(), e))?;
+        Ok(RunningWorker {
+            addr,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn serve_until(self, shutdown: tokio::sync::oneshot::Receiver<()>) -> Result<()> {
+        let addr = self.local_addr()?.to_string();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ferrograd-worker-net")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io(&addr, e))?;
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(self.listener)
+                .map_err(|e| Error::io(&addr, e))?;
+            let config = Arc::new(self.config);
+            let acceptor = self.acceptor;
+            tokio::pin!(shutdown);
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => return Ok(()),
+                    accepted = listener.accept() => {
+                        let (tcp, peer) = match accepted {
+                            Ok(x) => x,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "accept failed");
+                                continue;
+                            }
+                        };
+                        let acceptor = acceptor.clone();
+                        let config = config.clone();
+                        tokio::spawn(async move {
+                            let peer = peer.to_string();
+                            if let Err(e) = serve_connection(tcp, &peer, acceptor, &config).await {
+                                tracing::info!(%peer, error = %e, "connection closed");
+                            }
+                        });
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The local device a hello asks for (remote devices are not relayed).
+fn open_device(name: &str) -> std::result::Result<Arc<ferrograd_runtime::DeviceHandle>, String> {
+    if name.starts_with("remote:") {
+        return Err(format!(
+            "`{name}` is a remote device; a worker serves only its own devices"
+        ));
+    }
+    ferrograd_runtime::device(name).map_err(|e| e.to_string())
+}
+
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: &str,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    config: &WorkerConfig,
+) -> Result<()> {
+    let stream = transport::accept(tcp, peer, acceptor.as_ref()).await?;
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let hello_frame = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        read_frame(&mut rd, HANDSHAKE_LIMIT, peer),
+    )
+    .await
+    .map_err(|_| Error::Deadline {
+        peer: peer.to_string(),
+        what: "hello",
+        deadline: HANDSHAKE_TIMEOUT,
+    })??
+    .ok_or_else(|| Error::Malformed {
+        peer: peer.to_string(),
+        reason: "closed before the hello".into(),
+    })?;
+    let refuse = |reason: String| encode_handshake(&HelloReply::Refused(reason));
+    let hello: Hello = match decode_handshake(&hello_frame, peer) {
+        Ok(h) => h,
+        Err(e) => {
+            if matches!(e, Error::VersionMismatch { .. }) {
+                write_frame(&mut wr, &refuse(e.to_string()), peer).await?;
+            }
+            return Err(e);
+        }
+    };
+    let device = match open_device(&hello.device) {
+        Ok(d) => d,
+        Err(reason) => {
+            write_frame(&mut wr, &refuse(reason.clone()), peer).await?;
+            return Err(Error::Refused {
+                peer: peer.to_string(),
+                reason,
+            });
+        }
+    };
+    let info = WireDeviceInfo::describe(device.device().as_ref());
+    let memory_limit = usize::try_from(info.memory_bytes).unwrap_or(usize::MAX);
+    write_frame(&mut wr, &encode_handshake(&HelloReply::Welcome(info)), peer).await?;
+    tracing::info!(%peer, device = %hello.device, "session opened");
+
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer_peer = peer.to_string();
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = out_rx.recv().await {
+            write_frame(&mut wr, &frame, &writer_peer).await?;
+        }
+        Ok::<(), Error>(())
+    });
+    let (batch_tx, batch_rx) = std::sync::mpsc::channel::<(crate::protocol::Batch, Instant)>();
+    let exec_tx = out_tx.clone();
+    std::thread::Builder::new()
+        .name(format!("ferrograd-session-{peer}"))
+        .spawn(move || {
+            let mut session = Session::new(device, memory_limit);
+            while let Ok((batch, received)) = batch_rx.recv() {
+                let answer = session.run(batch, received);
+                let capacity = match &answer {
+                    WorkerMsg::Done { reads, .. } => {
+                        64 + reads.iter().map(|r| 16 + r.len()).sum::<usize>()
+                    }
+                    _ => 256,
+                };
+                if exec_tx
+                    .send(encode_with_capacity(&answer, capacity))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| Error::io(peer, e))?;
+
+    let result = async {
+        loop {
+            let frame = tokio::time::timeout(
+                config.idle_timeout,
+                read_frame(&mut rd, config.max_frame, peer),
+            )
+            .await
+            .map_err(|_| Error::Deadline {
+                peer: peer.to_string(),
+                what: "client heartbeat",
+                deadline: config.idle_timeout,
+            })??;
+            let Some(frame) = frame else {
+                return Ok(());
+            };
+            match decode::<ClientMsg>(&frame, peer)? {
+                ClientMsg::Ping(n) => {
+                    let _ = out_tx.send(encode(&WorkerMsg::Pong(n)));
+                }
+                ClientMsg::Batch(batch) => {
+                    if batch_tx.send((batch, Instant::now())).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    .await;
+    drop(batch_tx);
+    drop(out_tx);
+    writer.abort();
+    result
+}

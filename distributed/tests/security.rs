@@ -1,0 +1,195 @@
+//! Mutual TLS: a worker accepts only clients with a certificate of its cluster, a client
+//! accepts only workers of its cluster, plaintext only on loopback, tokens expire.
+
+mod common;
+
+use common::*;
+use ferrograd_distributed::cluster::{self, Identity};
+use ferrograd_distributed::worker::{Worker, WorkerConfig};
+use ferrograd_distributed::{Error, Security};
+use ferrograd_runtime::Device;
+use std::time::Duration;
+
+fn round_trip_works(device: &dyn Device) {
+    let buf = device.allocate(16).unwrap();
+    device.write(&buf, &[7u8; 16]).unwrap();
+    let mut out = [0u8; 16];
+    device.read(&buf, &mut out).unwrap();
+    assert_eq!(out, [7u8; 16]);
+}
+
+#[test]
+fn a_client_of_the_cluster_is_served_over_mutual_tls() {
+    let cluster = Cluster::new();
+    let worker = cluster.worker();
+    let device = connect(worker.addr(), &Security::MutualTls(cluster.client())).unwrap();
+    round_trip_works(&device);
+}
+
+#[test]
+fn a_worker_refuses_a_client_certificate_of_a_foreign_cluster() {
+    let cluster = Cluster::new();
+    let foreign = Cluster::new();
+    let worker = cluster.worker();
+    // The foreign client trusts our CA (so it would accept the worker) but its own
+    // certificate is signed by another CA.
+    let mut id = foreign.client();
+    id.ca = cluster.client().ca;
+    let err = connect(worker.addr(), &Security::MutualTls(id))
+        .err()
+        .expect("refused");
+    assert!(matches!(err, Error::Tls { .. } | Error::Io { .. }), "{err}");
+    // The worker still serves its own clients.
+    round_trip_works(&connect(worker.addr(), &Security::MutualTls(cluster.client())).unwrap());
+}
+
+#[test]
+fn a_client_refuses_a_worker_of_a_foreign_cluster() {
+    let cluster = Cluster::new();
+    let foreign = Cluster::new();
+    let worker = foreign.worker();
+    let err = connect(worker.addr(), &Security::MutualTls(cluster.client()))
+        .err()
+        .expect("refused");
+    assert!(matches!(err, Error::Tls { .. }), "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+}
+
+/// A TLS client that presents no certificate at all.
+async fn hello_without_certificate(
+    addr: std::net::SocketAddr,
+    ca: Identity,
+) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.ca).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls_pki_types::ServerName::try_from(cluster::WORKER_NAME).unwrap();
+    let mut tls = connector.connect(name, tcp).await?;
+    let hello = ferrograd_distributed::protocol::encode_handshake(
+        &ferrograd_distributed::protocol::Hello {
+            device: "cpu".into(),
+        },
+    );
+    tls.write_all(&(hello.len() as u32).to_le_bytes()).await?;
+    tls.write_all(&hello).await?;
+    tls.flush().await?;
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await?;
+    Ok(answer)
+}
+
+#[test]
+fn a_worker_refuses_a_client_without_a_certificate() {
+    let cluster = Cluster::new();
+    let worker = cluster.worker();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt.block_on(hello_without_certificate(worker.addr(), cluster.client()));
+    // The worker aborts the handshake (TLS 1.3: the client sees it as an alert, a reset or a
+    // broken pipe once it writes); it never answers the hello.
+    if let Ok(answer) = result {
+        assert!(
+            answer.is_empty(),
+            "a client without a certificate got {} bytes",
+            answer.len()
+        );
+    }
+}
+
+#[test]
+fn a_plaintext_client_gets_nothing_from_a_tls_worker() {
+    let cluster = Cluster::new();
+    let worker = cluster.worker();
+    let err = connect(worker.addr(), &Security::InsecureLoopback)
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(
+            err,
+            Error::Refused { .. }
+                | Error::Io { .. }
+                | Error::Malformed { .. }
+                | Error::FrameTooLarge { .. }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn plaintext_is_refused_off_loopback() {
+    let config = WorkerConfig::new("0.0.0.0:0".parse().unwrap(), Security::InsecureLoopback);
+    let err = Worker::bind(config).err().expect("refused");
+    assert!(matches!(err, Error::InsecureNotLoopback { .. }), "{err}");
+    let err = connect(
+        "10.255.255.1:7070".parse().unwrap(),
+        &Security::InsecureLoopback,
+    )
+    .err()
+    .expect("refused");
+    assert!(matches!(err, Error::InsecureNotLoopback { .. }), "{err}");
+}
+
+#[test]
+fn a_plaintext_loopback_worker_serves_when_asked_explicitly() {
+    let worker = insecure_worker();
+    round_trip_works(&connect(worker.addr(), &Security::InsecureLoopback).unwrap());
+}
+
+#[test]
+fn expired_and_malformed_tokens_are_refused() {
+    let cluster = Cluster::new();
+    let token = cluster::token(cluster.dir.path(), Duration::ZERO).unwrap();
+    let err = cluster::redeem(&token).expect_err("expired");
+    assert!(err.to_string().contains("expired"), "{err}");
+    assert!(matches!(cluster::redeem("fgt1.!!!"), Err(Error::Token(_))));
+    assert!(matches!(cluster::redeem("hello"), Err(Error::Token(_))));
+    let good = cluster::token(cluster.dir.path(), Duration::from_secs(60)).unwrap();
+    let truncated = &good[..good.len() / 2];
+    assert!(matches!(cluster::redeem(truncated), Err(Error::Token(_))));
+}
+
+#[test]
+fn init_refuses_to_overwrite_a_cluster_and_keys_are_private() {
+    let cluster = Cluster::new();
+    let err = cluster::init(cluster.dir.path()).expect_err("refused");
+    assert!(err.to_string().contains("already exists"), "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for key in ["ca.key", "client.key"] {
+            let mode = std::fs::metadata(cluster.dir.path().join(key))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{key} is readable by others: {mode:o}");
+        }
+    }
+}
+
+#[test]
+fn a_token_round_trips_through_the_worker_state_directory() {
+    let cluster = Cluster::new();
+    let state = tempfile::tempdir().unwrap();
+    cluster
+        .worker_identity()
+        .save(state.path(), "worker")
+        .unwrap();
+    let id = Identity::load(state.path(), "worker").unwrap();
+    init();
+    let worker = Worker::bind(WorkerConfig::new(loopback(), Security::MutualTls(id)))
+        .unwrap()
+        .spawn()
+        .unwrap();
+    round_trip_works(&connect(worker.addr(), &Security::MutualTls(cluster.client())).unwrap());
+}

@@ -1,0 +1,248 @@
+//! Worker processes on loopback: `ferrograd cluster init` / `cluster token` / `worker --join`
+//! pair three workers; each computes; a killed worker is detected within 1.5 s and a stopped
+//! (SIGSTOP) one within 2 s as `WorkerLost`, and the survivor keeps computing.
+
+use ferrograd::distributed::cluster::Identity;
+use ferrograd::distributed::{remote, Security};
+use ferrograd::{All, Error, Tensor};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn ferrograd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ferrograd"))
+}
+
+fn run(args: &[&str]) -> String {
+    let out = ferrograd().args(args).output().expect("ferrograd runs");
+    assert!(
+        out.status.success(),
+        "ferrograd {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A worker process, killed (after a SIGCONT, in case it is stopped) when dropped.
+struct WorkerProcess {
+    child: Child,
+    addr: String,
+}
+
+impl WorkerProcess {
+    fn start(cluster: &Path, state: &Path) -> WorkerProcess {
+        let token = run(&[
+            "cluster",
+            "token",
+            cluster.to_str().unwrap(),
+            "--ttl-secs",
+            "600",
+        ]);
+        let mut child = ferrograd()
+            .args(["worker", "--listen", "127.0.0.1:0", "--join", token.trim()])
+            .arg("--state")
+            .arg(state)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("worker starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .strip_prefix("ferrograd worker listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected worker output: {line:?}"))
+            .to_string();
+        assert!(line.contains("mutual TLS"), "{line}");
+        WorkerProcess { child, addr }
+    }
+
+    /// Sends `signal` with `kill` (Debian package `procps`, installed by `.ci/run`).
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal}");
+    }
+
+    fn device(&self) -> String {
+        format!("remote:{}/cpu", self.addr)
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The cluster every test of this binary shares (the client's security is process-wide).
+fn cluster() -> &'static Path {
+    static CLUSTER: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    CLUSTER
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let out = run(&["cluster", "init", dir.path().to_str().unwrap()]);
+            assert!(out.contains("FERROGRAD_CLUSTER_DIR"), "{out}");
+            ferrograd::device::init();
+            remote::set_client_security(Security::MutualTls(
+                Identity::load_client(dir.path()).unwrap(),
+            ));
+            dir
+        })
+        .path()
+}
+
+/// `relu(x @ w).sum()` on `device`, compared with the local CPU.
+fn computes_correctly(device: &str) -> ferrograd::Result<()> {
+    Tensor::manual_seed(3);
+    let x = Tensor::randn(&[16, 32]);
+    let w = Tensor::randn(&[32, 8]);
+    let expected = x.matmul(&w).relu().sum(All).item::<f32>()?;
+    let got = x
+        .to(device)?
+        .matmul(&w.to(device)?)
+        .relu()
+        .sum(All)
+        .item::<f32>()?;
+    assert!(
+        (got - expected).abs() <= 1e-4 * expected.abs().max(1.0),
+        "{device}: {got} vs {expected}"
+    );
+    Ok(())
+}
+
+/// Seconds from `since` until the registry's device `name` reports its worker lost.
+fn detection_time(name: &str, since: Instant, limit: Duration) -> Duration {
+    let device = remote::opened(name).expect("opened");
+    while device.lost().is_none() {
+        assert!(since.elapsed() < limit * 3, "{name} never detected as lost");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    since.elapsed()
+}
+
+#[test]
+fn three_workers_compute_and_losses_are_detected_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster();
+    let workers: Vec<WorkerProcess> = (0..3)
+        .map(|i| WorkerProcess::start(cluster, &dir.path().join(format!("w{i}"))))
+        .collect();
+    for w in &workers {
+        computes_correctly(&w.device()).unwrap();
+    }
+
+    // Killed: the socket closes, detection is immediate.
+    let killed = Instant::now();
+    workers[0].signal("-KILL");
+    let took = detection_time(&workers[0].device(), killed, Duration::from_millis(1500));
+    eprintln!("killed worker detected after {took:?}");
+    assert!(took <= Duration::from_millis(1500), "{took:?}");
+    let err = computes_correctly(&workers[0].device()).unwrap_err();
+    assert!(matches!(err, Error::WorkerLost { .. }), "{err}");
+
+    // Stopped: the socket stays open, the heartbeat notices.
+    let stopped = Instant::now();
+    workers[1].signal("-STOP");
+    let took = detection_time(&workers[1].device(), stopped, Duration::from_secs(2));
+    eprintln!("stopped worker detected after {took:?}");
+    assert!(took <= Duration::from_secs(2), "{took:?}");
+    let err = computes_correctly(&workers[1].device()).unwrap_err();
+    assert!(matches!(err, Error::WorkerLost { .. }), "{err}");
+
+    // The third worker is unaffected.
+    computes_correctly(&workers[2].device()).unwrap();
+}
+
+#[test]
+fn a_request_blocked_on_a_stopped_worker_fails_with_worker_lost_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = WorkerProcess::start(cluster(), &dir.path().join("w"));
+    let name = worker.device();
+    let x = Tensor::randn(&[4, 4]).to(&name).unwrap();
+    x.realize().unwrap();
+    worker.signal("-STOP");
+    let stopped = Instant::now();
+    // This read waits on the stopped worker; the heartbeat ends the wait.
+    let err = (&x + 1.0).to_vec::<f32>().unwrap_err();
+    let took = stopped.elapsed();
+    eprintln!("blocked request failed after {took:?}: {err}");
+    assert!(matches!(err, Error::WorkerLost { .. }), "{err}");
+    assert!(took <= Duration::from_secs(2), "{took:?}");
+}
+
+#[test]
+fn a_worker_refuses_an_expired_token_and_plaintext_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = run(&[
+        "cluster",
+        "token",
+        cluster().to_str().unwrap(),
+        "--ttl-secs",
+        "0",
+    ]);
+    let out = ferrograd()
+        .args(["worker", "--listen", "127.0.0.1:0", "--join", token.trim()])
+        .arg("--state")
+        .arg(dir.path().join("w"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expired"));
+    let out = ferrograd()
+        .args(["worker", "--listen", "0.0.0.0:0", "--insecure-loopback"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing plaintext"));
+}
+
+#[test]
+fn a_worker_killed_mid_inference_fails_the_running_requests_with_worker_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = WorkerProcess::start(cluster(), &dir.path().join("w"));
+    let name = worker.device();
+    let pid = worker.child.id().to_string();
+    // Connected and warm before the kill is scheduled.
+    let w = Tensor::randn(&[256, 256]).to(&name).unwrap();
+    w.realize().unwrap();
+    let killed_at = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let killer = {
+        let killed_at = killed_at.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let status = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+            *killed_at.lock().unwrap() = Some(Instant::now());
+            assert!(status.success());
+        })
+    };
+    // Inference in a loop (each step a fresh input, so every step launches kernels) until the
+    // kill lands in the middle of one.
+    let start = Instant::now();
+    let err = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the kill never surfaced"
+        );
+        let x = Tensor::randn(&[64, 256]).to(&name).unwrap();
+        if let Err(e) = x.matmul(&w).relu().sum(All).item::<f32>() {
+            break e;
+        }
+    };
+    let failed_at = Instant::now();
+    killer.join().unwrap();
+    let killed_at = killed_at.lock().unwrap().expect("killed");
+    let took = failed_at.saturating_duration_since(killed_at);
+    eprintln!("inference failed {took:?} after the kill: {err}");
+    assert!(matches!(err, Error::WorkerLost { .. }), "{err}");
+    assert!(took <= Duration::from_millis(1500), "{took:?}");
+}
