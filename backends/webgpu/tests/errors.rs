@@ -159,7 +159,7 @@ fn workgroup_programs_use_local_memory_and_barriers() {
 
 #[test]
 fn workgroup_programs_run_in_grid_stride_loops() {
-    let dev = WebGpuDevice::open_all(WebGpuOptions {
+    let dev = WebGpuDevice::open_all(&WebGpuOptions {
         max_workgroup_count: Some(2),
         ..WebGpuOptions::default()
     })

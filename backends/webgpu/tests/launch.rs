@@ -82,7 +82,7 @@ fn one_dimensional_grids_of_any_size() {
 fn grids_beyond_the_workgroup_count_limit_use_a_grid_stride_loop() {
     // A device limited to 3 x 3 workgroups: every grid larger than 9 workgroups is walked by the
     // grid-stride loop, for plain and workgroup (barrier) programs alike.
-    let dev = WebGpuDevice::open_all(WebGpuOptions {
+    let dev = WebGpuDevice::open_all(&WebGpuOptions {
         max_workgroup_count: Some(3),
         ..WebGpuOptions::default()
     })
@@ -141,7 +141,7 @@ fn batched_dependent_launches_see_each_others_writes() {
 
 #[test]
 fn descriptor_pools_work_where_push_descriptors_are_missing() {
-    let dev = WebGpuDevice::open_all(WebGpuOptions {
+    let dev = WebGpuDevice::open_all(&WebGpuOptions {
         descriptor_pools: true,
         ..WebGpuOptions::default()
     })
@@ -158,7 +158,7 @@ fn descriptor_pools_work_where_push_descriptors_are_missing() {
 
 #[test]
 fn staging_copies_work_like_mapped_memory() {
-    let dev = WebGpuDevice::open_all(WebGpuOptions {
+    let dev = WebGpuDevice::open_all(&WebGpuOptions {
         force_staging: true,
         ..WebGpuOptions::default()
     })
@@ -378,7 +378,7 @@ fn spirv_is_generated_without_a_driver_compiler() {
 
 #[test]
 fn profiling_times_every_launch() {
-    let dev = WebGpuDevice::open_all(WebGpuOptions {
+    let dev = WebGpuDevice::open_all(&WebGpuOptions {
         profile: true,
         ..WebGpuOptions::default()
     })
@@ -410,7 +410,7 @@ fn thousands_of_small_buffers_share_memory_without_overlap() {
     // More buffers than drivers' usual maxMemoryAllocationCount (4096): they share blocks.
     for dev in [
         device(),
-        WebGpuDevice::open_all(WebGpuOptions {
+        WebGpuDevice::open_all(&WebGpuOptions {
             force_staging: true,
             ..WebGpuOptions::default()
         })

@@ -1,7 +1,7 @@
-//! 8- and 16-bit buffers packed into 32-bit words (the path of devices without 8/16-bit
-//! storage): every small dtype round-trips through loads and stores, neighbouring elements
-//! written by different invocations (and gated-off stores) leave each other intact, and casts
-//! between small and wide types agree with the native 8/16-bit path.
+//! 8- and 16-bit buffers packed into 32-bit words (always for bool/i8/u8/bf16; for f16 where
+//! the adapter lacks `shader-f16` or `packed_f16` is set): every small dtype round-trips
+//! through loads and stores, neighbouring elements written by different invocations (and
+//! gated-off stores) leave each other intact, and casts agree with the native f16 path.
 mod common;
 use common::*;
 use ferrograd_ir::{BinaryOp, DType, Inst, Memory, ProgramBuilder, VType};
@@ -10,8 +10,8 @@ use ferrograd_webgpu::{WebGpuDevice, WebGpuOptions};
 use half::{bf16, f16};
 
 fn packed() -> WebGpuDevice {
-    WebGpuDevice::open_all(WebGpuOptions {
-        packed_storage: true,
+    WebGpuDevice::open_all(&WebGpuOptions {
+        packed_f16: true,
         ..WebGpuOptions::default()
     })
     .unwrap()

@@ -100,7 +100,7 @@ fn max_ref(a: f32, b: f32) -> f32 {
 
 fn devices() -> Vec<WebGpuDevice> {
     let plain = device();
-    let tree = WebGpuDevice::open_all(WebGpuOptions {
+    let tree = WebGpuDevice::open_all(&WebGpuOptions {
         no_subgroups: true,
         ..WebGpuOptions::default()
     })

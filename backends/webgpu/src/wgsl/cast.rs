@@ -67,7 +67,8 @@ impl Gen<'_> {
     fn int_resize(&self, from: DType, to: DType, x: &str) -> String {
         match (from, to) {
             (DType::I64, _) => {
-                let low = format!("bitcast<vec2<u32>>({x}).x");
+                // The low word, as a value within [0, 2^32): exact under any conversion.
+                let low = format!("u32({x} & 0xffffffffli)");
                 match to {
                     DType::U32 => low,
                     DType::U8 => self.wrap(DType::U8, &low),

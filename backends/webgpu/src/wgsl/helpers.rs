@@ -15,6 +15,8 @@
 //!   `sin` by Cody-Waite reduction by pi/2 (f32: six 8-bit parts, exact for |x| < 2^16 pi/2;
 //!   f64: four 26-bit parts, exact for |x| < 2^27 pi/2) and Taylor kernels on [-pi/4, pi/4].
 //! * NaN tests look at the bits: without a float-controls mode, drivers may assume `x == x`.
+//! * The nearest integer is `floor(x + 0.5)`, not `round`: lavapipe's f64 `round` (through
+//!   naga's SPIR-V) returns its argument unchanged.
 
 use super::{f32_lit, f64_lit, float_lit};
 use std::collections::BTreeMap;
@@ -88,7 +90,7 @@ fn generate(name: &str) -> (String, Vec<&'static str>) {
             vec![],
         ),
         "isnan_f64" => (
-            "fn isnan_f64(x: f64) -> bool {\n    let w = bitcast<vec2<u32>>(x);\n    let hi = w.y & 0x7fffffffu;\n    return hi > 0x7ff00000u || (hi == 0x7ff00000u && w.x != 0u);\n}\n".into(),
+            "fn isnan_f64(x: f64) -> bool { return (bitcast<u64>(x) & 0x7ffffffffffffffflu) > 0x7ff0000000000000lu; }\n".into(),
             vec![],
         ),
         "max_f32" | "max_f64" => (
@@ -150,7 +152,7 @@ fn generate(name: &str) -> (String, Vec<&'static str>) {
             vec!["u32_to_f32_odd"],
         ),
         "i64_to_f32_odd" => (
-            "fn i64_to_f32_odd(x: i64) -> f32 {\n    let m = select(bitcast<u64>(x), 0lu - bitcast<u64>(x), x < 0li);\n    var f: f32;\n    if m < 0x1000000lu { f = f32(m); } else {\n        let w = bitcast<vec2<u32>>(m);\n        let msb = select(firstLeadingBit(w.x), firstLeadingBit(w.y) + 32u, w.y != 0u);\n        let shift = msb - 23u;\n        let mask = (1lu << shift) - 1lu;\n        let sticky = select(0lu, 1lu << shift, (m & mask) != 0lu);\n        f = f32((m & ~mask) | sticky);\n    }\n    return select(f, -f, x < 0li);\n}\n".into(),
+            "fn i64_to_f32_odd(x: i64) -> f32 {\n    let m = select(bitcast<u64>(x), 0lu - bitcast<u64>(x), x < 0li);\n    var f: f32;\n    if m < 0x1000000lu { f = f32(m); } else {\n        let hi = u32(m >> 32u);\n        let msb = select(firstLeadingBit(u32(m & 0xfffffffflu)), firstLeadingBit(hi) + 32u, hi != 0u);\n        let shift = msb - 23u;\n        let mask = (1lu << shift) - 1lu;\n        let sticky = select(0lu, 1lu << shift, (m & mask) != 0lu);\n        f = f32((m & ~mask) | sticky);\n    }\n    return select(f, -f, x < 0li);\n}\n".into(),
             vec![],
         ),
         "f64_to_f32_odd" => (
@@ -163,7 +165,7 @@ fn generate(name: &str) -> (String, Vec<&'static str>) {
             vec![],
         ),
         "pow2_f64" => (
-            "fn pow2_f64(n: f64) -> f64 { return bitcast<f64>(vec2<u32>(0u, u32(i32(n) + 1023i) << 20u)); }\n".into(),
+            "fn pow2_f64(n: f64) -> f64 { return bitcast<f64>(u64(u32(i32(n) + 1023i)) << 52u); }\n".into(),
             vec![],
         ),
         "exp2_f32" | "exp2_f64" => {
@@ -172,7 +174,7 @@ fn generate(name: &str) -> (String, Vec<&'static str>) {
             let coefs: Vec<f64> = (0..=degree).map(inv_factorial).collect();
             (
                 format!(
-                    "fn exp2_{t}(x: {t}) -> {t} {{\n    if isnan_{t}(x) {{ return x; }}\n    let xc = clamp(x, {lo}, {hi});\n    let n = round(xc);\n    let p_t = (xc - n) * {ln2};\n    let p = {poly};\n    // 2^n = 2^n1 * 2^n2 with both halves in the normal exponent range.\n    let n1 = floor(n * {half});\n    return p * pow2_{t}(n1) * pow2_{t}(n - n1);\n}}\n",
+                    "fn exp2_{t}(x: {t}) -> {t} {{\n    if isnan_{t}(x) {{ return x; }}\n    let xc = clamp(x, {lo}, {hi});\n    let n = floor(xc + {half});\n    let p_t = (xc - n) * {ln2};\n    let p = {poly};\n    // 2^n = 2^n1 * 2^n2 with both halves in the normal exponent range.\n    let n1 = floor(n * {half});\n    return p * pow2_{t}(n1) * pow2_{t}(n - n1);\n}}\n",
                     lo = c(-limit),
                     hi = c(limit),
                     ln2 = c(std::f64::consts::LN_2),
@@ -232,7 +234,7 @@ fn log2(wide: bool) -> String {
     let coefs: Vec<f64> = (1..=terms).map(|k| 2.0 / (2 * k + 1) as f64).collect();
     let reduce = if wide {
         format!(
-            "    var y = x;\n    var e_adj = {zero};\n    if x < {tiny} {{ y = x * {up}; e_adj = {sub}; }}\n    let w = bitcast<vec2<u32>>(y);\n    let frac = w.y & 0x000fffffu;\n    let above = frac >= 0x6a09eu;\n    let m = bitcast<f64>(vec2<u32>(w.x, frac | select(0x3ff00000u, 0x3fe00000u, above)));\n    let e = ((w.y >> 20u) & 0x7ffu) + select(0u, 1u, above);\n    let ef = f64(e) + {bias} + e_adj;\n",
+            "    var y = x;\n    var e_adj = {zero};\n    if x < {tiny} {{ y = x * {up}; e_adj = {sub}; }}\n    let bits = bitcast<u64>(y);\n    let hi = u32(bits >> 32u);\n    let frac = hi & 0x000fffffu;\n    let above = frac >= 0x6a09eu;\n    let top = u64(frac | select(0x3ff00000u, 0x3fe00000u, above)) << 32u;\n    let m = bitcast<f64>(top | (bits & 0xfffffffflu));\n    let e = ((hi >> 20u) & 0x7ffu) + select(0u, 1u, above);\n    let ef = f64(e) + {bias} + e_adj;\n",
             zero = c(0.0),
             tiny = f64_lit(f64::MIN_POSITIVE),
             up = f64_lit(2f64.powi(54)),
@@ -281,11 +283,14 @@ fn sin(wide: bool) -> String {
         .map(|k| sign(k, inv_factorial(2 * k)))
         .collect();
     let mut text = format!(
-        "fn sin_{t}(x: {t}) -> {t} {{\n    let n = round(x * {inv});\n    var r = x;\n",
-        inv = c(std::f64::consts::FRAC_2_PI)
+        "fn sin_{t}(x: {t}) -> {t} {{\n    let n = floor(x * {inv} + {half});\n    var r = x;\n",
+        inv = c(std::f64::consts::FRAC_2_PI),
+        half = c(0.5)
     );
     for p in parts {
-        let _ = writeln!(text, "    r = r - n * {};", c(p));
+        // As one fma (the product is exact either way): a driver may not factor `n` out of
+        // a chain of fmas as it may out of `r - n * p1 - n * p2`.
+        let _ = writeln!(text, "    r = fma(-n, {}, r);", c(p));
     }
     let _ = write!(
         text,

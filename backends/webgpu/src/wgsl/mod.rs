@@ -206,7 +206,8 @@ impl<'a> Gen<'a> {
         out.push_str(&self.helpers.text());
         let [x, y, z] = dispatch.local;
         let subgroup_args = if self.uses_subgroups() {
-            ", @builtin(subgroup_size) sg_size: u32, @builtin(subgroup_id) sg_id: u32"
+            ", @builtin(subgroup_size) sg_size: u32, @builtin(subgroup_id) sg_id: u32, \
+             @builtin(subgroup_invocation_id) sg_lane: u32"
         } else {
             ""
         };

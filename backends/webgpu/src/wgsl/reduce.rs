@@ -2,7 +2,7 @@
 //!
 //! * With the adapter's `SUBGROUP` feature and a 32-bit op the subgroup instructions compute
 //!   as the reference does (integer sum/product/max, f32 sum and product, bool any/all): each
-//!   subgroup reduces with one `subgroup*` call, one elected invocation per subgroup stores the
+//!   subgroup reduces with one `subgroup*` call, its first invocation (`subgroup_invocation_id` 0) stores the
 //!   partial result in its slot (`subgroup_id`; every slot starts at the identity), and after a
 //!   barrier every invocation combines the `ceil(local size / subgroup size)` partials in order.
 //! * Otherwise (float max, whose NaN rule subgroup ops do not follow; 64-bit types): a tree in
@@ -81,7 +81,7 @@ impl Gen<'_> {
                 self.set_slot(&array, dtype, "flat", &identity);
                 self.line("workgroupBarrier();");
                 let part = self.bind(ty, &format!("{f}({x})"));
-                self.open("if subgroupElect()");
+                self.open("if sg_lane == 0u");
                 self.set_slot(&array, dtype, "sg_id", &part);
                 self.close();
                 self.line("workgroupBarrier();");
