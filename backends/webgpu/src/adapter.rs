@@ -100,8 +100,7 @@ pub(crate) fn device_info(
             "memory shown is max_buffer_size (WebGPU reports no heap size)".to_string(),
             format!(
                 "max_storage_buffer_binding_size={} max_storage_buffers_per_stage={}",
-                limits.max_storage_buffer_binding_size,
-                limits.max_storage_buffers_per_shader_stage
+                limits.max_storage_buffer_binding_size, limits.max_storage_buffers_per_shader_stage
             ),
             format!(
                 "max_workgroup_size={:?} max_invocations={}",

@@ -106,7 +106,10 @@ impl Batch {
         }
         if self.profiler.is_some() {
             self.pass = None;
-            let index = self.profiler.as_ref().map_or(0, |p| p.pending.len() as u32 * 2);
+            let index = self
+                .profiler
+                .as_ref()
+                .map_or(0, |p| p.pending.len() as u32 * 2);
             let mut encoder = self.encoder.take().unwrap_or_else(|| {
                 self.device
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -175,7 +178,11 @@ impl Batch {
         self.queue.submit([encoder.finish()]);
         self.recorded = 0;
         self.in_flight = true;
-        if self.profiler.as_ref().is_some_and(|p| !p.pending.is_empty()) {
+        if self
+            .profiler
+            .as_ref()
+            .is_some_and(|p| !p.pending.is_empty())
+        {
             // The query set is reused by the next submit: collect these timestamps now.
             if let Err(e) = self.wait().and_then(|()| self.collect_times()) {
                 tracing::warn!("reading WebGPU timestamps failed: {e}");

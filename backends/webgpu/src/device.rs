@@ -11,6 +11,7 @@ use ferrograd_ir::lower::LoweringTarget;
 use ferrograd_ir::{validate, DType, Program};
 use ferrograd_runtime::{Backend, CompiledKernel, Device, DeviceInfo, Error, RawBuffer, Result};
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// How [`WebGpuDevice`]s are opened.
@@ -36,6 +37,8 @@ pub struct WebGpuOptions {
 
 /// One WebGPU device, named `webgpu:N` (N in the order best adapter first).
 pub struct WebGpuDevice {
+    /// Process-unique identity (tags the buffers this device allocates).
+    id: u64,
     device: wgpu::Device,
     queue: wgpu::Queue,
     features: wgsl::Features,
@@ -113,7 +116,9 @@ impl WebGpuDevice {
         let info = adapter::device_info(name, &a.get_info(), &features, &limits);
         let profile = device.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let batch = Mutex::new(Batch::new(&device, &queue, profile));
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(WebGpuDevice {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             device,
             queue,
             features,
@@ -133,6 +138,12 @@ impl WebGpuDevice {
     /// (empty unless opened with [`WebGpuOptions::profile`] on an adapter with timestamps).
     pub fn kernel_times(&self) -> Vec<KernelTime> {
         self.batch.lock().take_times()
+    }
+
+    /// The underlying wgpu device, for interoperation. Errors it reports outside an error
+    /// scope surface as typed errors at this device's next synchronization.
+    pub fn wgpu_device(&self) -> &wgpu::Device {
+        &self.device
     }
 
     /// The limits the device was opened with (after [`WebGpuOptions`] caps).
@@ -194,9 +205,11 @@ impl WebGpuDevice {
     }
 
     fn buffer<'a>(&self, raw: &'a RawBuffer) -> Result<&'a WebGpuBuffer> {
-        raw.downcast_ref::<WebGpuBuffer>().ok_or_else(|| {
-            self.device_error("the buffer is not memory of this WebGPU backend".into())
-        })
+        raw.downcast_ref::<WebGpuBuffer>()
+            .filter(|b| b.owner == self.id)
+            .ok_or_else(|| {
+                self.device_error("the buffer is not memory of this WebGPU device".into())
+            })
     }
 
     /// Runs `f` inside error scopes and returns the first error wgpu reports for it.
@@ -247,6 +260,7 @@ impl Device for WebGpuDevice {
         }
         Ok(Box::new(WebGpuBuffer {
             buffer,
+            owner: self.id,
             len: bytes as u64,
         }))
     }
@@ -302,7 +316,9 @@ impl Device for WebGpuDevice {
         });
         let mut batch = self.batch.lock();
         batch.copy(&src.buffer, &staging, size);
-        batch.synchronize().map_err(|e| self.device_error(e.to_string()))?;
+        batch
+            .synchronize()
+            .map_err(|e| self.device_error(e.to_string()))?;
         self.errors.check(&self.info.name)?;
         batch
             .read_mapped(&staging, out)

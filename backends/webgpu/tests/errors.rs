@@ -1,6 +1,6 @@
-//! Typed errors for programs the Vulkan backend cannot or must not run, workgroup programs
+//! Typed errors for programs the WebGPU backend cannot or must not run, workgroup programs
 //! (local memory, barriers) within and beyond the device limits, and a randomized check that
-//! every well-typed program passes spirv-val, compiles and runs.
+//! every well-typed program passes naga validation, compiles and runs.
 mod common;
 use common::*;
 use ferrograd_ir::{
@@ -179,7 +179,7 @@ fn workgroup_limits_are_compile_errors() {
     let mut p = workgroup_sum(2, 64);
     p.local = vec![1 << 20];
     assert!(
-        compile_err(&p).contains("maxComputeWorkGroupSize"),
+        compile_err(&p).contains("maxComputeWorkgroupSize"),
         "{}",
         compile_err(&p)
     );
@@ -189,7 +189,7 @@ fn workgroup_limits_are_compile_errors() {
         len: 1 << 24,
     };
     assert!(
-        compile_err(&p).contains("maxComputeSharedMemorySize"),
+        compile_err(&p).contains("maxComputeWorkgroupStorageSize"),
         "{}",
         compile_err(&p)
     );
@@ -681,7 +681,8 @@ fn random_program(rng: &mut Rng, len: usize) -> Program {
 fn random_well_typed_programs_compile_and_run() {
     let dev = device();
     let mut rng = Rng(0x5eed);
-    for round in 0..100 {
+    // 20 rounds: each program goes through naga and the driver's compiler (about 3 s on lavapipe).
+    for round in 0..20 {
         let p = random_program(&mut rng, 24);
         validate_wgsl(&dev, &p);
         let kernel = dev

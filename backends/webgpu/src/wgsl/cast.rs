@@ -41,7 +41,10 @@ impl Gen<'_> {
                 _ => {
                     let odd = match from {
                         DType::I8 | DType::U8 => format!("f32({x})"),
-                        _ => format!("{}({x})", self.helper(&format!("{}_to_f32_odd", reg_ty(from)))),
+                        _ => format!(
+                            "{}({x})",
+                            self.helper(&format!("{}_to_f32_odd", reg_ty(from)))
+                        ),
                     };
                     self.round_to(DType::BF16, &odd)
                 }

@@ -134,7 +134,10 @@ impl Gen<'_> {
         let (lin_ty, suffix) = if wide { ("u64", "lu") } else { ("u32", "u") };
         let ity = self.idx_ty();
         let span = d.groups[0] as u64 * d.groups[1] as u64;
-        let group = format!("({lin_ty}(wg.y) * {}{suffix} + {lin_ty}(wg.x))", d.groups[0]);
+        let group = format!(
+            "({lin_ty}(wg.y) * {}{suffix} + {lin_ty}(wg.x))",
+            d.groups[0]
+        );
         let (start, stride) = if d.per_invocation {
             (
                 format!("{group} * {}{suffix} + {lin_ty}(lid.x)", d.local[0]),
@@ -169,7 +172,8 @@ impl Gen<'_> {
             } else if d == 0 {
                 rest.clone()
             } else {
-                let n = self.idx_lit(global[d] as i64);
+                // An empty grid runs no iteration; 1 keeps the text free of `% 0`.
+                let n = self.idx_lit(global[d].max(1) as i64);
                 let id = self.bind(ity, &format!("{rest} % {n}"));
                 rest = self.bind(ity, &format!("{rest} / {n}"));
                 id

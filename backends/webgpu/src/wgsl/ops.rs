@@ -38,9 +38,7 @@ impl Gen<'_> {
         if !dtype.is_float() {
             return match op {
                 UnaryOp::Neg if dtype.is_signed_int() => Ok(self.wrap(dtype, &format!("-{x}"))),
-                UnaryOp::Neg if dtype != DType::Bool => {
-                    Ok(self.wrap(dtype, &format!("0u - {x}")))
-                }
+                UnaryOp::Neg if dtype != DType::Bool => Ok(self.wrap(dtype, &format!("0u - {x}"))),
                 // -b is b for a truth value; an integer is its own truncation.
                 UnaryOp::Neg | UnaryOp::Trunc => Ok(x.to_string()),
                 _ => Err(format!("{op:?} on {dtype}")),
@@ -77,7 +75,9 @@ impl Gen<'_> {
                 BinaryOp::Add => format!("{a} + {b}"),
                 BinaryOp::Mul => format!("{a} * {b}"),
                 // The max of two 16-bit values is one of them: no rounding.
-                BinaryOp::Max => return Ok(format!("{}({a}, {b})", self.helper(&format!("max_{sfx}")))),
+                BinaryOp::Max => {
+                    return Ok(format!("{}({a}, {b})", self.helper(&format!("max_{sfx}"))))
+                }
                 BinaryOp::CmpLt => return Ok(format!("{a} < {b}")),
                 // `!=` is an ordered comparison in SPIR-V output; NaN != x must be true.
                 BinaryOp::CmpNe => return Ok(format!("!({a} == {b})")),

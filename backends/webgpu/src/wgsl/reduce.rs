@@ -34,8 +34,9 @@ impl Gen<'_> {
     /// True if any `WorkgroupReduce` of the program takes the subgroup path.
     pub(super) fn uses_subgroups(&self) -> bool {
         self.program.insts.iter().any(|i| match i {
-            Inst::WorkgroupReduce { op, arg } => self.types[arg.0 as usize]
-                .is_some_and(|t| self.subgroup_fn(*op, t.dtype).is_some()),
+            Inst::WorkgroupReduce { op, arg } => {
+                self.types[arg.0 as usize].is_some_and(|t| self.subgroup_fn(*op, t.dtype).is_some())
+            }
             _ => false,
         })
     }
