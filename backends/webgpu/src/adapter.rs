@@ -99,8 +99,12 @@ pub(crate) fn device_info(
             format!("type={:?} backend={:?}", info.device_type, info.backend),
             "memory shown is max_buffer_size (WebGPU reports no heap size)".to_string(),
             format!(
-                "max_storage_buffer_binding_size={} max_storage_buffers_per_stage={}",
-                limits.max_storage_buffer_binding_size, limits.max_storage_buffers_per_shader_stage
+                "max_storage_buffer_binding_size={}",
+                limits.max_storage_buffer_binding_size
+            ),
+            format!(
+                "max_storage_buffers_per_stage={}",
+                limits.max_storage_buffers_per_shader_stage
             ),
             format!(
                 "max_workgroup_size={:?} max_invocations={}",
