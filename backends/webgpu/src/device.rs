@@ -397,9 +397,14 @@ impl Device for WebGpuDevice {
                     kernel.name, b.len, param.len, param.dtype
                 )));
             }
+            // Exactly the param's (padded) bytes, not the whole pooled buffer.
             entries.push(wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: b.buffer.as_entire_binding(),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &b.buffer,
+                    offset: 0,
+                    size: std::num::NonZeroU64::new(padded(needed)),
+                }),
             });
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {

@@ -93,13 +93,15 @@ fn generate(name: &str) -> (String, Vec<&'static str>) {
             "fn isnan_f64(x: f64) -> bool { return (bitcast<u64>(x) & 0x7ffffffffffffffflu) > 0x7ff0000000000000lu; }\n".into(),
             vec![],
         ),
-        "max_f32" | "max_f64" => (
-            format!(
-                "fn max_{t}(a: {t}, b: {t}) -> {t} {{\n    if a > b {{ return a; }}\n    if a < b {{ return b; }}\n    // Equal (two zeros sum to +0 unless both are -0) or unordered (the sum is NaN).\n    if a == {zero} || isnan_{t}(a) || isnan_{t}(b) {{ return a + b; }}\n    return a;\n}}\n",
-                zero = c(0.0)
-            ),
-            vec![if wide { "isnan_f64" } else { "isnan_f32" }],
-        ),
+        "max_f32" | "max_f64" => {
+            let u = if wide { "u64" } else { "u32" };
+            (
+                format!(
+                    "fn max_{t}(a: {t}, b: {t}) -> {t} {{\n    if isnan_{t}(a) {{ return a; }}\n    if isnan_{t}(b) {{ return b; }}\n    if a > b {{ return a; }}\n    if a < b {{ return b; }}\n    // Equal: for two zeros the sign is negative only if both are (by bits: a driver may\n    // fold `a + b` when b = -a).\n    return bitcast<{t}>(bitcast<{u}>(a) & bitcast<{u}>(b));\n}}\n"
+                ),
+                vec![if wide { "isnan_f64" } else { "isnan_f32" }],
+            )
+        }
         "div_i32" | "div_i64" | "rem_i32" | "rem_i64" => {
             let it = &name[4..];
             let s = if it == "i64" { "li" } else { "i" };

@@ -152,6 +152,11 @@ impl Gen<'_> {
         self.line(&format!("var lin: {lin_ty} = {start};"));
         self.open("loop");
         self.line(&format!("if !(lin < {}{suffix}) {{ break; }}", d.total));
+        // A zero the shader compiler cannot see (see `Gen::opaque`): the grid-stride counter
+        // is below 2^31 (2^63 for 64-bit indices) here, but its range is not known to the
+        // compiler. (A shifted `arrayLength` is not enough: lavapipe knows its bound.)
+        let top = if wide { 63 } else { 31 };
+        self.line(&format!("let opq: u32 = u32(lin >> {top}u);"));
         let lin = self.bind(ity, &format!("{ity}(lin)"));
         self.unravel(&lin);
         self.body_insts()?;

@@ -252,6 +252,19 @@ impl<'a> Gen<'a> {
         name
     }
 
+    /// `e` (of register type for `dtype`) passed through an OR with a zero only known at run
+    /// time, for floats. WGSL has no float-controls mode, so without it drivers apply
+    /// value-changing float rewrites (lavapipe folds `x + -x` to 0 and `x * 0` to 0, wrong for
+    /// NaN and inf); an operand the compiler cannot see through blocks them. Float constants
+    /// and negations are laundered this way.
+    pub(crate) fn opaque(&self, dtype: DType, e: &str) -> String {
+        match reg_ty(dtype) {
+            "f32" => format!("bitcast<f32>(bitcast<u32>({e}) | opq)"),
+            "f64" => format!("bitcast<f64>(bitcast<u64>({e}) | u64(opq))"),
+            _ => e.to_string(),
+        }
+    }
+
     /// Requests helper function `name` and returns its name (for a call).
     pub(crate) fn helper(&mut self, name: &str) -> String {
         self.helpers.require(name);
@@ -330,7 +343,10 @@ impl<'a> Gen<'a> {
     fn inst(&mut self, id: u32, inst: &Inst) -> Result<Vec<String>, String> {
         let result_dtype = self.types[id as usize].map(|t| t.dtype);
         let exprs: Vec<String> = match inst {
-            Inst::Const { ty, value } => vec![scalar_lit(ty.dtype, *value); ty.lanes as usize],
+            Inst::Const { ty, value } => {
+                let lit = scalar_lit(ty.dtype, *value);
+                vec![self.opaque(ty.dtype, &lit); ty.lanes as usize]
+            }
             Inst::GroupId(d) => vec![self
                 .group_ids
                 .get(*d as usize)

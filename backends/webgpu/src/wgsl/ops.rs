@@ -47,7 +47,7 @@ impl Gen<'_> {
         let wide = dtype == DType::F64;
         let sfx = Self::float_suffix(dtype);
         let r = match op {
-            UnaryOp::Neg => return Ok(format!("-{x}")),
+            UnaryOp::Neg => return Ok(self.opaque(dtype, &format!("-{x}"))),
             UnaryOp::Trunc => return Ok(format!("trunc({x})")),
             UnaryOp::Sqrt => format!("sqrt({x})"),
             UnaryOp::Recip => format!("{} / {x}", float_lit(1.0, wide)),
@@ -79,8 +79,12 @@ impl Gen<'_> {
                     return Ok(format!("{}({a}, {b})", self.helper(&format!("max_{sfx}"))))
                 }
                 BinaryOp::CmpLt => return Ok(format!("{a} < {b}")),
-                // `!=` is an ordered comparison in SPIR-V output; NaN != x must be true.
-                BinaryOp::CmpNe => return Ok(format!("!({a} == {b})")),
+                // `!=` is an ordered comparison in SPIR-V output, and drivers may fold
+                // `x == x` to true: NaN != x must be true, so NaN is also tested by its bits.
+                BinaryOp::CmpNe => {
+                    let nan = self.helper(&format!("isnan_{sfx}"));
+                    return Ok(format!("!({a} == {b}) || {nan}({a}) || {nan}({b})"));
+                }
                 _ => return Err(format!("{op:?} on {dtype}")),
             };
             return Ok(self.round_to(dtype, &r));
