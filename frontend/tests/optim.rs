@@ -1,5 +1,5 @@
-//! Optimizers against hand-computed reference steps (torch's update rules), schedules, and
-//! the promise that steps after the first compile nothing new.
+//! Optimizers against hand-computed reference steps (torch's update rules) and schedules.
+//! (That later steps compile nothing new is checked in `optim_recompile.rs`.)
 
 use ferrograd::optim::{
     Adam, AdamConfig, CosineSchedule, LrSchedule, Optimizer, Sgd, SgdConfig, WarmupSchedule,
@@ -179,28 +179,6 @@ fn training_with_backward_reduces_a_quadratic_loss() {
         last = loss.item::<f32>().unwrap();
     }
     assert!(last < 1e-3, "loss after 200 Adam steps: {last}");
-}
-
-#[test]
-fn later_steps_and_learning_rate_changes_compile_nothing_new() {
-    ferrograd::device::init();
-    let dev = ferrograd::runtime::device("cpu").unwrap();
-    let x = Tensor::randn(&[8, 5]);
-    let w = Tensor::randn(&[5, 3]).requires_grad(true);
-    let mut opt = Adam::new(vec![w.clone()], AdamConfig::adamw(0.01));
-    let step = |opt: &mut Adam| {
-        let loss = x.matmul(&w).relu().sum(All);
-        loss.backward();
-        opt.step_with(&[&loss]).unwrap();
-    };
-    step(&mut opt);
-    step(&mut opt);
-    let compiled = dev.compiled_kernels();
-    for i in 0..5 {
-        opt.set_learning_rate(0.01 / (i + 1) as f64);
-        step(&mut opt);
-    }
-    assert_eq!(dev.compiled_kernels(), compiled, "steps recompiled kernels");
 }
 
 #[test]

@@ -14,14 +14,20 @@
 //!   memory) and every invocation writes the total back into the accumulator;
 //! * the epilogue and the stores run in invocation 0 only.
 //!
+//! Sums of products with enough rows and columns (matmuls, convolutions as matmuls) become
+//! tiled contractions through workgroup memory instead ([`tiled_matmul`]).
+//!
 //! Programs whose reduction cannot be recognized (an accumulator updated by something other
 //! than `acc = acc op x` or `acc = a * b + acc`, vector accumulators) keep the CPU shape.
 
 use crate::dtype::{DType, Scalar};
 use crate::lower::{lower, LoweringTarget};
+use crate::ops::Op;
 use crate::ops::{BinaryOp, ReduceOp};
 use crate::program::{Inst, Memory, Program, VType, ValueId};
 use crate::schedule::Kernel;
+
+mod tiled_matmul;
 
 /// Reductions shorter than this stay serial per output.
 const MIN_REDUCE: i64 = 128;
@@ -33,6 +39,22 @@ const MAX_POINTS: usize = 1024;
 /// Lowers `kernel` for a GPU whose workgroups may hold `max_local` invocations (a power of two
 /// is used, at most 256).
 pub fn lower_gpu(kernel: &Kernel, target: &LoweringTarget, max_local: usize) -> Program {
+    let sums = kernel
+        .reduce
+        .as_ref()
+        .is_some_and(|r| matches!(r.op(), Op::Reduce(ReduceOp::Sum, _)));
+    if target.optimize && sums {
+        let plain = lower(
+            kernel,
+            &LoweringTarget {
+                optimize: false,
+                ..*target
+            },
+        );
+        if let Some(tiled) = tiled_matmul::tiled_matmul(&plain, max_local) {
+            return tiled;
+        }
+    }
     let program = lower(kernel, target);
     let local = (1usize << (usize::BITS - 1 - max_local.max(1).leading_zeros())).min(256);
     workgroup_reduce(program, local)

@@ -53,6 +53,11 @@ impl ScheduleItem {
 /// Recomputing a shared inlined subexpression costing more than this many ops materializes it.
 const MAX_SHARED_INLINE_COST: usize = 48;
 
+/// An elementwise op more than this many inlined ops deep inside one kernel is materialized, so a
+/// long lazy chain (a loop that never realizes) becomes several kernels: each kernel's code, its
+/// compile time and the depth of the walks that lower it stay bounded.
+pub const MAX_FUSED_DEPTH: usize = 256;
+
 /// Nodes that must be materialized (have their own buffer) to run `targets`.
 fn materialized_set(
     order: &[NodeRef],
@@ -73,6 +78,8 @@ fn materialized_set(
         }
     }
     let mut cost: HashMap<u64, usize> = HashMap::new();
+    // Longest chain of inlined ops ending at each node, within its kernel.
+    let mut depth: HashMap<u64, usize> = HashMap::new();
     for n in order {
         if n.realized().is_some() {
             continue;
@@ -99,12 +106,25 @@ fn materialized_set(
                 .map(|s| cost.get(&s.id()).copied().unwrap_or(0))
                 .sum::<usize>()
         };
+        let d = if mat.contains(&n.id()) {
+            0
+        } else {
+            1 + n
+                .src()
+                .iter()
+                .map(|s| depth.get(&s.id()).copied().unwrap_or(0))
+                .max()
+                .unwrap_or(0)
+        };
         let shared = users.get(&n.id()).is_some_and(|u| u.len() > 1);
-        if shared && c > MAX_SHARED_INLINE_COST && !n.op().is_movement() {
+        let too_costly = shared && c > MAX_SHARED_INLINE_COST;
+        if (too_costly || d > MAX_FUSED_DEPTH) && !n.op().is_movement() {
             mat.insert(n.id());
             cost.insert(n.id(), 0);
+            depth.insert(n.id(), 0);
         } else {
             cost.insert(n.id(), c);
+            depth.insert(n.id(), d);
         }
     }
     (mat, users)

@@ -37,7 +37,7 @@ pub struct DeviceInfo {
     pub kind: DeviceKind,
     /// Memory available to tensors, in bytes.
     pub memory_bytes: u64,
-    /// Parallel compute units (cores, SMs).
+    /// Parallel compute units (cores, SMs); 0 when the driver does not report them.
     pub compute_units: usize,
     /// Widest SIMD vector in bytes.
     pub vector_bytes: usize,
@@ -57,7 +57,10 @@ impl fmt::Display for DeviceInfo {
             self.kind,
             self.description,
             self.memory_bytes as f64 / (1u64 << 30) as f64,
-            self.compute_units,
+            match self.compute_units {
+                0 => "unknown".to_string(),
+                n => n.to_string(),
+            },
             self.vector_bytes,
             dtypes.join(" ")
         )?;
@@ -88,7 +91,7 @@ pub trait Device: Send + Sync + 'static {
     fn preferred_lanes(&self, dtype: DType) -> u8;
     /// Number of parallel workers the CPU-style launch splits across (for heuristics).
     fn parallelism(&self) -> usize {
-        self.info().compute_units
+        self.info().compute_units.max(1)
     }
     /// What the kernel lowering may assume (`optimize` comes from `FERROGRAD_OPT`). The default
     /// suits a CPU: the preferred f32 lanes, and 64-bit indices on CPUs.

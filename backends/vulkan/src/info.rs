@@ -34,6 +34,8 @@ pub(crate) struct Caps {
     pub(crate) memory_bytes: u64,
     /// Driver name and info.
     pub(crate) driver: String,
+    /// Streaming multiprocessors / compute units / shader cores, where the driver reports them.
+    pub(crate) compute_units: Option<usize>,
 }
 
 fn has_extension(list: &[vk::ExtensionProperties], name: &CStr) -> bool {
@@ -63,6 +65,12 @@ impl Caps {
         };
         let driver_ext = has_extension(&extensions, ash::khr::driver_properties::NAME);
         let float_controls_ext = has_extension(&extensions, ash::khr::shader_float_controls::NAME);
+        let nv_sm_ext = has_extension(&extensions, ash::nv::shader_sm_builtins::NAME);
+        let amd_core_ext = has_extension(&extensions, ash::amd::shader_core_properties::NAME);
+        let arm_core_ext = has_extension(&extensions, ash::arm::shader_core_builtins::NAME);
+        let mut nv_sm = vk::PhysicalDeviceShaderSMBuiltinsPropertiesNV::default();
+        let mut amd_core = vk::PhysicalDeviceShaderCorePropertiesAMD::default();
+        let mut arm_core = vk::PhysicalDeviceShaderCoreBuiltinsPropertiesARM::default();
         let mut p2 = vk::PhysicalDeviceProperties2::default()
             .push_next(&mut push)
             .push_next(&mut subgroup)
@@ -72,6 +80,15 @@ impl Caps {
         }
         if float_controls_ext {
             p2 = p2.push_next(&mut float_controls);
+        }
+        if nv_sm_ext {
+            p2 = p2.push_next(&mut nv_sm);
+        }
+        if amd_core_ext {
+            p2 = p2.push_next(&mut amd_core);
+        }
+        if arm_core_ext {
+            p2 = p2.push_next(&mut arm_core);
         }
         // SAFETY: as above.
         let memory = unsafe {
@@ -104,7 +121,25 @@ impl Caps {
         } else {
             String::new()
         };
+        let compute_units = if nv_sm_ext {
+            Some(nv_sm.shader_sm_count as usize)
+        } else if amd_core_ext {
+            Some(
+                (amd_core.shader_engine_count
+                    * amd_core.shader_arrays_per_engine_count
+                    * amd_core.compute_units_per_shader_array) as usize,
+            )
+        } else if arm_core_ext {
+            Some(arm_core.shader_core_count as usize)
+        } else if props.device_type == vk::PhysicalDeviceType::CPU {
+            // A CPU implementation (lavapipe) runs a thread per core.
+            std::thread::available_parallelism().ok().map(|n| n.get())
+        } else {
+            None
+        }
+        .filter(|&n| n > 0);
         Caps {
+            compute_units,
             features: Features {
                 int64: features.shader_int64 == vk::TRUE,
                 float64: features.shader_float64 == vk::TRUE,
@@ -195,7 +230,7 @@ impl Caps {
             description,
             kind: self.kind(),
             memory_bytes: self.memory_bytes,
-            compute_units: 1,
+            compute_units: self.compute_units.unwrap_or(0),
             vector_bytes: 4,
             dtypes: self.dtypes(),
             extra: vec![

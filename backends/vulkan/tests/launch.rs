@@ -361,6 +361,13 @@ fn device_info_describes_the_device() {
         );
     }
     assert_eq!(dev.preferred_lanes(DType::F32), 1);
+    // Compute units come from the driver (SMs, CUs, shader cores) or, for a CPU
+    // implementation such as lavapipe, the host's cores; never a made-up figure.
+    if info.kind == ferrograd_runtime::DeviceKind::Cpu {
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        assert_eq!(info.compute_units, cores);
+    }
+    assert!(info.to_string().contains("compute units"));
 }
 
 #[test]

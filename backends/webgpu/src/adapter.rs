@@ -84,7 +84,8 @@ pub(crate) fn device_info(
         description: format!("{} ({:?}; {driver})", info.name, info.backend),
         kind: kind(info),
         memory_bytes: limits.max_buffer_size,
-        compute_units: 1,
+        // WebGPU does not report compute units.
+        compute_units: 0,
         vector_bytes: 4,
         dtypes: DType::ALL
             .into_iter()

@@ -1,0 +1,27 @@
+//! Optimizer steps reuse compiled kernels. In its own test binary: the check counts the CPU
+//! device's compiled kernels, which tests running beside it in one process would change.
+
+use ferrograd::optim::{Adam, AdamConfig, Optimizer};
+use ferrograd::{All, Tensor};
+
+#[test]
+fn later_steps_and_learning_rate_changes_compile_nothing_new() {
+    ferrograd::device::init();
+    let dev = ferrograd::runtime::device("cpu").unwrap();
+    let x = Tensor::randn(&[8, 5]);
+    let w = Tensor::randn(&[5, 3]).requires_grad(true);
+    let mut opt = Adam::new(vec![w.clone()], AdamConfig::adamw(0.01));
+    let step = |opt: &mut Adam| {
+        let loss = x.matmul(&w).relu().sum(All);
+        loss.backward();
+        opt.step_with(&[&loss]).unwrap();
+    };
+    step(&mut opt);
+    step(&mut opt);
+    let compiled = dev.compiled_kernels();
+    for i in 0..5 {
+        opt.set_learning_rate(0.01 / (i + 1) as f64);
+        step(&mut opt);
+    }
+    assert_eq!(dev.compiled_kernels(), compiled, "steps recompiled kernels");
+}
