@@ -10,18 +10,6 @@ pub struct WebGpuBuffer {
     pub(crate) len: u64,
 }
 
-impl WebGpuBuffer {
-    /// Bytes requested by the runtime.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// True for a zero-byte buffer.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
 /// `bytes` rounded up to WebGPU's 4-byte copy unit (at least 4: empty buffers cannot be bound).
 pub(crate) fn padded(bytes: u64) -> u64 {
     bytes

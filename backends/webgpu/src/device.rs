@@ -371,7 +371,6 @@ impl Device for WebGpuDevice {
             dispatch: shader.dispatch,
             params: program.params.clone(),
             name: program.name.clone(),
-            source: shader.source,
         }))
     }
 

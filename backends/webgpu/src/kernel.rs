@@ -11,20 +11,6 @@ pub struct WebGpuKernel {
     pub(crate) dispatch: Dispatch,
     pub(crate) params: Vec<Param>,
     pub(crate) name: String,
-    /// The WGSL source (for diagnostics).
-    pub(crate) source: String,
-}
-
-impl WebGpuKernel {
-    /// The WGSL source the pipeline was created from.
-    pub fn wgsl(&self) -> &str {
-        &self.source
-    }
-
-    /// Workgroups dispatched per launch (x, y, z).
-    pub fn workgroups(&self) -> [u32; 3] {
-        self.dispatch.groups
-    }
 }
 
 /// The bind group layout entries of `params`: binding `i` is param `i`, read-only unless the
