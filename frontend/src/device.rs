@@ -21,6 +21,8 @@ pub fn init() {
         register_backend(Box::new(CpuBackend));
         #[cfg(feature = "vulkan")]
         register_backend(Box::new(ferrograd_vulkan::VulkanBackend));
+        #[cfg(feature = "webgpu")]
+        register_backend(Box::new(ferrograd_webgpu::WebGpuBackend));
         #[cfg(feature = "distributed")]
         ferrograd_distributed::remote::register();
     });

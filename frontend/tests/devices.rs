@@ -50,6 +50,22 @@ fn every_test_device_is_listed_with_its_limits() {
                 );
             }
         }
+        if d.starts_with("webgpu") {
+            for key in [
+                "max_storage_buffer_binding_size=",
+                "max_storage_buffers_per_stage=",
+                "max_workgroup_size=",
+                "max_workgroups_per_dimension=",
+                "workgroup_storage_bytes=",
+                "f64=",
+            ] {
+                assert!(
+                    info.extra.iter().any(|e| e.contains(key)),
+                    "{d}: {key} missing from {:?}",
+                    info.extra
+                );
+            }
+        }
     }
 }
 
@@ -106,11 +122,15 @@ fn tensors_beyond_a_gpu_storage_buffer_give_a_typed_error() {
             .into_iter()
             .find(|i| *i.name == *d)
             .expect("listed");
-        let Some(range) = info
-            .extra
-            .iter()
-            .find_map(|e| e.strip_prefix("max_storage_buffer_bytes="))
-        else {
+        // (Vulkan's and WebGPU's names of the limit.)
+        let Some((range, limit)) = info.extra.iter().find_map(|e| {
+            e.strip_prefix("max_storage_buffer_bytes=")
+                .map(|r| (r, "maxStorageBufferRange"))
+                .or_else(|| {
+                    e.strip_prefix("max_storage_buffer_binding_size=")
+                        .map(|r| (r, "max_storage_buffer_binding_size"))
+                })
+        }) else {
             continue;
         };
         let range: usize = range.parse().expect("a byte count");
@@ -122,6 +142,6 @@ fn tensors_beyond_a_gpu_storage_buffer_give_a_typed_error() {
             .realize()
             .expect_err("a kernel over the limit is refused");
         assert!(matches!(err, ferrograd::Error::Compile { .. }), "{err}");
-        assert!(err.to_string().contains("maxStorageBufferRange"), "{err}");
+        assert!(err.to_string().contains(limit), "{err}");
     }
 }
