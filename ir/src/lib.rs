@@ -10,6 +10,7 @@ pub mod lower_gpu;
 pub mod ops;
 pub mod program;
 pub mod reference;
+pub mod rewrite;
 pub mod schedule;
 pub mod validate;
 pub mod view;
