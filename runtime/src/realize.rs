@@ -38,12 +38,15 @@ fn bump(f: impl FnOnce(&mut Stats)) {
 }
 
 /// The lowering target for a device ([`crate::Device::lowering_target`]; `FERROGRAD_OPT=0`
-/// turns the kernel optimizer off for A/B comparisons).
+/// turns the kernel optimizer off and `FERROGRAD_EGRAPH=0` the e-graph index simplification,
+/// for A/B comparisons).
 pub fn lowering_target(device: &DeviceHandle) -> LoweringTarget {
     let optimize = std::env::var("FERROGRAD_OPT")
         .map(|v| v != "0")
         .unwrap_or(true);
-    device.device().lowering_target(optimize)
+    let mut target = device.device().lowering_target(optimize);
+    target.index_egraph &= crate::rewrite::enabled();
+    target
 }
 
 /// The Program of kernel `k` for `device`: CPU-shaped, or with workgroup reductions where the
@@ -65,6 +68,8 @@ fn handle_of(node: &NodeRef, produced: &HashMap<u64, BufferHandle>) -> BufferHan
 
 /// The Programs that realizing `targets` would run, without running them (for inspection).
 pub fn programs(targets: &[NodeRef]) -> Result<Vec<Program>> {
+    let rewritten = crate::rewrite::rewrite(targets);
+    let targets = rewritten.as_ref().map_or(targets, |r| &r.targets);
     let mut out = Vec::new();
     for item in schedule(targets) {
         if let ScheduleItem::Kernel(k) = item {
@@ -140,7 +145,20 @@ fn run_copy(
 
 /// Computes the values of `targets` and records their buffers on the nodes
 /// ([`ferrograd_ir::Node::realized`]). Intermediate materialized nodes keep their buffers too.
+/// The graph is first rewritten by the e-graph optimizer ([`crate::rewrite`]).
 pub fn realize(targets: &[NodeRef]) -> Result<()> {
+    match crate::rewrite::rewrite(targets) {
+        Some(rewritten) => {
+            realize_scheduled(&rewritten.targets)?;
+            rewritten.record_on_originals();
+            Ok(())
+        }
+        None => realize_scheduled(targets),
+    }
+}
+
+/// Schedules `targets` as they are and runs the schedule.
+fn realize_scheduled(targets: &[NodeRef]) -> Result<()> {
     let items = schedule(targets);
     let mut produced: HashMap<u64, BufferHandle> = HashMap::new();
     let _span = tracing::debug_span!("realize", items = items.len()).entered();

@@ -28,7 +28,7 @@
 //! | movement/* | reshape∘reshape, permute∘permute, expand∘expand, flip∘flip, shrink∘shrink, pad∘pad, shrink∘pad inside the source | exact | exact |
 //! | strength/idiv-pow2, mod-pow2 | `x / 2^k -> x >> k`, `x % 2^k -> x & (2^k-1)` (unsigned), `x / 1 -> x` | n/a | exact |
 //! | strength/pow-small-int | `exp2(n*log2(a)) -> a*a*..` for n in 2..=4 | fast-math (rounding) | n/a |
-//! | reduce-broadcast/reduce-expand | `sum(expand(x)) -> x*n (+0)`, `max(expand(x)) -> x` | exact (the reference sums exactly) | exact |
+//! | reduce-broadcast/reduce-expand | `sum(expand(x)) -> x*n (+0)`, `max(expand(x)) -> x (+0)` | exact (the reference sums exactly) | exact |
 //! | distributive/factor-mul | `a*b + a*c -> a*(b+c)` | fast-math (rounding) | exact (ring) |
 //! | distributive/sum-of-scaled | `sum(x*expand(c)) -> sum(x)*c` | fast-math (rounding) | exact |
 //!

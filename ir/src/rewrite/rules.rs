@@ -704,7 +704,8 @@ fn pow_small_int(eg: &mut GraphEGraph, id: Id, options: RuleOptions) -> Vec<Id> 
 
 /// `reduce(expand(x))` over axes that only the expand made long: a sum is `x * n` (floats:
 /// `x * n + 0`, since a sum of `-0`s is `+0`; the reference sums exactly, and `x * n` rounds the
-/// exact value once), a max is `x`, a product of bools is `x`; an expand to the remaining axes
+/// exact value once), a max is `x` (floats: `x + 0`, as the reference ends a max reduction with
+/// `+ 0`), a product of bools is `x`; an expand to the remaining axes
 /// is kept. Exact.
 fn reduce_expand(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
     let mut out = Vec::new();
@@ -728,7 +729,13 @@ fn reduce_expand(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
             };
             let value = match (op, xf.dtype) {
                 (_, _) if count == 0 => continue,
-                (ReduceOp::Max, _) | (_, DType::Bool) => base,
+                (_, DType::Bool) => base,
+                // The reference's float max ends like its sum (`+ 0`), so -0 becomes +0.
+                (ReduceOp::Max, dtype) if dtype.is_float() => {
+                    let zero = konst_like(eg, base, Scalar::Int(0));
+                    add(eg, EOp::Binary(BinaryOp::Add), vec![base, zero])
+                }
+                (ReduceOp::Max, _) => base,
                 (ReduceOp::Prod, _) => continue,
                 (ReduceOp::Sum, dtype) => {
                     let n = konst_like(eg, base, Scalar::Int(count as i64));
