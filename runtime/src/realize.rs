@@ -18,10 +18,24 @@ pub struct Stats {
     pub kernels: usize,
     /// Cross-device copies.
     pub copies: usize,
+    /// ALU instructions the launched kernels executed (counted only under [`count_work`]).
+    pub alu_ops: u64,
+    /// Bytes the launched kernels loaded and stored (counted only under [`count_work`]).
+    pub bytes: u64,
 }
 
 thread_local! {
-    static STATS: std::cell::Cell<Stats> = const { std::cell::Cell::new(Stats { kernels: 0, copies: 0 }) };
+    static STATS: std::cell::Cell<Stats> = const {
+        std::cell::Cell::new(Stats { kernels: 0, copies: 0, alu_ops: 0, bytes: 0 })
+    };
+    static COUNT_WORK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes this thread's realizes count the ALU instructions and bytes of every launched kernel
+/// in [`stats`] ([`ferrograd_ir::work::work`] of its Program; off by default: it walks the
+/// Program once per launch).
+pub fn count_work(on: bool) {
+    COUNT_WORK.with(|c| c.set(on));
 }
 
 /// What this thread's realizes did so far.
@@ -115,6 +129,13 @@ fn run_kernel(k: &Kernel, produced: &HashMap<u64, BufferHandle>) -> Result<Buffe
     }
     if capture::is_recording() {
         capture::record_kernel(&dev, &compiled, bytes, &out, &inputs);
+    }
+    if COUNT_WORK.with(|c| c.get()) {
+        let w = ferrograd_ir::work::work(&program);
+        bump(|s| {
+            s.alu_ops += w.alu_ops;
+            s.bytes += w.bytes;
+        });
     }
     bump_kernels(1);
     Ok(out)
