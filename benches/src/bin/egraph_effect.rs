@@ -119,6 +119,18 @@ fn child(name: &str) {
         })
         .collect();
     times.sort();
+    let rs = ferrograd::runtime::rewrite_stats();
+    eprintln!("rewrite stats after all steps: {rs:?}");
+    if ferrograd::runtime::profile::enabled() {
+        for k in ferrograd::runtime::profile::take_report().iter().take(12) {
+            eprintln!(
+                "{:>10.3} ms {:>4} x {}",
+                k.total.as_secs_f64() * 1e3,
+                k.launches,
+                k.name
+            );
+        }
+    }
     println!(
         "RESULT {} {} {} {:.2} {:.3} {:.2}",
         s1.kernels - s0.kernels,

@@ -425,11 +425,17 @@ impl Analysis<ENode> for GraphAnalysis {
         let Some(value) = facts.konst else {
             return;
         };
-        if egraph[id]
-            .nodes
-            .iter()
-            .any(|n| matches!(n.op, EOp::Const { .. }))
-        {
+        // A constant that is only moved (reshaped, broadcast, ...) is already free: folding it
+        // would change nothing but the scheduler's view of how costly its users are.
+        let moved_const = |n: &ENode| {
+            matches!(n.op, EOp::Const { .. })
+                || (n.op.to_op().is_some_and(|op| op.is_movement())
+                    && egraph[n.children[0]]
+                        .nodes
+                        .iter()
+                        .any(|c| matches!(c.op, EOp::Const { .. })))
+        };
+        if egraph[id].nodes.iter().any(moved_const) {
             return;
         }
         let c = egraph.add(ENode::new(
