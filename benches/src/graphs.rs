@@ -21,7 +21,16 @@ pub fn mixed_graph(nodes: usize) -> Vec<NodeRef> {
         ((state >> 33) as usize) % n
     };
     let mut count = 0usize;
-    while count < nodes {
+    loop {
+        if count >= nodes {
+            // Stop once the graph below the targets has `nodes` nodes (hash-consing shares
+            // equal subexpressions, so fewer are reachable than were built).
+            let targets = pool[pool.len() - 4..].to_vec();
+            if ferrograd_ir::toposort(&targets).len() >= nodes {
+                return targets;
+            }
+            count = nodes - nodes / 16;
+        }
         let a = pool[pool.len() - 1 - next(pool.len().min(6))].clone();
         let b = pool[next(pool.len())].clone();
         let (v, added) = match next(12) {
@@ -60,5 +69,4 @@ pub fn mixed_graph(nodes: usize) -> Vec<NodeRef> {
         count += added;
         pool.push(v);
     }
-    pool[pool.len() - 4..].to_vec()
 }

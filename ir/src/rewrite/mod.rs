@@ -36,6 +36,7 @@
 //! `recip(c)` (exact: it is what the graph computes anyway).
 
 pub mod cost;
+pub mod extract;
 pub mod lang;
 pub mod rules;
 pub mod template;
@@ -45,7 +46,7 @@ pub use rules::{RuleDef, RuleOptions, GROUPS};
 pub use template::{Lifted, SNode, Structure, Template};
 
 use crate::graph::NodeRef;
-use egg::{Extractor, Id, Runner};
+use egg::{Id, Runner};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -132,7 +133,7 @@ pub fn optimize(structure: &Structure, config: &RewriteConfig) -> (Template, Rep
         .with_time_limit(config.time_limit)
         .run(&rewrites);
     let egraph = &runner.egraph;
-    let extractor = Extractor::new(egraph, cost::FusedCost::new(egraph));
+    let extractor = extract::Best::new(egraph);
     let cost_before = structure_cost(structure, egraph, &ids);
     let roots: Vec<Id> = structure.roots.iter().map(|&r| ids[r as usize]).collect();
     let (template, cost_after) = match extract(&extractor, egraph, &roots, &ids) {
@@ -168,7 +169,7 @@ fn node_cost_in(egraph: &GraphEGraph, op: &EOp, id: Id, first: Option<Id>) -> f6
 /// The best e-node of every e-class reachable from `roots`, as a template; `None` when the
 /// choice is cyclic (it never is with a strictly monotonic cost; kept as a guard).
 fn extract(
-    extractor: &Extractor<'_, cost::FusedCost<'_>, ENode, GraphAnalysis>,
+    extractor: &extract::Best,
     egraph: &GraphEGraph,
     roots: &[Id],
     ids: &[Id],
@@ -183,7 +184,7 @@ fn extract(
             if pos.contains_key(&class) {
                 continue;
             }
-            let best = extractor.find_best_node(class);
+            let best = extractor.node(class)?;
             if !expanded {
                 if !on_path.insert(class) {
                     return None;
