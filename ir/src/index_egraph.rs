@@ -261,6 +261,14 @@ fn collect_vars(e: &Idx, out: &mut Vec<u32>) {
     }
 }
 
+/// E-nodes at most per index expression (commutativity and distribution grow e-graphs fast;
+/// the rewrites that pay are a few steps deep).
+const NODE_LIMIT: usize = 400;
+/// Saturation iterations at most per index expression.
+const ITER_LIMIT: usize = 5;
+/// Time at most per index expression (lowering runs it for every load with a div or mod).
+const TIME_LIMIT: Duration = Duration::from_millis(2);
+
 /// `e` simplified by equality saturation over `ctx`'s variable ranges; `e` itself when nothing
 /// cheaper is found. Affine expressions (no division or modulo) are returned as they are: the
 /// canonical form is already minimal for them. Bounded by node, iteration and time limits.
@@ -282,9 +290,9 @@ pub fn simplify(ctx: &IdxCtx, e: &Idx) -> Idx {
     let runner = Runner::default()
         .with_egraph(egg::EGraph::new(Intervals { ranges }))
         .with_expr(&expr)
-        .with_node_limit(2_000)
-        .with_iter_limit(8)
-        .with_time_limit(Duration::from_millis(5))
+        .with_node_limit(NODE_LIMIT)
+        .with_iter_limit(ITER_LIMIT)
+        .with_time_limit(TIME_LIMIT)
         .run(&rules());
     let extractor = egg::Extractor::new(&runner.egraph, OpCost);
     let (_, best) = extractor.find_best(runner.roots[0]);
