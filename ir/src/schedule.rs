@@ -73,6 +73,8 @@ fn materialized_set(
         }
     }
     let mut cost: HashMap<u64, usize> = HashMap::new();
+    // ALU ops an inlined node recomputes (movement ops are index arithmetic, not counted).
+    let mut alu: HashMap<u64, usize> = HashMap::new();
     for n in order {
         if n.realized().is_some() {
             continue;
@@ -106,14 +108,24 @@ fn materialized_set(
         } else {
             cost.insert(n.id(), c);
         }
+        let a = if mat.contains(&n.id()) || n.realized().is_some() {
+            0
+        } else {
+            usize::from(n.op().is_elementwise())
+                + n.src()
+                    .iter()
+                    .map(|s| alu.get(&s.id()).copied().unwrap_or(0))
+                    .sum::<usize>()
+        };
+        alu.insert(n.id(), a);
         if matches!(n.op(), Op::Expand) {
-            materialize_broadcast_source(n, &mut mat, &mut cost);
+            materialize_broadcast_source(n, &mut mat, &mut cost, &mut alu);
         }
     }
     (mat, users)
 }
 
-/// Recomputing a broadcast subexpression costing at least this many ops in every element it
+/// Recomputing a broadcast subexpression of at least this many ALU ops in every element it
 /// is broadcast to (instead of reading it from a buffer) materializes it when the extra work
 /// exceeds [`MAX_SHARED_INLINE_COST`] per source element.
 const MIN_BROADCAST_MATERIALIZE_COST: usize = 8;
@@ -126,6 +138,7 @@ fn materialize_broadcast_source(
     expand: &NodeRef,
     mat: &mut HashSet<u64>,
     cost: &mut HashMap<u64, usize>,
+    alu: &mut HashMap<u64, usize>,
 ) {
     let mut src = expand.src()[0].clone();
     while src.op().is_movement() && src.realized().is_none() && !mat.contains(&src.id()) {
@@ -134,13 +147,14 @@ fn materialize_broadcast_source(
     if src.realized().is_some() || mat.contains(&src.id()) || !src.op().is_elementwise() {
         return;
     }
-    let c = cost.get(&src.id()).copied().unwrap_or(0);
+    let c = alu.get(&src.id()).copied().unwrap_or(0);
     let factor = expand.numel() / src.numel().max(1);
     if c >= MIN_BROADCAST_MATERIALIZE_COST
         && c.saturating_mul(factor.saturating_sub(1)) > MAX_SHARED_INLINE_COST
     {
         mat.insert(src.id());
         cost.insert(src.id(), 0);
+        alu.insert(src.id(), 0);
     }
 }
 
