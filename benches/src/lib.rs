@@ -3,6 +3,8 @@
 //! builds the expression and realizes it, so a timed call measures graph building, scheduling,
 //! the (cached) kernel lookup and the kernels themselves.
 
+pub mod graphs;
+
 use ferrograd::{All, Tensor};
 
 /// A named workload: the closure runs one iteration.

@@ -124,7 +124,7 @@ impl Node {
         let _ = self.realized.set(buffer);
     }
 
-    fn intern(
+    pub(crate) fn intern(
         op: Op,
         src: Vec<NodeRef>,
         dtype: DType,

@@ -42,6 +42,13 @@ impl Idx {
             konst: c,
         }
     }
+    /// The loop variable `v` (its range lives in the [`IdxCtx`] that declared it).
+    pub fn of_var(v: u32) -> Idx {
+        Idx {
+            terms: vec![(Atom::Var(v), 1)],
+            konst: 0,
+        }
+    }
     /// The constant value, if this expression has no variables.
     pub fn as_const(&self) -> Option<i64> {
         self.terms.is_empty().then_some(self.konst)

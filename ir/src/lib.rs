@@ -5,14 +5,17 @@
 pub mod dtype;
 pub mod graph;
 pub mod index;
+pub mod index_egraph;
 pub mod lower;
 pub mod lower_gpu;
 pub mod ops;
 pub mod program;
 pub mod reference;
+pub mod rewrite;
 pub mod schedule;
 pub mod validate;
 pub mod view;
+pub mod work;
 
 pub use dtype::{DType, Scalar};
 pub use graph::{numel, retarget, toposort, Node, NodeRef};

@@ -28,6 +28,8 @@ pub struct LoweringTarget {
     pub optimize: bool,
     /// Use 64-bit indices even when 32 bits suffice (cheaper addressing on 64-bit CPUs).
     pub wide_index: bool,
+    /// Simplify load indices with the e-graph ([`crate::index_egraph`]).
+    pub index_egraph: bool,
 }
 
 impl Default for LoweringTarget {
@@ -36,6 +38,7 @@ impl Default for LoweringTarget {
             lanes32: 4,
             optimize: true,
             wide_index: false,
+            index_egraph: true,
         }
     }
 }
@@ -335,6 +338,7 @@ struct Emitter<'a> {
     node_memo: Vec<HashMap<(u64, Lanes), LVal>>,
     idx_memo: Vec<HashMap<Idx, ValueId>>,
     reduce_value: Option<LVal>,
+    index_egraph: bool,
 }
 
 impl Emitter<'_> {
@@ -352,6 +356,16 @@ impl Emitter<'_> {
     fn pop_scope(&mut self) {
         self.node_memo.pop();
         self.idx_memo.pop();
+    }
+
+    /// The index of a load, simplified in the e-graph first when enabled.
+    fn emit_load_index(&mut self, e: &Idx) -> ValueId {
+        if self.index_egraph {
+            let s = crate::index_egraph::simplify_cached(&self.ctx, e);
+            self.emit_idx(&s)
+        } else {
+            self.emit_idx(e)
+        }
     }
 
     fn emit_idx(&mut self, e: &Idx) -> ValueId {
@@ -512,7 +526,7 @@ impl Emitter<'_> {
                     lanes: 1,
                 };
             }
-            let index = self.emit_idx(&flats[0]);
+            let index = self.emit_load_index(&flats[0]);
             let gate = self.emit_gate(&lanes[0].1);
             let ty = VType::vec(dtype, lanes.len() as u8);
             return LVal {
@@ -531,7 +545,7 @@ impl Emitter<'_> {
                 vals.push(self.konst(dtype, Scalar::Int(0)));
                 continue;
             }
-            let index = self.emit_idx(flat);
+            let index = self.emit_load_index(flat);
             let gate = self.emit_gate(g);
             vals.push(self.b.push(Inst::Load {
                 mem: Memory::Global(param),
@@ -774,6 +788,7 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
         node_memo: vec![HashMap::new()],
         idx_memo: vec![HashMap::new()],
         reduce_value: None,
+        index_egraph: target.index_egraph,
     };
     // Launch variables and each output axis' outer index.
     let mut launch = Vec::new();

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Elementwise ops of one operand.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UnaryOp {
     /// 2^x (floats).
     Exp2,
@@ -26,7 +26,7 @@ pub enum UnaryOp {
 }
 
 /// Elementwise ops of two operands of the same dtype and shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BinaryOp {
     /// a + b (integers wrap).
     Add,
@@ -62,7 +62,7 @@ impl BinaryOp {
 }
 
 /// Ops of three operands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TernaryOp {
     /// cond ? a : b (cond is bool).
     Where,
@@ -71,7 +71,7 @@ pub enum TernaryOp {
 }
 
 /// Reductions over axes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ReduceOp {
     /// Sum.
     Sum,

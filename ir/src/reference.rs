@@ -51,6 +51,26 @@ use crate::graph::{numel, toposort, Node, NodeRef};
 use crate::ops::{BinaryOp, Op, ReduceOp, TernaryOp, UnaryOp};
 use std::collections::HashMap;
 
+/// The value of `op` applied to one-element constants `srcs` (value, dtype), giving `dtype`,
+/// computed by this evaluator: constant folding uses it, so a folded constant follows the
+/// semantics above exactly.
+pub fn fold_scalar(op: &Op, dtype: DType, srcs: &[(Scalar, DType)]) -> Scalar {
+    let device: std::sync::Arc<str> = std::sync::Arc::from("fold");
+    let src: Vec<NodeRef> = srcs
+        .iter()
+        .map(|&(v, dt)| Node::constant(v, dt, &[], &device))
+        .collect();
+    let node = Node::intern(op.clone(), src, dtype, Vec::new(), device);
+    let value = evaluate(&node, &mut |n| {
+        panic!("fold_scalar: constant graph has a leaf {n:?}")
+    });
+    match value.data {
+        RefData::Float(v) => Scalar::Float(v[0]),
+        RefData::Int(v) if dtype == DType::Bool => Scalar::Bool(v[0] != 0),
+        RefData::Int(v) => Scalar::Int(v[0]),
+    }
+}
+
 /// Host-side values of one tensor: floats as f64, integers and bools exactly as i64.
 ///
 /// Float values are always exactly representable in the tensor's dtype; integer values lie in

@@ -80,6 +80,8 @@ fn materialized_set(
     let mut cost: HashMap<u64, usize> = HashMap::new();
     // Longest chain of inlined ops ending at each node, within its kernel.
     let mut depth: HashMap<u64, usize> = HashMap::new();
+    // ALU ops an inlined node recomputes (movement ops are index arithmetic, not counted).
+    let mut alu: HashMap<u64, usize> = HashMap::new();
     for n in order {
         if n.realized().is_some() {
             continue;
@@ -126,8 +128,54 @@ fn materialized_set(
             cost.insert(n.id(), c);
             depth.insert(n.id(), d);
         }
+        let a = if mat.contains(&n.id()) || n.realized().is_some() {
+            0
+        } else {
+            usize::from(n.op().is_elementwise())
+                + n.src()
+                    .iter()
+                    .map(|s| alu.get(&s.id()).copied().unwrap_or(0))
+                    .sum::<usize>()
+        };
+        alu.insert(n.id(), a);
+        if matches!(n.op(), Op::Expand) {
+            materialize_broadcast_source(n, &mut mat, &mut cost, &mut alu);
+        }
     }
     (mat, users)
+}
+
+/// Recomputing a broadcast subexpression of at least this many ALU ops in every element it
+/// is broadcast to (instead of reading it from a buffer) materializes it when the extra work
+/// exceeds [`MAX_SHARED_INLINE_COST`] per source element.
+const MIN_BROADCAST_MATERIALIZE_COST: usize = 8;
+
+/// An `Expand` reads each element of its source many times; inlined, an elementwise source is
+/// recomputed that many times (e.g. a gradient chain feeding a matmul, once per output
+/// column). Materializes the expand's first non-movement source when that recomputation costs
+/// more than storing and loading it.
+fn materialize_broadcast_source(
+    expand: &NodeRef,
+    mat: &mut HashSet<u64>,
+    cost: &mut HashMap<u64, usize>,
+    alu: &mut HashMap<u64, usize>,
+) {
+    let mut src = expand.src()[0].clone();
+    while src.op().is_movement() && src.realized().is_none() && !mat.contains(&src.id()) {
+        src = src.src()[0].clone();
+    }
+    if src.realized().is_some() || mat.contains(&src.id()) || !src.op().is_elementwise() {
+        return;
+    }
+    let c = alu.get(&src.id()).copied().unwrap_or(0);
+    let factor = expand.numel() / src.numel().max(1);
+    if c >= MIN_BROADCAST_MATERIALIZE_COST
+        && c.saturating_mul(factor.saturating_sub(1)) > MAX_SHARED_INLINE_COST
+    {
+        mat.insert(src.id());
+        cost.insert(src.id(), 0);
+        alu.insert(src.id(), 0);
+    }
 }
 
 /// True if `reshape` only inserts or drops size-1 axes.
@@ -231,4 +279,41 @@ fn kernel_inputs(root: &NodeRef, mat: &HashSet<u64>) -> Vec<NodeRef> {
     }
     inputs.sort_by_key(|n| n.id());
     inputs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BinaryOp, BufferHandle, DType, Node, ReduceOp, UnaryOp};
+
+    fn leaf(shape: &[usize]) -> NodeRef {
+        let dev: Arc<str> = Arc::from("cpu");
+        Node::buffer(BufferHandle::new(Arc::new(())), DType::F32, shape, &dev)
+    }
+
+    /// `sum(expand(f(x)) * w)`: a matmul-like reduction reading `f(x)` once per output column.
+    fn broadcast_into_reduction(f: impl Fn(&NodeRef) -> NodeRef) -> usize {
+        let x = leaf(&[16, 32, 1]);
+        let w = leaf(&[1, 32, 64]);
+        let fx = Node::expand(&f(&x), &[16, 32, 64]);
+        let prod = Node::binary(BinaryOp::Mul, &fx, &Node::expand(&w, &[16, 32, 64]));
+        schedule(&[Node::reduce(ReduceOp::Sum, &prod, &[1])]).len()
+    }
+
+    #[test]
+    fn costly_broadcast_sources_are_materialized() {
+        let costly =
+            |x: &NodeRef| (0..10).fold(x.clone(), |acc, _| Node::unary(UnaryOp::Sqrt, &acc));
+        assert_eq!(
+            broadcast_into_reduction(costly),
+            2,
+            "computed once, then read"
+        );
+        let cheap = |x: &NodeRef| Node::unary(UnaryOp::Neg, x);
+        assert_eq!(
+            broadcast_into_reduction(cheap),
+            1,
+            "a cheap source stays fused"
+        );
+    }
 }

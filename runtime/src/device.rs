@@ -100,6 +100,7 @@ pub trait Device: Send + Sync + 'static {
             lanes32: self.preferred_lanes(DType::F32),
             optimize,
             wide_index: self.info().kind == DeviceKind::Cpu,
+            index_egraph: true,
         }
     }
     /// Invocations per workgroup for workgroup (shared-memory) reductions, on devices that run

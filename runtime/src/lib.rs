@@ -9,11 +9,13 @@ pub mod pool;
 pub mod profile;
 pub mod realize;
 pub mod registry;
+pub mod rewrite;
 
 pub use buffer::{Buffer, DeviceHandle};
 pub use device::{CompiledKernel, Device, DeviceInfo, DeviceKind, RawBuffer};
 pub use error::{Error, Result};
-pub use realize::{download, programs, realize, stats, upload, Stats};
+pub use realize::{count_work, download, programs, realize, stats, upload, Stats};
 pub use registry::{
     default_device, device, devices, register_backend, register_resolver, Backend, Resolver,
 };
+pub use rewrite::{rewrite_stats, RewriteStats};

@@ -18,10 +18,24 @@ pub struct Stats {
     pub kernels: usize,
     /// Cross-device copies.
     pub copies: usize,
+    /// ALU instructions the launched kernels executed (counted only under [`count_work`]).
+    pub alu_ops: u64,
+    /// Bytes the launched kernels loaded and stored (counted only under [`count_work`]).
+    pub bytes: u64,
 }
 
 thread_local! {
-    static STATS: std::cell::Cell<Stats> = const { std::cell::Cell::new(Stats { kernels: 0, copies: 0 }) };
+    static STATS: std::cell::Cell<Stats> = const {
+        std::cell::Cell::new(Stats { kernels: 0, copies: 0, alu_ops: 0, bytes: 0 })
+    };
+    static COUNT_WORK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes this thread's realizes count the ALU instructions and bytes of every launched kernel
+/// in [`stats`] ([`ferrograd_ir::work::work`] of its Program; off by default: it walks the
+/// Program once per launch).
+pub fn count_work(on: bool) {
+    COUNT_WORK.with(|c| c.set(on));
 }
 
 /// What this thread's realizes did so far.
@@ -38,12 +52,15 @@ fn bump(f: impl FnOnce(&mut Stats)) {
 }
 
 /// The lowering target for a device ([`crate::Device::lowering_target`]; `FERROGRAD_OPT=0`
-/// turns the kernel optimizer off for A/B comparisons).
+/// turns the kernel optimizer off and `FERROGRAD_EGRAPH=0` the e-graph index simplification,
+/// for A/B comparisons).
 pub fn lowering_target(device: &DeviceHandle) -> LoweringTarget {
     let optimize = std::env::var("FERROGRAD_OPT")
         .map(|v| v != "0")
         .unwrap_or(true);
-    device.device().lowering_target(optimize)
+    let mut target = device.device().lowering_target(optimize);
+    target.index_egraph &= crate::rewrite::enabled();
+    target
 }
 
 /// The Program of kernel `k` for `device`: CPU-shaped, or with workgroup reductions where the
@@ -65,6 +82,8 @@ fn handle_of(node: &NodeRef, produced: &HashMap<u64, BufferHandle>) -> BufferHan
 
 /// The Programs that realizing `targets` would run, without running them (for inspection).
 pub fn programs(targets: &[NodeRef]) -> Result<Vec<Program>> {
+    let rewritten = crate::rewrite::rewrite(targets);
+    let targets = rewritten.as_ref().map_or(targets, |r| &r.targets);
     let mut out = Vec::new();
     for item in schedule(targets) {
         if let ScheduleItem::Kernel(k) = item {
@@ -111,6 +130,13 @@ fn run_kernel(k: &Kernel, produced: &HashMap<u64, BufferHandle>) -> Result<Buffe
     if capture::is_recording() {
         capture::record_kernel(&dev, &compiled, bytes, &out, &inputs);
     }
+    if COUNT_WORK.with(|c| c.get()) {
+        let w = ferrograd_ir::work::work(&program);
+        bump(|s| {
+            s.alu_ops += w.alu_ops;
+            s.bytes += w.bytes;
+        });
+    }
     bump_kernels(1);
     Ok(out)
 }
@@ -140,7 +166,20 @@ fn run_copy(
 
 /// Computes the values of `targets` and records their buffers on the nodes
 /// ([`ferrograd_ir::Node::realized`]). Intermediate materialized nodes keep their buffers too.
+/// The graph is first rewritten by the e-graph optimizer ([`crate::rewrite`]).
 pub fn realize(targets: &[NodeRef]) -> Result<()> {
+    match crate::rewrite::rewrite(targets) {
+        Some(rewritten) => {
+            realize_scheduled(&rewritten.targets)?;
+            rewritten.record_on_originals();
+            Ok(())
+        }
+        None => realize_scheduled(targets),
+    }
+}
+
+/// Schedules `targets` as they are and runs the schedule.
+fn realize_scheduled(targets: &[NodeRef]) -> Result<()> {
     let items = schedule(targets);
     let mut produced: HashMap<u64, BufferHandle> = HashMap::new();
     let _span = tracing::debug_span!("realize", items = items.len()).entered();

@@ -323,6 +323,7 @@ impl Device for VulkanDevice {
             lanes32: 1,
             optimize,
             wide_index: false,
+            index_egraph: true,
         }
     }
 

@@ -432,6 +432,7 @@ impl Device for WebGpuDevice {
             lanes32: 1,
             optimize,
             wide_index: false,
+            index_egraph: true,
         }
     }
 

@@ -373,6 +373,7 @@ impl Device for RemoteDevice {
             lanes32: self.remote.lanes32,
             optimize,
             wide_index: self.remote.wide_index,
+            index_egraph: true,
         }
     }
 

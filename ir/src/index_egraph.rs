@@ -1,0 +1,427 @@
+//! Index expressions simplified by equality saturation, with an interval analysis over the
+//! loop variables' ranges.
+//!
+//! [`crate::index`] keeps every index in a canonical affine form and simplifies eagerly
+//! (`(4i + j) / 4 -> i` when `0 <= j < 4`). That form is where extraction starts: the e-graph
+//! adds what a single canonical form cannot see, e.g. `(x % 12) % 4 -> x % 4`,
+//! `(x % 8) / 4 -> (x / 4) % 2` when that merges with another term, re-association that lets a
+//! div/mod pair cancel, and bounds that only hold after re-association. Extraction minimizes ALU
+//! operations (divisions and modulos weigh more); the result is converted back through
+//! [`IdxCtx`]'s own operations and only kept when it needs fewer operations.
+//!
+//! Every division and modulo the rules create has an operand that the interval analysis proves
+//! non-negative, so truncating (backend) and flooring (this module) semantics agree, as in
+//! [`crate::index`].
+
+use crate::index::{Atom, Idx, IdxCtx};
+use egg::{define_language, rewrite as rw, Analysis, CostFunction, DidMerge, Id, RecExpr, Runner};
+use std::collections::HashMap;
+use std::time::Duration;
+
+define_language! {
+    /// Integer index arithmetic over loop variables `v0, v1, ...`.
+    pub enum IndexLang {
+        "+" = Add([Id; 2]),
+        "*" = Mul([Id; 2]),
+        "/" = Div([Id; 2]),
+        "%" = Mod([Id; 2]),
+        Num(i64),
+        Var(egg::Symbol),
+    }
+}
+
+/// Interval analysis: the inclusive range of every e-class (and its value when constant).
+#[derive(Clone, Debug, Default)]
+pub struct Intervals {
+    ranges: HashMap<egg::Symbol, (i64, i64)>,
+}
+
+type IndexEGraph = egg::EGraph<IndexLang, Intervals>;
+
+fn range_of(eg: &IndexEGraph, id: Id) -> (i64, i64) {
+    eg[id].data
+}
+
+impl Analysis<IndexLang> for Intervals {
+    type Data = (i64, i64);
+
+    fn make(eg: &mut IndexEGraph, n: &IndexLang, _id: Id) -> (i64, i64) {
+        let r = |id: &Id| range_of(eg, *id);
+        match n {
+            IndexLang::Num(c) => (*c, *c),
+            IndexLang::Var(v) => eg.analysis.ranges.get(v).copied().unwrap_or((0, 0)),
+            IndexLang::Add([a, b]) => {
+                let (a, b) = (r(a), r(b));
+                (a.0.saturating_add(b.0), a.1.saturating_add(b.1))
+            }
+            IndexLang::Mul([a, b]) => {
+                let (a, b) = (r(a), r(b));
+                let p = [
+                    a.0.saturating_mul(b.0),
+                    a.0.saturating_mul(b.1),
+                    a.1.saturating_mul(b.0),
+                    a.1.saturating_mul(b.1),
+                ];
+                (*p.iter().min().unwrap(), *p.iter().max().unwrap())
+            }
+            IndexLang::Div([a, d]) => {
+                let (a, d) = (r(a), r(d));
+                if d.0 == d.1 && d.0 > 0 {
+                    (a.0.div_euclid(d.0), a.1.div_euclid(d.0))
+                } else {
+                    (i64::MIN / 4, i64::MAX / 4)
+                }
+            }
+            IndexLang::Mod([a, d]) => {
+                let (a, d) = (r(a), r(d));
+                if d.0 == d.1 && d.0 > 0 {
+                    if a.0 >= 0 && a.1 < d.0 {
+                        a
+                    } else {
+                        (0, d.0 - 1)
+                    }
+                } else {
+                    (i64::MIN / 4, i64::MAX / 4)
+                }
+            }
+        }
+    }
+
+    fn merge(&mut self, a: &mut (i64, i64), b: (i64, i64)) -> DidMerge {
+        // Both are sound bounds of one value: keep their intersection.
+        let new = (a.0.max(b.0), a.1.min(b.1));
+        let changed = new != *a;
+        let b_changed = new != b;
+        *a = new;
+        DidMerge(changed, b_changed)
+    }
+
+    fn modify(eg: &mut IndexEGraph, id: Id) {
+        let (lo, hi) = eg[id].data;
+        if lo == hi {
+            let c = eg.add(IndexLang::Num(lo));
+            eg.union(id, c);
+        }
+    }
+}
+
+fn var(s: &str) -> egg::Var {
+    s.parse().expect("pattern variable")
+}
+
+/// `?d` is a positive constant and `?a`'s range lies in `lo..hi` relative to it.
+fn cond(
+    f: impl Fn((i64, i64), i64) -> bool,
+    a: &'static str,
+    d: &'static str,
+) -> impl Fn(&mut IndexEGraph, Id, &egg::Subst) -> bool {
+    let (a, d) = (var(a), var(d));
+    move |eg, _, s| {
+        let dr = range_of(eg, s[d]);
+        dr.0 == dr.1 && dr.0 > 0 && f(range_of(eg, s[a]), dr.0)
+    }
+}
+
+fn rules() -> Vec<egg::Rewrite<IndexLang, Intervals>> {
+    let nonneg = |r: (i64, i64), _: i64| r.0 >= 0;
+    let below = |r: (i64, i64), d: i64| r.0 >= 0 && r.1 < d;
+    vec![
+        rw!("add-comm"; "(+ ?a ?b)" => "(+ ?b ?a)"),
+        rw!("add-assoc"; "(+ (+ ?a ?b) ?c)" => "(+ ?a (+ ?b ?c))"),
+        rw!("mul-comm"; "(* ?a ?b)" => "(* ?b ?a)"),
+        rw!("add-zero"; "(+ ?a 0)" => "?a"),
+        rw!("mul-one"; "(* ?a 1)" => "?a"),
+        rw!("distribute"; "(* (+ ?a ?b) ?c)" => "(+ (* ?a ?c) (* ?b ?c))"),
+        rw!("factor"; "(+ (* ?a ?c) (* ?b ?c))" => "(* (+ ?a ?b) ?c)"),
+        rw!("div-small"; "(/ ?a ?d)" => "0" if cond(below, "?a", "?d")),
+        rw!("mod-small"; "(% ?a ?d)" => "?a" if cond(below, "?a", "?d")),
+        rw!("div-split"; "(/ (+ (* ?x ?d) ?r) ?d)" => "(+ ?x (/ ?r ?d))"
+            if cond(nonneg, "?r", "?d") if cond(nonneg, "?x", "?d")),
+        rw!("mod-split"; "(% (+ (* ?x ?d) ?r) ?d)" => "(% ?r ?d)"
+            if cond(nonneg, "?r", "?d") if cond(nonneg, "?x", "?d")),
+        rw!("mod-mod"; "(% (% ?x ?a) ?b)" => "(% ?x ?b)"
+            if cond(nonneg, "?x", "?b") if divides("?b", "?a")),
+        rw!("div-div"; "(/ (/ ?x ?a) ?b)" => "(/ ?x (* ?a ?b))"
+            if cond(nonneg, "?x", "?a") if cond(nonneg, "?x", "?b")),
+        rw!("div-mod-pair"; "(+ (* (/ ?x ?d) ?d) (% ?x ?d))" => "?x" if cond(nonneg, "?x", "?d")),
+        rw!("mod-pair"; "(+ (* (/ (% ?x ?a) ?d) ?d) (% ?x ?d))" => "(% ?x ?a)"
+            if cond(nonneg, "?x", "?d") if divides("?d", "?a")),
+        rw!("mod-of-div"; "(/ (% ?x ?a) ?b)" => "(% (/ ?x ?b) (/ ?a ?b))"
+            if cond(nonneg, "?x", "?b") if divides("?b", "?a")),
+    ]
+}
+
+/// `?b` and `?a` are positive constants and `?b` divides `?a`.
+fn divides(b: &'static str, a: &'static str) -> impl Fn(&mut IndexEGraph, Id, &egg::Subst) -> bool {
+    let (a, b) = (var(a), var(b));
+    move |eg, _, s| {
+        let (ra, rb) = (range_of(eg, s[a]), range_of(eg, s[b]));
+        ra.0 == ra.1 && rb.0 == rb.1 && rb.0 > 0 && ra.0 > 0 && ra.0 % rb.0 == 0
+    }
+}
+
+/// ALU operations, divisions and modulos weighing four.
+struct OpCost;
+
+impl CostFunction<IndexLang> for OpCost {
+    type Cost = u64;
+    fn cost<C: FnMut(Id) -> u64>(&mut self, n: &IndexLang, mut costs: C) -> u64 {
+        let own = match n {
+            IndexLang::Num(_) | IndexLang::Var(_) => 0,
+            IndexLang::Add(_) | IndexLang::Mul(_) => 10,
+            IndexLang::Div(_) | IndexLang::Mod(_) => 40,
+        };
+        // +1 per node keeps the cost strictly monotonic.
+        egg::Language::fold(n, own + 1, |acc, c| acc + costs(c))
+    }
+}
+
+fn add_idx(e: &Idx, expr: &mut RecExpr<IndexLang>) -> Id {
+    let mut acc: Option<Id> = None;
+    for (atom, c) in e.terms() {
+        let a = match atom {
+            Atom::Var(v) => expr.add(IndexLang::Var(format!("v{v}").into())),
+            Atom::Div(inner, d) => {
+                let x = add_idx(inner, expr);
+                let d = expr.add(IndexLang::Num(*d));
+                expr.add(IndexLang::Div([x, d]))
+            }
+            Atom::Mod(inner, d) => {
+                let x = add_idx(inner, expr);
+                let d = expr.add(IndexLang::Num(*d));
+                expr.add(IndexLang::Mod([x, d]))
+            }
+        };
+        let term = if *c == 1 {
+            a
+        } else {
+            let k = expr.add(IndexLang::Num(*c));
+            expr.add(IndexLang::Mul([a, k]))
+        };
+        acc = Some(match acc {
+            None => term,
+            Some(s) => expr.add(IndexLang::Add([s, term])),
+        });
+    }
+    match (acc, e.constant()) {
+        (None, k) => expr.add(IndexLang::Num(k)),
+        (Some(s), 0) => s,
+        (Some(s), k) => {
+            let k = expr.add(IndexLang::Num(k));
+            expr.add(IndexLang::Add([s, k]))
+        }
+    }
+}
+
+/// Converts an extracted expression back through `ctx` (None if it multiplies two
+/// non-constants or divides by a non-positive or non-constant value).
+fn to_idx(
+    ctx: &IdxCtx,
+    vars: &HashMap<egg::Symbol, Idx>,
+    expr: &RecExpr<IndexLang>,
+) -> Option<Idx> {
+    let mut vals: Vec<Idx> = Vec::with_capacity(expr.len());
+    for n in expr.as_ref() {
+        let v = |id: &Id| &vals[usize::from(*id)];
+        let out = match n {
+            IndexLang::Num(c) => Idx::konst(*c),
+            IndexLang::Var(s) => vars.get(s)?.clone(),
+            IndexLang::Add([a, b]) => ctx.add(v(a), v(b)),
+            IndexLang::Mul([a, b]) => match (v(a).as_const(), v(b).as_const()) {
+                (_, Some(c)) => ctx.mul(v(a), c),
+                (Some(c), _) => ctx.mul(v(b), c),
+                _ => return None,
+            },
+            IndexLang::Div([a, d]) => match v(d).as_const() {
+                Some(d) if d > 0 => ctx.div(v(a), d),
+                _ => return None,
+            },
+            IndexLang::Mod([a, d]) => match v(d).as_const() {
+                Some(d) if d > 0 => ctx.modulo(v(a), d),
+                _ => return None,
+            },
+        };
+        vals.push(out);
+    }
+    vals.pop()
+}
+
+fn has_div_mod(e: &Idx) -> bool {
+    e.terms()
+        .iter()
+        .any(|(a, _)| matches!(a, Atom::Div(..) | Atom::Mod(..)))
+}
+
+fn collect_vars(e: &Idx, out: &mut Vec<u32>) {
+    for (atom, _) in e.terms() {
+        match atom {
+            Atom::Var(v) => out.push(*v),
+            Atom::Div(inner, _) | Atom::Mod(inner, _) => collect_vars(inner, out),
+        }
+    }
+}
+
+/// E-nodes at most per index expression (commutativity and distribution grow e-graphs fast;
+/// the rewrites that pay are a few steps deep).
+const NODE_LIMIT: usize = 400;
+/// Saturation iterations at most per index expression.
+const ITER_LIMIT: usize = 5;
+/// Time at most per index expression (lowering runs it for every load with a div or mod).
+const TIME_LIMIT: Duration = Duration::from_millis(2);
+
+/// `e` simplified by equality saturation over `ctx`'s variable ranges; `e` itself when nothing
+/// cheaper is found. Affine expressions (no division or modulo) are returned as they are: the
+/// canonical form is already minimal for them. Bounded by node, iteration and time limits.
+pub fn simplify(ctx: &IdxCtx, e: &Idx) -> Idx {
+    if !has_div_mod(e) {
+        return e.clone();
+    }
+    let mut used = Vec::new();
+    collect_vars(e, &mut used);
+    let mut ranges = HashMap::new();
+    let mut vars = HashMap::new();
+    for v in used {
+        let s: egg::Symbol = format!("v{v}").into();
+        ranges.insert(s, ctx.var_bounds(v));
+        vars.insert(s, Idx::of_var(v));
+    }
+    let mut expr = RecExpr::default();
+    add_idx(e, &mut expr);
+    let runner = Runner::default()
+        .with_egraph(egg::EGraph::new(Intervals { ranges }))
+        .with_expr(&expr)
+        .with_node_limit(NODE_LIMIT)
+        .with_iter_limit(ITER_LIMIT)
+        .with_time_limit(TIME_LIMIT)
+        .run(&rules());
+    let extractor = egg::Extractor::new(&runner.egraph, OpCost);
+    let (_, best) = extractor.find_best(runner.roots[0]);
+    match to_idx(ctx, &vars, &best) {
+        Some(s) if s.op_count() < e.op_count() => s,
+        _ => e.clone(),
+    }
+}
+
+type CacheKey = (Idx, Vec<(u32, (i64, i64))>);
+
+thread_local! {
+    static CACHE: std::cell::RefCell<HashMap<CacheKey, Idx>> = Default::default();
+}
+
+/// [`simplify`], memoized per thread by the expression and its variables' ranges (lowering
+/// runs on every realize; the same kernels come back every training step).
+pub fn simplify_cached(ctx: &IdxCtx, e: &Idx) -> Idx {
+    if !has_div_mod(e) {
+        return e.clone();
+    }
+    let mut used = Vec::new();
+    collect_vars(e, &mut used);
+    used.sort_unstable();
+    used.dedup();
+    let key = (
+        e.clone(),
+        used.iter().map(|&v| (v, ctx.var_bounds(v))).collect(),
+    );
+    if let Some(hit) = CACHE.with(|c| c.borrow().get(&key).cloned()) {
+        return hit;
+    }
+    let out = simplify(ctx, e);
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= 4096 {
+            c.clear();
+        }
+        c.insert(key, out.clone());
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn all_values(ctx: &IdxCtx, a: &Idx, b: &Idx, sizes: &[usize]) {
+        let total: usize = sizes.iter().product();
+        for flat in 0..total {
+            let mut rest = flat;
+            let vals: Vec<i64> = sizes
+                .iter()
+                .map(|&n| {
+                    let v = rest % n;
+                    rest /= n;
+                    v as i64
+                })
+                .collect();
+            assert_eq!(a.eval(&vals), b.eval(&vals), "{a:?} vs {b:?} at {vals:?}");
+        }
+        let _ = ctx;
+    }
+
+    #[test]
+    fn finds_mod_of_mod() {
+        let mut ctx = IdxCtx::new();
+        let m = ctx.var(48);
+        let e = ctx.modulo(&ctx.modulo(&m, 12), 4);
+        let s = simplify(&ctx, &e);
+        assert_eq!(s, ctx.modulo(&m, 4), "from {e:?}");
+        assert!(s.op_count() < e.op_count());
+        all_values(&ctx, &e, &s, &[48]);
+    }
+
+    #[test]
+    fn finds_div_of_mod_merging_with_a_neighbour() {
+        // ((x % 8) / 4) * 4 + (x % 4) == x % 8
+        let mut ctx = IdxCtx::new();
+        let x = ctx.var(64);
+        let hi = ctx.mul(&ctx.div(&ctx.modulo(&x, 8), 4), 4);
+        let e = ctx.add(&hi, &ctx.modulo(&x, 4));
+        let s = simplify(&ctx, &e);
+        assert!(s.op_count() < e.op_count(), "{e:?} -> {s:?}");
+        all_values(&ctx, &e, &s, &[64]);
+    }
+
+    #[test]
+    fn does_not_split_possibly_negative_operands() {
+        let mut ctx = IdxCtx::new();
+        let j = ctx.var(4);
+        let e = ctx.div(&ctx.add_const(&j, -1), 4); // -1..=2: kept whole
+        let s = simplify(&ctx, &e);
+        assert_eq!(s, e);
+        let m = ctx.modulo(&ctx.add_const(&j, -3), 2);
+        assert_eq!(simplify(&ctx, &m), m);
+    }
+
+    #[test]
+    fn affine_expressions_are_left_alone() {
+        let mut ctx = IdxCtx::new();
+        let i = ctx.var(8);
+        let j = ctx.var(4);
+        let e = ctx.add(&ctx.mul(&i, 4), &j);
+        assert_eq!(simplify(&ctx, &e), e);
+    }
+
+    proptest! {
+        #[test]
+        fn simplification_keeps_values_and_never_costs_more(
+            a in 1usize..9, b in 1usize..9, ca in 1i64..6, cb in 1i64..6, k in 0i64..5,
+            d1 in 1i64..9, d2 in 1i64..9, m1 in 1i64..13, m2 in 1i64..5,
+        ) {
+            let mut ctx = IdxCtx::new();
+            let x = ctx.var(a);
+            let y = ctx.var(b);
+            let lin = ctx.add_const(&ctx.add(&ctx.mul(&x, ca), &ctx.mul(&y, cb)), k);
+            let e1 = ctx.modulo(&ctx.modulo(&lin, m1), m2);
+            let e2 = ctx.div(&ctx.modulo(&lin, m1), d1);
+            let e3 = ctx.add(&ctx.mul(&ctx.div(&lin, d2), d2), &ctx.modulo(&ctx.div(&lin, d1), m1));
+            for e in [e1, e2, e3] {
+                let s = simplify(&ctx, &e);
+                prop_assert!(s.op_count() <= e.op_count());
+                for vx in 0..a as i64 { for vy in 0..b as i64 {
+                    let vars: Vec<i64> = [(a, vx), (b, vy)].iter().filter(|(n, _)| *n > 1).map(|(_, v)| *v).collect();
+                    prop_assert_eq!(s.eval(&vars), e.eval(&vars), "{:?} -> {:?}", e, s);
+                }}
+            }
+        }
+    }
+}
