@@ -188,6 +188,20 @@ fn generate(name: &str) -> (String, Vec<&'static str>) {
         }
         "log2_f32" | "log2_f64" => (log2(wide), if wide { vec!["isnan_f64"] } else { vec!["isnan_f32"] }),
         "sin_f32" | "sin_f64" => (sin(wide), vec![]),
+        // |x| < 2^52 truncated through two exact u32 conversions (high and low 32 bits of the
+        // integer part): the compiler may reassociate `|x| + 2^52 - 2^52` away, but not a
+        // conversion. The sign is put back afterwards so that trunc(-0.3) = -0; zeros,
+        // infinities, NaN and |x| >= 2^52 pass unchanged.
+        "trunc_f64" => (
+            format!(
+                "fn trunc_f64(x: f64) -> f64 {{\n    let a = abs(x);\n    let hi = f64(u32(a * {inv32})) * {two32};\n    let r0 = hi + f64(u32(a - hi));\n    var r = select(a, r0, a < {two52});\n    r = select(r, -r, x < {zero});\n    return select(r, x, a == {zero});\n}}\n",
+                inv32 = float_lit(2f64.powi(-32), true),
+                two32 = float_lit(2f64.powi(32), true),
+                two52 = float_lit(2f64.powi(52), true),
+                zero = float_lit(0.0, true),
+            ),
+            vec![],
+        ),
         _ => unreachable!("unknown WGSL helper `{name}`"),
     }
 }

@@ -48,6 +48,8 @@ impl Gen<'_> {
         let sfx = Self::float_suffix(dtype);
         let r = match op {
             UnaryOp::Neg => return Ok(self.opaque(dtype, &format!("-{x}"))),
+            // lavapipe's f64 `trunc` loses the sign of zero and the fraction of large values.
+            UnaryOp::Trunc if wide => return Ok(format!("{}({x})", self.helper("trunc_f64"))),
             UnaryOp::Trunc => return Ok(format!("trunc({x})")),
             UnaryOp::Sqrt => format!("sqrt({x})"),
             UnaryOp::Recip => format!("{} / {x}", float_lit(1.0, wide)),
