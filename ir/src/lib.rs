@@ -2,6 +2,7 @@
 //! movement ops (views), the scheduler that cuts a graph into fused kernels, and the
 //! backend-neutral kernel IR ([`Program`]).
 
+pub mod dispatch;
 pub mod dtype;
 pub mod graph;
 pub mod index;

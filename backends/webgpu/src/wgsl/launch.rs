@@ -14,117 +14,29 @@
 //! loop's trip count is uniform across a workgroup, so barriers stay legal.
 
 use super::{Features, Gen};
-use ferrograd_ir::{DType, Inst, Program};
+use ferrograd_ir::{DType, Program};
 
-/// Invocations per workgroup for plain programs.
-pub(crate) const PLAIN_LOCAL: u32 = 256;
+pub(crate) use ferrograd_ir::dispatch::Dispatch;
+use ferrograd_ir::dispatch::DispatchLimits;
 
-/// Workgroups and local size of a launch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Dispatch {
-    /// Workgroups to dispatch per dimension (`[0, 1, 1]` for an empty grid).
-    pub(crate) groups: [u32; 3],
-    /// The shader's workgroup size.
-    pub(crate) local: [u32; 3],
-    /// Grid points (product of `global`).
-    pub(crate) total: u64,
-    /// True when each invocation is one grid point (plain programs).
-    pub(crate) per_invocation: bool,
-}
-
-/// Chooses the dispatch of `program` within the adapter's limits.
+/// Chooses the dispatch of `program` within the adapter's limits ([`ferrograd_ir::dispatch`]).
 pub(crate) fn plan(program: &Program, f: &Features) -> Result<Dispatch, String> {
-    let total = program
-        .global
-        .iter()
-        .try_fold(1u64, |acc, &g| acc.checked_mul(g as u64))
-        .ok_or("the launch grid overflows 64 bits")?;
-    let limit = match program.index_dtype {
-        DType::I32 => i32::MAX as u64,
-        _ => i64::MAX as u64,
-    };
-    if total > limit {
-        return Err(format!(
-            "the launch grid of {total} points does not fit the index dtype {}",
-            program.index_dtype
-        ));
-    }
-    let per_invocation = !program.uses_workgroups();
-    let local = if per_invocation {
-        let x = PLAIN_LOCAL
-            .min(f.max_invocations)
-            .min(f.max_local[0])
-            .max(1);
-        [x, 1, 1]
-    } else {
-        let mut local = [1u32; 3];
-        for (d, &l) in program.local.iter().enumerate() {
-            local[d] = u32::try_from(l).map_err(|_| format!("local size {l} is too large"))?;
-            if local[d] == 0 || local[d] > f.max_local[d] {
-                return Err(format!(
-                    "local size {} in dimension {d} is outside 1..={} \
-                     (maxComputeWorkgroupSize)",
-                    local[d], f.max_local[d]
-                ));
-            }
-        }
-        let invocations = local.iter().map(|&l| l as u64).product::<u64>();
-        if invocations > f.max_invocations as u64 {
-            return Err(format!(
-                "a workgroup of {invocations} invocations exceeds \
-                 maxComputeInvocationsPerWorkgroup {}",
-                f.max_invocations
-            ));
-        }
-        local
-    };
-    let reduce_slots = local.iter().product::<u32>() as u64;
-    let shared: u64 = program
-        .insts
-        .iter()
-        .map(|i| match i {
-            Inst::DefineLocal { dtype, len } => *len.max(&1) as u64 * register_bytes(*dtype),
-            Inst::WorkgroupReduce { .. } => reduce_slots * 8,
-            _ => 0,
-        })
-        .sum();
-    if shared > f.max_shared_bytes as u64 {
-        return Err(format!(
-            "the kernel needs {shared} bytes of workgroup memory; \
-             maxComputeWorkgroupStorageSize is {}",
-            f.max_shared_bytes
-        ));
-    }
-    let points_per_group = if per_invocation { local[0] as u64 } else { 1 };
-    let needed = total.div_ceil(points_per_group);
-    let max_groups = f.max_groups.max(1) as u64;
-    let groups = if needed == 0 {
-        [0, 1, 1]
-    } else {
-        let gx = needed.min(max_groups);
-        // The stride stays below 2^31 with 32-bit indices, so `lin + stride` (lin < 2^31) never
-        // wraps the u32 loop counter.
-        let stride_cap = match program.index_dtype {
-            DType::I32 => ((1u64 << 31) / (gx * points_per_group)).max(1),
-            _ => u64::MAX,
-        };
-        let gy = needed.div_ceil(gx).min(max_groups).min(stride_cap);
-        [gx as u32, gy as u32, 1]
-    };
-    Ok(Dispatch {
-        groups,
-        local,
-        total,
-        per_invocation,
-    })
-}
-
-/// Bytes of one workgroup-memory element of `dtype` (held in register form, bool as a u32).
-pub(crate) fn register_bytes(dtype: DType) -> u64 {
-    match dtype {
-        DType::I64 | DType::F64 => 8,
-        _ => 4,
-    }
+    ferrograd_ir::dispatch::plan(
+        program,
+        &DispatchLimits {
+            max_local: f.max_local,
+            max_invocations: f.max_invocations,
+            max_shared_bytes: f.max_shared_bytes,
+            max_groups: [f.max_groups, f.max_groups],
+            // A workgroup reduction keeps one 8-byte slot per invocation in workgroup memory.
+            reduce_bytes_per_invocation: 8,
+            names: [
+                "maxComputeWorkgroupSize",
+                "maxComputeInvocationsPerWorkgroup",
+                "maxComputeWorkgroupStorageSize",
+            ],
+        },
+    )
 }
 
 impl Gen<'_> {
@@ -191,6 +103,7 @@ impl Gen<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrograd_ir::Inst;
     use ferrograd_ir::{Param, Scalar, VType};
 
     fn features(max_groups: u32) -> Features {
