@@ -18,7 +18,10 @@ fn defined(source: &str) -> BTreeSet<String> {
     let mut lines = source.lines();
     while let Some(line) = lines.next() {
         if let Some(rest) = line.strip_prefix("pub fn ") {
-            if let Some(name) = rest.strip_suffix("<H: Harness>() {") {
+            let name = rest
+                .strip_suffix("<H: Harness>() {")
+                .or_else(|| rest.strip_suffix("<H: GpuHarness>() {"));
+            if let Some(name) = name {
                 names.insert(name.to_string());
             }
         }
@@ -41,6 +44,12 @@ fn every_defined_case_is_listed_once() {
         ("errors", include_str!("suites/errors.rs")),
         ("launch", include_str!("suites/launch.rs")),
         ("workgroups", include_str!("suites/workgroups.rs")),
+        ("gpu_grids", include_str!("suites/gpu_grids.rs")),
+        (
+            "workgroup_reduce",
+            include_str!("suites/workgroup_reduce.rs"),
+        ),
+        ("packed_storage", include_str!("suites/packed_storage.rs")),
     ];
     let lists = [
         crate::__suite_group!(kernels => __case_names, ()),
@@ -51,7 +60,11 @@ fn every_defined_case_is_listed_once() {
         crate::__suite_group!(errors => __case_names, ()),
         crate::__suite_group!(launch => __case_names, ()),
         crate::__suite_group!(workgroups => __case_names, ()),
+        crate::__suite_group!(gpu_grids => __case_names, ()),
+        crate::__suite_group!(workgroup_reduce => __case_names, ()),
+        crate::__suite_group!(packed_storage => __case_names, ()),
     ];
+    assert_eq!(sources.len(), lists.len(), "a group without its source");
     for ((group, source), (listed_group, listed)) in sources.iter().zip(lists) {
         assert_eq!(*group, listed_group);
         let listed_set: BTreeSet<String> = listed.iter().map(|s| s.to_string()).collect();

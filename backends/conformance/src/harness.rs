@@ -26,6 +26,13 @@ pub trait Harness: 'static {
         vec![("default".to_string(), Self::open())]
     }
 
+    /// The device configurations whose buffer memory paths must all hold many small buffers
+    /// without overlap, each with a label for failure messages (the Vulkan backend checks its
+    /// staging path beside mapped memory).
+    fn memory_variants() -> Vec<(String, Self::Device)> {
+        vec![("default".to_string(), Self::open())]
+    }
+
     /// The largest error, in ulp of the f32 nearest the exact result, of f32
     /// `Exp2`/`Log2`/`Sin` (Sin up to |x| = 1e5).
     const F32_TRANSCENDENTAL_ULP: f64;
@@ -36,4 +43,21 @@ pub trait Harness: 'static {
 
     /// How many random well-typed programs the fuzz case compiles and runs.
     const RANDOM_PROGRAM_ROUNDS: usize;
+}
+
+/// A GPU-style backend: it runs workgroup programs and can be opened with the configurations
+/// that force its fallback paths, so the suites that need them (`gpu_grids`,
+/// `workgroup_reduce`, `packed_storage`) test those paths on every such backend alike.
+pub trait GpuHarness: Harness {
+    /// The default device, but dispatching at most `count` workgroups per grid dimension, so
+    /// larger grids go through the backend's grid-stride loop.
+    fn open_with_max_workgroup_count(count: u32) -> Self::Device;
+
+    /// The default device with subgroup operations disabled: workgroup reductions go through
+    /// the local-memory tree.
+    fn open_without_subgroups() -> Self::Device;
+
+    /// The default device with 8- and 16-bit storage disabled: every small dtype (f16
+    /// included) is packed into 32-bit words.
+    fn open_packed_storage() -> Self::Device;
 }

@@ -12,7 +12,9 @@
 //! ```
 //!
 //! Groups (each a module of [`suites`]): `kernels`, `casts`, `float_ops`, `int_ops`, `math`,
-//! `errors`, `launch`, and `workgroups` for backends that run workgroup programs. The helpers
+//! `errors`, `launch`, and `workgroups` for backends that run workgroup programs; `gpu_grids`,
+//! `workgroup_reduce` and `packed_storage` need a [`GpuHarness`] (a backend that can be opened
+//! with its grid-stride, no-subgroup and packed-storage fallbacks forced). The helpers
 //! the cases use ([`upload`], [`run`], [`map_program`], ...) are public for backend-specific
 //! tests.
 
@@ -27,7 +29,7 @@ pub use device::{
     compile_err, device, download, eval_binary, eval_cast, eval_unary, run, upload, TestDevice,
 };
 pub use elem::Elem;
-pub use harness::Harness;
+pub use harness::{GpuHarness, Harness};
 pub use programs::{
     int, map_program, param, program, rows_program, rows_want, workgroup_sum, BINARY_OPS,
 };
@@ -123,12 +125,32 @@ macro_rules! __suite_group {
             batched_dependent_launches_see_each_others_writes,
             writes_while_work_is_pending_are_ordered_after_it,
             launch_checks_buffers,
-            memory_errors_are_typed
+            memory_errors_are_typed,
+            thousands_of_small_buffers_do_not_overlap
         }
     };
     (workgroups => $callback:ident, $arg:ty) => {
         $crate::$callback! { $arg; workgroups:
             workgroup_programs_use_local_memory_and_barriers
+        }
+    };
+    (gpu_grids => $callback:ident, $arg:ty) => {
+        $crate::$callback! { $arg; gpu_grids:
+            grids_beyond_the_workgroup_count_limit_use_a_grid_stride_loop,
+            grids_beyond_one_dimension_of_workgroups_use_two,
+            workgroup_programs_run_in_grid_stride_loops
+        }
+    };
+    (workgroup_reduce => $callback:ident, $arg:ty) => {
+        $crate::$callback! { $arg; workgroup_reduce:
+            workgroup_reductions_of_every_op_and_dtype,
+            workgroup_reduce_needs_uniform_control_flow
+        }
+    };
+    (packed_storage => $callback:ident, $arg:ty) => {
+        $crate::$callback! { $arg; packed_storage:
+            small_types_round_trip_through_packed_words,
+            packed_casts_agree_with_native_storage
         }
     };
 }

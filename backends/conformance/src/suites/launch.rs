@@ -212,3 +212,33 @@ pub fn memory_errors_are_typed<H: Harness>() {
         Err(Error::Device { .. })
     ));
 }
+
+pub fn thousands_of_small_buffers_do_not_overlap<H: Harness>() {
+    // More buffers than drivers' usual maxMemoryAllocationCount (4096): a GPU backend must
+    // share memory blocks between them without overlap.
+    for (label, dev) in H::memory_variants() {
+        let sizes = |i: usize| 4 + (i * 37) % 300;
+        let bufs: Vec<_> = (0..5000)
+            .map(|i| {
+                let b = dev.allocate(sizes(i)).unwrap();
+                dev.write(&b, &vec![(i % 251) as u8; sizes(i)]).unwrap();
+                b
+            })
+            .collect();
+        for (i, b) in bufs.iter().enumerate().step_by(7) {
+            let mut out = vec![0u8; sizes(i)];
+            dev.read(b, &mut out).unwrap();
+            assert!(
+                out.iter().all(|&x| x == (i % 251) as u8),
+                "{label}: buffer {i}"
+            );
+        }
+        drop(bufs);
+        // Freed ranges are reused, and a large buffer gets memory of its own.
+        let big = dev.allocate(40 << 20).unwrap();
+        dev.write(&big, &[9u8; 1000]).unwrap();
+        let mut out = [0u8; 1000];
+        dev.read(&big, &mut out).unwrap();
+        assert_eq!(out, [9u8; 1000], "{label}");
+    }
+}

@@ -1,6 +1,7 @@
-//! Vulkan-only grid and memory paths: grids beyond the workgroup-count limit and beyond one
-//! dimension of workgroups, descriptor pools instead of push descriptors, the staging path,
-//! storage-buffer range limits, device info, SPIR-V generation, profiling and sub-allocation.
+//! Vulkan-only device paths: descriptor pools instead of push descriptors, the staging path,
+//! storage-buffer range limits, device info, SPIR-V generation and profiling. (Grids beyond
+//! the device limits, sub-allocation, packed storage and workgroup reductions are shared
+//! suite groups.)
 use super::{open_with, Vulkan};
 use ferrograd_conformance::suites::launch::dependent_launches;
 use ferrograd_conformance::{
@@ -16,27 +17,6 @@ fn run_rows(dev: &TestDevice<Vulkan>, rows: usize) -> Vec<i32> {
     dev.write(&out, &vec![0xAB; rows * 4]).unwrap();
     run(dev, &p, &[&out]);
     download(dev, &out, rows)
-}
-
-#[test]
-fn grids_beyond_the_workgroup_count_limit_use_a_grid_stride_loop() {
-    // A device limited to 3 x 3 workgroups: every grid larger than 9 workgroups is walked by the
-    // grid-stride loop, for plain and workgroup (barrier) programs alike.
-    let dev = open_with(VulkanOptions {
-        max_workgroup_count: Some(3),
-        ..VulkanOptions::default()
-    });
-    for rows in [1usize, 255, 256 * 9, 256 * 9 + 1, 100_000] {
-        assert_eq!(run_rows(&dev, rows), rows_want(rows), "{rows} rows");
-    }
-}
-
-#[test]
-fn grids_beyond_one_dimension_of_workgroups_use_two() {
-    let dev = device::<Vulkan>();
-    // More than 65535 workgroups of 256 invocations: a 2-D dispatch.
-    let rows = 65_535 * 256 + 4099;
-    assert_eq!(run_rows(&dev, rows), rows_want(rows));
 }
 
 #[test]
@@ -166,37 +146,4 @@ fn profiling_times_every_launch() {
     let plain = device::<Vulkan>();
     run(&plain, &p, &[&plain.allocate(400_000).unwrap()]);
     assert!(plain.kernel_times().is_empty());
-}
-
-#[test]
-fn thousands_of_small_buffers_share_memory_without_overlap() {
-    // More buffers than drivers' usual maxMemoryAllocationCount (4096): they share blocks.
-    for dev in [
-        device::<Vulkan>(),
-        open_with(VulkanOptions {
-            force_staging: true,
-            ..VulkanOptions::default()
-        }),
-    ] {
-        let sizes = |i: usize| 4 + (i * 37) % 300;
-        let bufs: Vec<_> = (0..5000)
-            .map(|i| {
-                let b = dev.allocate(sizes(i)).unwrap();
-                dev.write(&b, &vec![(i % 251) as u8; sizes(i)]).unwrap();
-                b
-            })
-            .collect();
-        for (i, b) in bufs.iter().enumerate().step_by(7) {
-            let mut out = vec![0u8; sizes(i)];
-            dev.read(b, &mut out).unwrap();
-            assert!(out.iter().all(|&x| x == (i % 251) as u8), "buffer {i}");
-        }
-        drop(bufs);
-        // Freed ranges are reused, and a large buffer gets memory of its own.
-        let big = dev.allocate(40 << 20).unwrap();
-        dev.write(&big, &[9u8; 1000]).unwrap();
-        let mut out = [0u8; 1000];
-        dev.read(&big, &mut out).unwrap();
-        assert_eq!(out, [9u8; 1000]);
-    }
 }

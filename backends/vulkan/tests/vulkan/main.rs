@@ -3,11 +3,9 @@
 //! program's SPIR-V checked by `spirv-val`, plus the Vulkan-only cases in the modules below.
 //! (`no_device.rs` is its own test binary: it changes the process environment.)
 mod device_paths;
-mod packed_storage;
 mod workgroup_limits;
-mod workgroup_reduce;
 
-use ferrograd_conformance::{Harness, TestDevice};
+use ferrograd_conformance::{GpuHarness, Harness, TestDevice};
 use ferrograd_ir::Program;
 use ferrograd_vulkan::{VulkanDevice, VulkanOptions};
 
@@ -20,9 +18,7 @@ impl Harness for Vulkan {
     /// The first Vulkan device. Vulkan tests must run where a device exists, so a missing
     /// device fails the test.
     fn open() -> VulkanDevice {
-        VulkanDevice::open_all(VulkanOptions::default())
-            .unwrap_or_else(|e| panic!("no Vulkan device for the Vulkan tests: {e}"))
-            .remove(0)
+        open_first(VulkanOptions::default())
     }
 
     fn check_program(device: &VulkanDevice, program: &Program) {
@@ -35,20 +31,72 @@ impl Harness for Vulkan {
     const F64_TRANSCENDENTAL_ULP: f64 = 4.0;
     /// Fewer than on the CPU: every round also runs `spirv-val`.
     const RANDOM_PROGRAM_ROUNDS: usize = 100;
+
+    /// Mapped device memory and the staging-copy path.
+    fn memory_variants() -> Vec<(String, VulkanDevice)> {
+        vec![
+            ("mapped".to_string(), Self::open()),
+            (
+                "staging".to_string(),
+                open_first(VulkanOptions {
+                    force_staging: true,
+                    ..VulkanOptions::default()
+                }),
+            ),
+        ]
+    }
+}
+
+impl GpuHarness for Vulkan {
+    fn open_with_max_workgroup_count(count: u32) -> VulkanDevice {
+        open_first(VulkanOptions {
+            max_workgroup_count: Some(count),
+            ..VulkanOptions::default()
+        })
+    }
+
+    fn open_without_subgroups() -> VulkanDevice {
+        open_first(VulkanOptions {
+            no_subgroups: true,
+            ..VulkanOptions::default()
+        })
+    }
+
+    fn open_packed_storage() -> VulkanDevice {
+        open_first(VulkanOptions {
+            packed_storage: true,
+            ..VulkanOptions::default()
+        })
+    }
 }
 
 ferrograd_conformance::suite!(
     Vulkan,
-    [kernels, casts, float_ops, int_ops, math, errors, launch, workgroups]
+    [
+        kernels,
+        casts,
+        float_ops,
+        int_ops,
+        math,
+        errors,
+        launch,
+        workgroups,
+        gpu_grids,
+        workgroup_reduce,
+        packed_storage
+    ]
 );
 
 /// The first Vulkan device opened with `options`.
+fn open_first(options: VulkanOptions) -> VulkanDevice {
+    VulkanDevice::open_all(options)
+        .unwrap_or_else(|e| panic!("no Vulkan device for the Vulkan tests: {e}"))
+        .remove(0)
+}
+
+/// The first Vulkan device opened with `options`, for the suites' helpers.
 fn open_with(options: VulkanOptions) -> TestDevice<Vulkan> {
-    TestDevice::wrap(
-        VulkanDevice::open_all(options)
-            .unwrap_or_else(|e| panic!("no Vulkan device for the Vulkan tests: {e}"))
-            .remove(0),
-    )
+    TestDevice::wrap(open_first(options))
 }
 
 /// Checks the SPIR-V generated for `program` with `spirv-val` (skipped with a note when the

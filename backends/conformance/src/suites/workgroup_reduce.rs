@@ -1,12 +1,11 @@
 //! `WorkgroupReduce` for every reduce op over the dtypes kernels reduce, with power-of-two and
 //! odd local sizes, through subgroup operations and through the local-memory tree.
-mod common;
-use common::*;
+
+use crate::{download, int, param, program, run, upload, Elem, GpuHarness, TestDevice};
 use ferrograd_ir::{
     BinaryOp, DType, Inst, Memory, Program, ProgramBuilder, ReduceOp, Scalar, VType,
 };
 use ferrograd_runtime::Device;
-use ferrograd_webgpu::{WebGpuDevice, WebGpuOptions};
 
 /// `out[g] = op over l < local of in[g local + l]`, stored by invocation 0 of each workgroup.
 fn reduce_program(op: ReduceOp, dtype: DType, groups: usize, local: usize) -> Program {
@@ -56,8 +55,8 @@ fn reduce_program(op: ReduceOp, dtype: DType, groups: usize, local: usize) -> Pr
     p
 }
 
-fn check<T: Elem>(
-    dev: &WebGpuDevice,
+fn check<H: GpuHarness, T: Elem>(
+    dev: &TestDevice<H>,
     op: ReduceOp,
     data: &[T],
     local: usize,
@@ -98,20 +97,16 @@ fn max_ref(a: f32, b: f32) -> f32 {
     }
 }
 
-fn devices() -> Vec<WebGpuDevice> {
-    let plain = device();
-    let tree = WebGpuDevice::open_all(&WebGpuOptions {
-        no_subgroups: true,
-        ..WebGpuOptions::default()
-    })
-    .unwrap()
-    .remove(0);
-    vec![plain, tree]
+/// The default device (subgroup operations where the device has them) and one without them.
+fn devices<H: GpuHarness>() -> Vec<TestDevice<H>> {
+    vec![
+        crate::device::<H>(),
+        TestDevice::wrap(H::open_without_subgroups()),
+    ]
 }
 
-#[test]
-fn workgroup_reductions_of_every_op_and_dtype() {
-    for dev in devices() {
+pub fn workgroup_reductions_of_every_op_and_dtype<H: GpuHarness>() {
+    for dev in devices::<H>() {
         for local in [64usize, 100, 256] {
             let n = 3 * local;
             // Small integers keep float sums exact in any order.
@@ -185,9 +180,8 @@ fn workgroup_reductions_of_every_op_and_dtype() {
     }
 }
 
-#[test]
-fn workgroup_reduce_needs_uniform_control_flow() {
-    let dev = device();
+pub fn workgroup_reduce_needs_uniform_control_flow<H: GpuHarness>() {
+    let dev = crate::device::<H>();
     let mut b = ProgramBuilder::new();
     let c = b.push(Inst::Const {
         ty: VType::scalar(DType::Bool),

@@ -2,24 +2,19 @@
 //! storage): every small dtype round-trips through loads and stores, neighbouring elements
 //! written by different invocations (and gated-off stores) leave each other intact, and casts
 //! between small and wide types agree with the native 8/16-bit path.
-use super::{open_with, Vulkan};
-use ferrograd_conformance::{
-    device, download, eval_cast, int, param, program, run, upload, Elem, TestDevice,
-};
+
+use crate::{download, eval_cast, int, param, program, run, upload, Elem, GpuHarness, TestDevice};
 use ferrograd_ir::{BinaryOp, DType, Inst, Memory, ProgramBuilder, VType};
 use ferrograd_runtime::Device;
-use ferrograd_vulkan::VulkanOptions;
 use half::{bf16, f16};
 
-fn packed() -> TestDevice<Vulkan> {
-    open_with(VulkanOptions {
-        packed_storage: true,
-        ..VulkanOptions::default()
-    })
+/// The device with every small dtype packed into 32-bit words.
+fn packed<H: GpuHarness>() -> TestDevice<H> {
+    TestDevice::wrap(H::open_packed_storage())
 }
 
 /// `out[i] = x[i]` where `i % 3 != 1` (gated store); other elements keep their old bytes.
-fn gated_copy<T: Elem>(dev: &TestDevice<Vulkan>, x: &[T], old: &[T]) -> Vec<T> {
+fn gated_copy<H: GpuHarness, T: Elem>(dev: &TestDevice<H>, x: &[T], old: &[T]) -> Vec<T> {
     let n = x.len();
     let mut b = ProgramBuilder::new();
     let i = b.push(Inst::GroupId(0));
@@ -58,7 +53,7 @@ fn gated_copy<T: Elem>(dev: &TestDevice<Vulkan>, x: &[T], old: &[T]) -> Vec<T> {
     download(dev, &bo, n)
 }
 
-fn check_copy<T: Elem>(dev: &TestDevice<Vulkan>, x: Vec<T>, old: Vec<T>) {
+fn check_copy<H: GpuHarness, T: Elem>(dev: &TestDevice<H>, x: Vec<T>, old: Vec<T>) {
     let got = gated_copy(dev, &x, &old);
     let want: Vec<T> = (0..x.len())
         .map(|i| if i % 3 != 1 { x[i] } else { old[i] })
@@ -66,9 +61,8 @@ fn check_copy<T: Elem>(dev: &TestDevice<Vulkan>, x: Vec<T>, old: Vec<T>) {
     assert_eq!(got, want, "{}", T::DTYPE);
 }
 
-#[test]
-fn small_types_round_trip_through_packed_words() {
-    let dev = packed();
+pub fn small_types_round_trip_through_packed_words<H: GpuHarness>() {
+    let dev = packed::<H>();
     for n in [1usize, 2, 3, 5, 8, 33, 1000] {
         check_copy(&dev, (0..n).map(|i| i % 2 == 0).collect(), vec![true; n]);
         check_copy(&dev, (0..n).map(|i| i as u8).collect(), vec![0xAA; n]);
@@ -90,9 +84,8 @@ fn small_types_round_trip_through_packed_words() {
     }
 }
 
-#[test]
-fn packed_casts_agree_with_native_storage() {
-    let (native, packed) = (device::<Vulkan>(), packed());
+pub fn packed_casts_agree_with_native_storage<H: GpuHarness>() {
+    let (native, packed) = (crate::device::<H>(), packed::<H>());
     let xs: Vec<f32> = vec![
         0.0,
         -0.0,
@@ -111,14 +104,11 @@ fn packed_casts_agree_with_native_storage() {
     {
         let lanes = 1u8;
         let a: Vec<u8> = eval_cast(&native, &xs, lanes, false);
-        assert_eq!(a, eval_cast::<Vulkan, f32, u8>(&packed, &xs, lanes, false));
+        assert_eq!(a, eval_cast::<H, f32, u8>(&packed, &xs, lanes, false));
         let a: Vec<i8> = eval_cast(&native, &xs, lanes, false);
-        assert_eq!(a, eval_cast::<Vulkan, f32, i8>(&packed, &xs, lanes, false));
+        assert_eq!(a, eval_cast::<H, f32, i8>(&packed, &xs, lanes, false));
         let a: Vec<bool> = eval_cast(&native, &xs, lanes, false);
-        assert_eq!(
-            a,
-            eval_cast::<Vulkan, f32, bool>(&packed, &xs, lanes, false)
-        );
+        assert_eq!(a, eval_cast::<H, f32, bool>(&packed, &xs, lanes, false));
         let a: Vec<f16> = eval_cast(&native, &xs, lanes, false);
         let b: Vec<f16> = eval_cast(&packed, &xs, lanes, false);
         assert_eq!(
@@ -135,7 +125,7 @@ fn packed_casts_agree_with_native_storage() {
     // And back from the small types, in 4-lane vectors (4 neighbours per word).
     let bytes: Vec<u8> = (0..16).map(|i| (i * 17) as u8).collect();
     let a: Vec<f32> = eval_cast(&native, &bytes, 4, false);
-    assert_eq!(a, eval_cast::<Vulkan, u8, f32>(&packed, &bytes, 4, false));
+    assert_eq!(a, eval_cast::<H, u8, f32>(&packed, &bytes, 4, false));
     assert!(
         packed.info().dtypes.contains(&DType::Bool) && packed.info().dtypes.contains(&DType::F16)
     );

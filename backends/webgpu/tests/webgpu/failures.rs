@@ -1,7 +1,7 @@
 //! Driver-side failures: a validation error of recorded work and a lost device are typed
 //! errors with a clear message; nothing aborts or hangs.
-mod common;
-use common::*;
+use super::WebGpu;
+use ferrograd_conformance::{device, download, map_program, upload};
 use ferrograd_ir::{DType, Inst, UnaryOp};
 use ferrograd_runtime::{Device, Error};
 
@@ -16,7 +16,7 @@ fn negate(n: usize) -> ferrograd_ir::Program {
 
 #[test]
 fn buffers_of_another_device_are_refused() {
-    let (a, b) = (device(), device());
+    let (a, b) = (device::<WebGpu>(), device::<WebGpu>());
     let kernel = a.compile(&negate(4)).unwrap();
     let (x, y) = (
         upload(&b, &[1.0f32, 2.0, 3.0, 4.0]),
@@ -31,7 +31,7 @@ fn buffers_of_another_device_are_refused() {
 
 #[test]
 fn a_validation_error_is_a_typed_error_at_the_next_synchronization() {
-    let dev = device();
+    let dev = device::<WebGpu>();
     // Mappable storage buffers are invalid in WebGPU: wgpu reports a validation error through
     // the device's error callback (whose default handler would panic).
     let _invalid = dev
@@ -55,12 +55,15 @@ fn a_validation_error_is_a_typed_error_at_the_next_synchronization() {
     let x = upload(&dev, &[1.0f32, 2.0, 3.0, 4.0]);
     let y = dev.allocate(16).unwrap();
     dev.launch(&kernel, &[&x, &y]).unwrap();
-    assert_eq!(download::<f32>(&dev, &y, 4), vec![-1.0, -2.0, -3.0, -4.0]);
+    assert_eq!(
+        download::<_, f32>(&dev, &y, 4),
+        vec![-1.0, -2.0, -3.0, -4.0]
+    );
 }
 
 #[test]
 fn a_lost_device_is_a_typed_error_for_every_call() {
-    let dev = device();
+    let dev = device::<WebGpu>();
     let kernel = dev.compile(&negate(4)).unwrap();
     let x = upload(&dev, &[1.0f32, 2.0, 3.0, 4.0]);
     let y = dev.allocate(16).unwrap();
