@@ -89,7 +89,8 @@ macro_rules! __suite_group {
     (float_ops => $callback:ident, $arg:ty) => {
         $crate::$callback! { $arg; float_ops:
             f32_and_f64_binary_ops,
-            trunc_is_exact_at_every_magnitude
+            trunc_is_exact_at_every_magnitude,
+            value_changing_float_rewrites_are_blocked
         }
     };
     (int_ops => $callback:ident, $arg:ty) => {

@@ -1,7 +1,9 @@
 //! BinaryOps on f32/f64, scalar and vector, with NaN, infinities and signed zeros:
-//! Max propagates NaN, CmpLt is false with NaN, CmpNe is true with NaN.
+//! Max propagates NaN, CmpLt is false with NaN, CmpNe is true with NaN; and no driver rewrite
+//! that is wrong for NaN or infinity (`x * 0`, `x + -x`, `x != x`) changes a result.
 use crate::*;
-use ferrograd_ir::{BinaryOp, UnaryOp};
+use ferrograd_ir::{BinaryOp, DType, Inst, Scalar, UnaryOp, VType};
+use ferrograd_runtime::Device;
 
 const EDGES: [f64; 12] = [
     0.0,
@@ -166,6 +168,67 @@ pub fn trunc_is_exact_at_every_magnitude<H: Harness>() {
             assert!(
                 same(*g as f64, x.trunc() as f64),
                 "f32 trunc({x}) = {g} [{lanes}]"
+            );
+        }
+    }
+}
+
+/// Drivers may fold (without a float-controls mode, or ignoring it) `x + -x` to 0, `x * 0` to 0 and `x == x` to
+/// true; the shaders must keep NaN and inf semantics regardless.
+pub fn value_changing_float_rewrites_are_blocked<H: Harness>() {
+    let dev = device::<H>();
+    let x = [f32::NAN, f32::INFINITY, -0.0, 2.5];
+    type Reference = fn(f32) -> f32;
+    let cases: [(&str, Reference); 3] = [
+        ("x + -x", |v| v + -v),
+        ("x * 0", |v| v * 0.0),
+        ("x != x", |v| if v.is_nan() { 1.0 } else { 0.0 }),
+    ];
+    for (k, (what, want)) in cases.iter().enumerate() {
+        let p = map_program("rewrite", &[DType::F32], DType::F32, 4, 1, |b, v| {
+            let zero = b.push(Inst::Const {
+                ty: VType::scalar(DType::F32),
+                value: Scalar::Float(0.0),
+            });
+            match k {
+                0 => {
+                    let n = b.push(Inst::Unary {
+                        op: UnaryOp::Neg,
+                        arg: v[0],
+                    });
+                    b.push(Inst::Binary {
+                        op: BinaryOp::Add,
+                        a: v[0],
+                        b: n,
+                    })
+                }
+                1 => b.push(Inst::Binary {
+                    op: BinaryOp::Mul,
+                    a: v[0],
+                    b: zero,
+                }),
+                _ => {
+                    let ne = b.push(Inst::Binary {
+                        op: BinaryOp::CmpNe,
+                        a: v[0],
+                        b: v[0],
+                    });
+                    b.push(Inst::Cast {
+                        to: VType::scalar(DType::F32),
+                        arg: ne,
+                    })
+                }
+            }
+        });
+        let (bx, bo) = (upload(&dev, &x), dev.allocate(16).unwrap());
+        run(&dev, &p, &[&bx, &bo]);
+        let got = download::<_, f32>(&dev, &bo, 4);
+        for (i, &v) in x.iter().enumerate() {
+            let w = want(v);
+            assert!(
+                got[i].to_bits() == w.to_bits() || (got[i].is_nan() && w.is_nan()),
+                "{what} at {v}: got {}, want {w}",
+                got[i]
             );
         }
     }

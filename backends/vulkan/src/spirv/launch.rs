@@ -106,6 +106,16 @@ impl Gen<'_> {
             .branch_conditional(more, inner, exit, [])
             .map_err(err)?;
         self.b.begin_block(Some(inner)).map_err(err)?;
+        // A zero the driver's compiler cannot see (see `Gen::opaque_float`): the grid-stride
+        // counter is below 2^31 (2^63 for 64-bit indices) here, but its range is not known to
+        // the compiler.
+        let top = self.c_int(it, if it == DType::I64 { 63 } else { 31 });
+        let high = self.op(Op::ShiftRightLogical, ity, &[lin, top]);
+        self.opaque_zero = Some(if it == DType::I64 {
+            self.op(Op::UConvert, u32t, &[high])
+        } else {
+            high
+        });
         self.unravel(lin);
         body(self)?;
         self.b.branch(cont).map_err(err)?;

@@ -104,6 +104,9 @@ pub(crate) struct Gen<'a> {
     uses_f64: bool,
     /// Function variable of the grid-stride loop's linear index.
     lin_var: Word,
+    /// A u32 zero the driver's compiler cannot prove to be zero (set by the launch code inside
+    /// the grid-stride loop): float constants are ORed with it (see [`Gen::opaque_float`]).
+    opaque_zero: Option<Word>,
     /// Invocations per workgroup (set from the dispatch before the body is translated).
     local_count: u32,
     /// Builtins of `WorkgroupReduce` (loaded at the start of the shader when used).
@@ -182,6 +185,7 @@ impl<'a> Gen<'a> {
             features: *features,
             uses_f64: uses.float64,
             lin_var: 0,
+            opaque_zero: None,
             local_count: 1,
             reduce_builtins: reduce::ReduceBuiltins::default(),
             types,
@@ -317,6 +321,35 @@ impl<'a> Gen<'a> {
             Scalar::Bool(b) => self.c_bool(b),
             Scalar::Int(i) => self.c_int(dtype, i),
             Scalar::Float(f) => self.c_float(dtype, f),
+        }
+    }
+
+    /// Float register `x` of `dtype` with its bits ORed with the opaque zero. Drivers apply
+    /// rewrites that are wrong for NaN and infinity to constants they can see (lavapipe folds
+    /// `x * 0` to 0 even under `SignedZeroInfNanPreserve`); a constant only known at run time
+    /// blocks them. Before the launch code has defined the zero, `x` is returned unchanged.
+    pub(crate) fn opaque_float(&mut self, dtype: DType, x: Word) -> Word {
+        let Some(zero) = self.opaque_zero else {
+            return x;
+        };
+        let ty = self.reg_ty(dtype);
+        if dtype == DType::F64 {
+            // As two u32 words, so shaders without 64-bit integers need no Int64 capability.
+            let (u32t, uvec2) = (self.ty_int(32), self.ty_uvec(2));
+            let words = self.op(Op::Bitcast, uvec2, &[x]);
+            let [low, high] = [0, 1].map(|i| {
+                self.b
+                    .composite_extract(u32t, None, words, [i])
+                    .expect("inside a block")
+            });
+            let low = self.op(Op::BitwiseOr, u32t, &[low, zero]);
+            let words = self.op(Op::CompositeConstruct, uvec2, &[low, high]);
+            self.op(Op::Bitcast, ty, &[words])
+        } else {
+            let u32t = self.ty_int(32);
+            let bits = self.op(Op::Bitcast, u32t, &[x]);
+            let ored = self.op(Op::BitwiseOr, u32t, &[bits, zero]);
+            self.op(Op::Bitcast, ty, &[ored])
         }
     }
 
@@ -537,6 +570,11 @@ impl<'a> Gen<'a> {
         Ok(match inst {
             Inst::Const { ty, value } => {
                 let c = self.scalar_const(ty.dtype, *value);
+                let c = if ty.dtype.is_float() {
+                    self.opaque_float(ty.dtype, c)
+                } else {
+                    c
+                };
                 vec![c; ty.lanes as usize]
             }
             Inst::GroupId(d) => vec![*self

@@ -5,7 +5,6 @@
 //! environment.)
 mod device_paths;
 mod failures;
-mod float_rewrites;
 mod workgroup_limits;
 
 use ferrograd_conformance::{GpuHarness, Harness, TestDevice};
