@@ -291,27 +291,25 @@ fn a_pipeline_finishes_with_the_same_result_when_a_worker_is_killed_mid_inferenc
     Tensor::manual_seed(8);
     let x = Tensor::randn(&[5, width]).to("cpu").unwrap();
     x.realize().unwrap();
+    // The expected values come from the very layers the pipeline gets (other tests of this
+    // binary use the shared seeded generator concurrently).
+    let layers = dense_model(6, width);
     let mut want = x.clone();
-    for l in dense_model(6, width) {
+    for l in &layers {
         want = l.forward(&want);
     }
-    let want = want.to_vec::<f32>().unwrap();
+    let want = want.to("cpu").unwrap().to_vec::<f32>().unwrap();
     let close = |got: &Tensor| {
         let got = got.to_vec::<f32>().unwrap();
         got.len() == want.len()
             && got
                 .iter()
                 .zip(&want)
-                .all(|(g, w)| (g - w).abs() <= 1e-5 * w.abs().max(1.0))
+                .all(|(g, w)| (g - w).abs() <= 1e-4 * w.abs().max(1.0))
     };
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut p = Pipeline::new(
-        dense_model(6, width),
-        &refs,
-        &[5, width],
-        std::collections::HashMap::new(),
-    )
-    .unwrap();
+    let mut p =
+        Pipeline::new(layers, &refs, &[5, width], std::collections::HashMap::new()).unwrap();
     assert_eq!(p.placement().stages, vec![0..2, 2..4, 4..6]);
     assert!(close(&p.forward(&x).unwrap()), "the pass without a failure");
 
