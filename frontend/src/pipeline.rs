@@ -351,7 +351,7 @@ fn layer_costs(layers: &[Box<dyn PipelineLayer>], input_shape: &[usize]) -> Vec<
                 ferrograd_ir::Scalar::Float(0.0),
                 crate::DEFAULT_FLOAT,
                 &shape,
-                &device.unwrap_or_else(|| crate::device::default_device_name()),
+                &device.unwrap_or_else(crate::device::default_device_name),
             ));
             shape = l.forward(&probe).shape();
             cost
