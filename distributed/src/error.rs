@@ -106,6 +106,9 @@ pub enum Error {
         /// The address.
         addr: String,
     },
+    /// Multicast DNS discovery failed (no usable network interface, ...).
+    #[error("discovery: {0}")]
+    Discovery(String),
     /// The local runtime failed (opening the device, ...).
     #[error(transparent)]
     Runtime(#[from] ferrograd_runtime::Error),

@@ -4,17 +4,24 @@
 //! a hostile peer cannot make the reader reserve memory it did not send.
 
 use crate::error::{Error, Result};
+use crate::protocol::OutFrame;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Default largest frame a peer accepts (64 MiB). Bulk reads and writes are split below it.
 pub const DEFAULT_MAX_FRAME: u32 = 64 << 20;
 
-/// Reads one frame from `reader`. `Ok(None)` is a clean end of stream between frames.
+/// Frames whose segments add up to at most this many bytes are copied into one buffer and
+/// written at once (one record, one system call); larger segments are written where they are.
+const COALESCE_BYTES: usize = 64 << 10;
+
+/// Reads one frame from `reader`. `Ok(None)` is a clean end of stream between frames. The
+/// body is read into memory that is not zeroed first.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     limit: u32,
     peer: &str,
-) -> Result<Option<Vec<u8>>> {
+) -> Result<Option<Bytes>> {
     let mut len = [0u8; 4];
     match reader.read_exact(&mut len).await {
         Ok(_) => {}
@@ -29,12 +36,47 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             limit,
         });
     }
-    let mut body = vec![0u8; len as usize];
-    reader
-        .read_exact(&mut body)
-        .await
-        .map_err(|e| Error::io(peer, e))?;
-    Ok(Some(body))
+    let len = len as usize;
+    let mut body = BytesMut::with_capacity(len);
+    while body.len() < len {
+        let mut rest = (&mut *reader).take((len - body.len()) as u64);
+        let n = rest
+            .read_buf(&mut body)
+            .await
+            .map_err(|e| Error::io(peer, e))?;
+        if n == 0 {
+            return Err(Error::io(
+                peer,
+                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+            ));
+        }
+    }
+    Ok(Some(body.freeze()))
+}
+
+/// Writes an encoded session message and flushes: small frames as one buffer, large ones as
+/// the head followed by each segment straight from where it lies.
+pub async fn write_message<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    frame: &OutFrame,
+    peer: &str,
+) -> Result<()> {
+    let io = |e| Error::io(peer, e);
+    let data: usize = frame.segments.iter().map(Bytes::len).sum();
+    if data <= COALESCE_BYTES {
+        let mut all = Vec::with_capacity(frame.head.len() + data);
+        all.extend_from_slice(&frame.head);
+        for s in &frame.segments {
+            all.extend_from_slice(s);
+        }
+        writer.write_all(&all).await.map_err(io)?;
+    } else {
+        writer.write_all(&frame.head).await.map_err(io)?;
+        for s in &frame.segments {
+            writer.write_all(s).await.map_err(io)?;
+        }
+    }
+    writer.flush().await.map_err(io)
 }
 
 /// Writes `body` as one frame and flushes.

@@ -3,16 +3,21 @@
 //! - [`protocol`] + [`frame`]: the versioned wire protocol (length-delimited postcard frames).
 //! - [`transport`]: mutual TLS (rustls) or plaintext on loopback.
 //! - [`cluster`]: the cluster CA, join tokens, identities.
+//! - [`placement`]: which worker runs which layers of a pipeline.
+//! - [`discovery`]: mDNS announcements and static peer lists.
 //! - [`worker`]: `ferrograd worker`, serving the local devices of the runtime registry.
 //! - [`remote`]: `remote:HOST:PORT/DEVICE`, a worker's device as an ordinary runtime device.
 
 pub mod cluster;
+pub mod discovery;
 pub mod error;
 pub mod frame;
+pub mod placement;
 pub mod protocol;
 pub mod remote;
 pub mod transport;
 pub mod worker;
 
 pub use error::{Error, Result};
+pub use placement::{place, place_with, LayerCost, Placement, PlacementError, WorkerCapacity};
 pub use transport::Security;

@@ -4,12 +4,14 @@
 
 mod common;
 
+use bytes::Bytes;
 use common::*;
 use ferrograd_distributed::frame::{read_frame, DEFAULT_MAX_FRAME};
 use ferrograd_distributed::protocol::program::WireProgram;
 use ferrograd_distributed::protocol::{
-    decode, decode_handshake, encode, encode_handshake, encode_handshake_as, Batch, ClientMsg,
-    Command, Hello, HelloReply, WorkerMsg, PROTOCOL_VERSION,
+    decode, decode_handshake, decode_message, encode, encode_handshake, encode_handshake_as,
+    encode_message, Batch, ClientMsg, Command, Hello, HelloReply, OutFrame, WorkerMsg,
+    PROTOCOL_VERSION,
 };
 use ferrograd_distributed::{Error, Security};
 use ferrograd_ir::{BinaryOp, DType, Node, Program, ReduceOp, Scalar, UnaryOp};
@@ -18,34 +20,55 @@ use proptest::prelude::*;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn command() -> impl Strategy<Value = Command> {
+/// A command and, for a write, its data.
+fn command() -> impl Strategy<Value = (Command, Option<Vec<u8>>)> {
+    let plain = |c: Command| (c, None);
     prop_oneof![
-        (any::<u64>(), any::<u64>()).prop_map(|(buffer, bytes)| Command::Alloc { buffer, bytes }),
-        any::<u64>().prop_map(|buffer| Command::Free { buffer }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(buffer, bytes)| Command::Alloc { buffer, bytes })
+            .prop_map(plain),
+        any::<u64>()
+            .prop_map(|buffer| Command::Free { buffer })
+            .prop_map(plain),
         (
             any::<u64>(),
             any::<u64>(),
             any::<u64>(),
             proptest::collection::vec(any::<u8>(), 0..64)
         )
-            .prop_map(|(buffer, offset, total, data)| Command::Write {
-                buffer,
-                offset,
-                total,
-                data
-            }),
+            .prop_map(|(buffer, offset, total, data)| (
+                Command::Write {
+                    buffer,
+                    offset,
+                    total,
+                    bytes: data.len() as u64,
+                },
+                Some(data)
+            )),
         (any::<u64>(), proptest::collection::vec(any::<u64>(), 0..8))
-            .prop_map(|(kernel, buffers)| Command::Launch { kernel, buffers }),
-        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
-            |(buffer, offset, bytes, total)| Command::Read {
+            .prop_map(|(kernel, buffers)| Command::Launch { kernel, buffers })
+            .prop_map(plain),
+        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>())
+            .prop_map(|(buffer, offset, bytes, total)| Command::Read {
                 buffer,
                 offset,
                 bytes,
                 total
-            }
-        ),
-        Just(Command::Synchronize),
+            })
+            .prop_map(plain),
+        Just(Command::Synchronize).prop_map(plain),
     ]
+}
+
+/// The body of an encoded frame (everything after the length prefix), in one buffer.
+fn body(frame: &OutFrame) -> Vec<u8> {
+    let mut out = frame.head[4..].to_vec();
+    for s in &frame.segments {
+        out.extend_from_slice(s);
+    }
+    assert_eq!(out.len(), frame.body_len());
+    assert_eq!(frame.head[..4], (out.len() as u32).to_le_bytes());
+    out
 }
 
 proptest! {
@@ -53,8 +76,8 @@ proptest! {
 
     #[test]
     fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let _ = decode::<ClientMsg>(&bytes, "fuzz");
-        let _ = decode::<WorkerMsg>(&bytes, "fuzz");
+        let _ = decode_message::<ClientMsg>(Bytes::copy_from_slice(&bytes), "fuzz");
+        let _ = decode_message::<WorkerMsg>(Bytes::copy_from_slice(&bytes), "fuzz");
         let _ = decode_handshake::<Hello>(&bytes, "fuzz");
         let _ = decode_handshake::<HelloReply>(&bytes, "fuzz");
     }
@@ -65,16 +88,37 @@ proptest! {
         flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
         cut in any::<usize>(),
     ) {
-        let msg = ClientMsg::Batch(Batch { id: 1, deadline_ms: 5, commands });
-        let bytes = encode(&msg);
-        prop_assert_eq!(decode::<ClientMsg>(&bytes, "fuzz").unwrap(), msg);
+        let payload = commands.iter().filter_map(|(_, d)| d.clone().map(Bytes::from)).collect();
+        let commands = commands.into_iter().map(|(c, _)| c).collect();
+        let msg = ClientMsg::Batch(Batch { id: 1, deadline_ms: 5, commands, payload });
+        let bytes = body(&encode_message(&msg));
+        prop_assert_eq!(decode_message::<ClientMsg>(Bytes::from(bytes.clone()), "fuzz").unwrap(), msg);
         let mut mutated = bytes.clone();
         for (at, x) in flips {
             let i = at % mutated.len();
             mutated[i] ^= x;
         }
-        let _ = decode::<ClientMsg>(&mutated, "fuzz");
-        let _ = decode::<ClientMsg>(&bytes[..cut % bytes.len()], "fuzz");
+        let _ = decode_message::<ClientMsg>(Bytes::from(mutated), "fuzz");
+        let cut = cut % bytes.len();
+        let truncated = decode_message::<ClientMsg>(Bytes::copy_from_slice(&bytes[..cut]), "fuzz");
+        prop_assert!(truncated.is_err(), "a frame cut to {} of {} bytes decoded", cut, bytes.len());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        prop_assert!(decode_message::<ClientMsg>(Bytes::from(longer), "fuzz").is_err());
+    }
+
+    #[test]
+    fn answers_carry_their_reads_after_the_value(
+        reads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..5),
+    ) {
+        let reads: Vec<Bytes> = reads.into_iter().map(Bytes::from).collect();
+        let msg = WorkerMsg::Done {
+            id: 7,
+            read_bytes: reads.iter().map(|r| r.len() as u64).collect(),
+            reads,
+        };
+        let bytes = body(&encode_message(&msg));
+        prop_assert_eq!(decode_message::<WorkerMsg>(Bytes::from(bytes), "fuzz").unwrap(), msg);
     }
 
     #[test]
@@ -92,7 +136,7 @@ proptest! {
         } else if (len as usize) > body.len() {
             prop_assert!(matches!(got, Err(Error::Io { .. })), "{:?}", got);
         } else {
-            prop_assert_eq!(got.unwrap().unwrap(), body[..len as usize].to_vec());
+            prop_assert_eq!(&got.unwrap().unwrap()[..], &body[..len as usize]);
         }
     }
 }
@@ -263,7 +307,11 @@ fn a_request_past_its_deadline_is_a_typed_error() {
     let conn = device.connection();
     // A zero deadline: the worker refuses to start, or the client gives up first.
     let err = conn
-        .request(vec![Command::Synchronize], std::time::Duration::ZERO)
+        .request(
+            vec![Command::Synchronize],
+            Vec::new(),
+            std::time::Duration::ZERO,
+        )
         .expect_err("missed");
     assert!(
         matches!(err, Error::Deadline { .. }) || err.to_string().contains("deadline"),

@@ -165,7 +165,7 @@ fn bad_commands_fail_with_reasons_and_the_session_goes_on() {
                     buffer: 100,
                     offset: 0,
                     total: 9,
-                    data: vec![0; 9],
+                    bytes: 9,
                 },
             ],
             "write of bytes",
@@ -228,8 +228,15 @@ fn bad_commands_fail_with_reasons_and_the_session_goes_on() {
         ),
     ];
     for (commands, expected) in cases {
+        let payload = commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Write { bytes, .. } => Some(bytes::Bytes::from(vec![0; *bytes as usize])),
+                _ => None,
+            })
+            .collect();
         let err = conn
-            .request(commands.clone(), deadline)
+            .request(commands.clone(), payload, deadline)
             .err()
             .unwrap_or_else(|| panic!("{commands:?} succeeded"));
         assert!(

@@ -25,6 +25,8 @@ pub mod nn;
 mod nn_ops;
 mod operators;
 pub mod optim;
+#[cfg(feature = "distributed")]
+pub mod pipeline;
 pub mod random;
 mod reduce;
 pub mod state;

@@ -246,3 +246,173 @@ fn a_worker_killed_mid_inference_fails_the_running_requests_with_worker_lost() {
     assert!(matches!(err, Error::WorkerLost { .. }), "{err}");
     assert!(took <= Duration::from_millis(1500), "{took:?}");
 }
+
+/// A dense layer with a ReLU, for the pipeline tests.
+struct Dense(ferrograd::nn::Linear);
+
+impl ferrograd::nn::Module for Dense {
+    fn visit_state(&self, f: &mut dyn FnMut(&str, &Tensor, ferrograd::nn::StateKind)) {
+        self.0.visit_state(f)
+    }
+    fn set_training(&self, training: bool) {
+        self.0.set_training(training)
+    }
+}
+
+impl ferrograd::pipeline::PipelineLayer for Dense {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.0.forward(x).relu()
+    }
+}
+
+fn dense_model(n: usize, width: usize) -> Vec<Box<dyn ferrograd::pipeline::PipelineLayer>> {
+    Tensor::manual_seed(21);
+    (0..n)
+        .map(|_| {
+            Box::new(Dense(ferrograd::nn::Linear::new(width, width)))
+                as Box<dyn ferrograd::pipeline::PipelineLayer>
+        })
+        .collect()
+}
+
+#[test]
+fn a_pipeline_finishes_with_the_same_result_when_a_worker_is_killed_mid_inference() {
+    pipeline_survives_a_lost_worker("-KILL", Duration::from_millis(1500), true);
+}
+
+#[test]
+fn a_pipeline_finishes_with_the_same_result_when_a_worker_is_stopped_mid_inference() {
+    pipeline_survives_a_lost_worker("-STOP", Duration::from_secs(2), false);
+}
+
+/// Three worker processes run a six-layer pipeline; `signal` hits the middle stage's worker
+/// as that stage starts; the pass must fail over within `limit` and give the same result. With
+/// `join`, a fourth worker joins afterwards and must be used from the next pass.
+fn pipeline_survives_a_lost_worker(signal: &str, limit: Duration, join: bool) {
+    use ferrograd::pipeline::{set_rate, Pipeline, StageEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster();
+    let workers: Vec<WorkerProcess> = (0..3)
+        .map(|i| WorkerProcess::start(cluster, &dir.path().join(format!("p{i}"))))
+        .collect();
+    let names: Vec<String> = workers.iter().map(WorkerProcess::device).collect();
+    for n in &names {
+        set_rate(n, 1e9).unwrap();
+    }
+    let width = 48;
+    Tensor::manual_seed(8);
+    let x = Tensor::randn(&[5, width]).to("cpu").unwrap();
+    x.realize().unwrap();
+    // The expected values come from the very layers the pipeline gets (other tests of this
+    // binary use the shared seeded generator concurrently).
+    let layers = dense_model(6, width);
+    let mut want = x.clone();
+    for l in &layers {
+        want = l.forward(&want);
+    }
+    let want = want.to("cpu").unwrap().to_vec::<f32>().unwrap();
+    let close = |got: &Tensor| {
+        let got = got.to_vec::<f32>().unwrap();
+        got.len() == want.len()
+            && got
+                .iter()
+                .zip(&want)
+                .all(|(g, w)| (g - w).abs() <= 1e-4 * w.abs().max(1.0))
+    };
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut p =
+        Pipeline::new(layers, &refs, &[5, width], std::collections::HashMap::new()).unwrap();
+    assert_eq!(p.placement().stages, vec![0..2, 2..4, 4..6]);
+    assert!(close(&p.forward(&x).unwrap()), "the pass without a failure");
+
+    // Hit the middle stage's worker as its stage starts: the pass is half done.
+    let victim = workers[1].child.id().to_string();
+    let signal = signal.to_string();
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let killed_at = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+    {
+        let (events, killed_at, signal) = (events.clone(), killed_at.clone(), signal.clone());
+        p.set_observer(move |e| {
+            events.lock().unwrap().push((e.clone(), Instant::now()));
+            if matches!(e, StageEvent::Starting { layers, .. } if layers.start == 2)
+                && killed_at.lock().unwrap().is_none()
+            {
+                let status = Command::new("kill")
+                    .args([&signal, &victim])
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+                *killed_at.lock().unwrap() = Some(Instant::now());
+            }
+        });
+    }
+    let got = p.forward(&x).unwrap();
+    assert!(close(&got), "the pass with a worker killed in the middle");
+    assert_eq!(p.failovers(), 1);
+    assert_eq!(p.devices(), [names[0].clone(), names[2].clone()]);
+    let killed_at = killed_at.lock().unwrap().expect("killed");
+    let failed = events
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|(e, at)| match e {
+            StageEvent::FailedOver { device, layers, .. } => {
+                assert_eq!((device, layers), (&names[1], &(2..4)));
+                Some(*at)
+            }
+            _ => None,
+        })
+        .expect("a failover event");
+    let took = failed.saturating_duration_since(killed_at);
+    eprintln!("stage failed over {took:?} after kill {signal}");
+    assert!(took <= limit, "{took:?}");
+    // The survivors hold every layer now; the next pass uses them only.
+    assert_eq!(p.placement().stages, vec![0..3, 3..6]);
+    assert!(close(&p.forward(&x).unwrap()));
+    if !join {
+        return;
+    }
+
+    // A worker that joins is used from the next pass.
+    let joined = WorkerProcess::start(cluster, &dir.path().join("p3"));
+    set_rate(&joined.device(), 1e9).unwrap();
+    p.add_device(&joined.device()).unwrap();
+    events.lock().unwrap().clear();
+    assert!(close(&p.forward(&x).unwrap()));
+    let used: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(e, _)| match e {
+            StageEvent::Starting { device, .. } => Some(device.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(used, [names[0].clone(), names[2].clone(), joined.device()]);
+}
+
+#[test]
+fn cluster_discover_lists_static_peers_of_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster();
+    let worker = WorkerProcess::start(cluster, &dir.path().join("d"));
+    let peers = dir.path().join("peers");
+    std::fs::write(&peers, format!("# ours\n{}\n127.0.0.1:1\n", worker.addr)).unwrap();
+    let out = ferrograd()
+        .args(["cluster", "discover", "--wait-ms", "0", "--peers-file"])
+        .arg(&peers)
+        .env("FERROGRAD_CLUSTER_DIR", cluster)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.contains(&format!("{} (Static): {}", worker.addr, worker.device())),
+        "{out}"
+    );
+    assert!(out.contains("127.0.0.1:1: unreachable"), "{out}");
+}

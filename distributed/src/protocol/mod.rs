@@ -1,7 +1,8 @@
 //! The versioned wire protocol between a client (remote devices) and a worker.
 //!
 //! Every message is one length-delimited frame ([`crate::frame`]) holding a postcard-encoded
-//! value. The first frame each way is a handshake whose first eight bytes are fixed for every
+//! value, followed, for [`ClientMsg`] and [`WorkerMsg`], by the raw bytes its writes or reads
+//! announce ([`Message`]): tensor data is never serialized, only copied where it must be. The first frame each way is a handshake whose first eight bytes are fixed for every
 //! version ([`MAGIC`], then the sender's [`PROTOCOL_VERSION`] as a little-endian `u32`), so two
 //! builds speaking different versions detect it before decoding anything version-specific.
 //! `docs/PROTOCOL.md` is the normative description.
@@ -9,13 +10,14 @@
 pub mod program;
 
 use crate::error::{Error, Result};
+use bytes::Bytes;
 use ferrograd_ir::DType;
 use ferrograd_runtime::{DeviceInfo, DeviceKind};
 use program::{WireDType, WireProgram};
 use serde::{Deserialize, Serialize};
 
 /// Version of the wire protocol; bumped on any change to a message's encoding.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The first four bytes of both handshake frames.
 pub const MAGIC: [u8; 4] = *b"FGRD";
@@ -23,7 +25,8 @@ pub const MAGIC: [u8; 4] = *b"FGRD";
 /// The client's first frame (after [`MAGIC`] and the version).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
-    /// The worker-local device the session drives (`cpu`, `vulkan:0`, ...).
+    /// The worker-local device the session drives (`cpu`, `vulkan:0`, ...); empty asks for
+    /// the device list instead ([`HelloReply::Devices`]).
     pub device: String,
 }
 
@@ -34,6 +37,9 @@ pub enum HelloReply {
     Welcome(WireDeviceInfo),
     /// The session is refused (unknown device, ...).
     Refused(String),
+    /// The worker's device names, the answer to a hello with an empty device name (a probe by
+    /// discovery; the connection closes after it).
+    Devices(Vec<String>),
 }
 
 /// Frames a client sends after the handshake.
@@ -54,6 +60,10 @@ pub struct Batch {
     pub deadline_ms: u32,
     /// The commands.
     pub commands: Vec<Command>,
+    /// The data of the batch's [`Command::Write`]s, one segment per write in command order.
+    /// Not part of the postcard value: the segments follow it in the frame.
+    #[serde(skip)]
+    pub payload: Vec<Bytes>,
 }
 
 /// One operation on the session's device. Buffer ids are chosen by the client; kernel ids are
@@ -73,7 +83,8 @@ pub enum Command {
         buffer: u64,
     },
     /// Writes one chunk of a `total`-byte write to the start of a buffer. Chunks of one write
-    /// come in order (`offset` 0 first); the device is written when the last one arrives.
+    /// come in order (`offset` 0 first); the device is written when the last one arrives. The
+    /// chunk's `bytes` bytes are the batch's next [`Batch::payload`] segment.
     Write {
         /// Buffer id.
         buffer: u64,
@@ -81,9 +92,8 @@ pub enum Command {
         offset: u64,
         /// Bytes of the whole write.
         total: u64,
-        /// The chunk (encoded as one byte string, not a sequence of bytes).
-        #[serde(with = "serde_bytes")]
-        data: Vec<u8>,
+        /// Bytes of this chunk.
+        bytes: u64,
     },
     /// Compiles a Program (cached by the worker) under the id `kernel`.
     Compile {
@@ -125,8 +135,12 @@ pub enum WorkerMsg {
     Done {
         /// The batch id.
         id: u64,
-        /// Read results.
-        reads: Vec<serde_bytes::ByteBuf>,
+        /// Bytes of each read (the segments' lengths on the wire).
+        read_bytes: Vec<u64>,
+        /// Read results, one segment per read. Not part of the postcard value: the segments
+        /// follow it in the frame.
+        #[serde(skip)]
+        reads: Vec<Bytes>,
     },
     /// Command `index` of batch `id` failed; the commands after it did not run.
     Failed {
@@ -277,24 +291,142 @@ pub fn decode_handshake<T: for<'de> Deserialize<'de>>(frame: &[u8], peer: &str) 
     decode(&frame[8..], peer)
 }
 
-/// Encodes a message body (no length prefix).
+/// Encodes a value (no length prefix). Session messages go through [`encode_message`], which
+/// also carries their data.
 pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
-    encode_with_capacity(msg, 0)
+    postcard::to_allocvec(msg).expect("encoding to a Vec cannot fail")
 }
 
-/// [`encode`] into a buffer reserved for `capacity` bytes (bulk messages: no regrowth).
-pub fn encode_with_capacity<T: Serialize>(msg: &T, capacity: usize) -> Vec<u8> {
-    postcard::to_extend(msg, Vec::with_capacity(capacity)).expect("encoding to a Vec cannot fail")
+/// A session message: a postcard value followed in its frame by raw byte segments whose
+/// lengths the value announces (the data of writes and reads).
+pub trait Message: Serialize + for<'de> Deserialize<'de> {
+    /// The segments' lengths as the (decoded) value announces them.
+    fn announced(&self) -> Vec<u64>;
+    /// The segments to send after the value.
+    fn segments(&self) -> &[Bytes];
+    /// Attaches the segments received after the value.
+    fn attach(&mut self, segments: Vec<Bytes>);
 }
 
-impl Command {
-    /// Bytes of tensor data the command carries.
-    pub fn payload_bytes(&self) -> usize {
+impl Message for ClientMsg {
+    fn announced(&self) -> Vec<u64> {
         match self {
-            Command::Write { data, .. } => data.len(),
-            _ => 0,
+            ClientMsg::Ping(_) => Vec::new(),
+            ClientMsg::Batch(b) => b
+                .commands
+                .iter()
+                .filter_map(|c| match c {
+                    Command::Write { bytes, .. } => Some(*bytes),
+                    _ => None,
+                })
+                .collect(),
         }
     }
+
+    fn segments(&self) -> &[Bytes] {
+        match self {
+            ClientMsg::Ping(_) => &[],
+            ClientMsg::Batch(b) => &b.payload,
+        }
+    }
+
+    fn attach(&mut self, segments: Vec<Bytes>) {
+        if let ClientMsg::Batch(b) = self {
+            b.payload = segments;
+        }
+    }
+}
+
+impl Message for WorkerMsg {
+    fn announced(&self) -> Vec<u64> {
+        match self {
+            WorkerMsg::Done { read_bytes, .. } => read_bytes.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn segments(&self) -> &[Bytes] {
+        match self {
+            WorkerMsg::Done { reads, .. } => reads,
+            _ => &[],
+        }
+    }
+
+    fn attach(&mut self, segments: Vec<Bytes>) {
+        if let WorkerMsg::Done { reads, .. } = self {
+            *reads = segments;
+        }
+    }
+}
+
+/// An encoded session message: the frame's head (length prefix and postcard value) and the
+/// segments that follow it, written from where they are without being copied together.
+pub struct OutFrame {
+    /// Length prefix (the whole frame's body) and the postcard value.
+    pub head: Vec<u8>,
+    /// Raw segments after the value.
+    pub segments: Vec<Bytes>,
+}
+
+impl OutFrame {
+    /// Bytes of the frame body (everything after the length prefix).
+    pub fn body_len(&self) -> usize {
+        self.head.len() - 4 + self.segments.iter().map(Bytes::len).sum::<usize>()
+    }
+}
+
+/// Encodes a session message as a frame. Panics if a segment's length differs from what the
+/// message announces (a bug of the sender, never input from a peer).
+pub fn encode_message<T: Message>(msg: &T) -> OutFrame {
+    let announced = msg.announced();
+    let segments = msg.segments();
+    assert!(
+        announced.len() == segments.len()
+            && announced
+                .iter()
+                .zip(segments)
+                .all(|(&n, s)| n == s.len() as u64),
+        "encode_message: the message announces segments of {announced:?} bytes but carries {:?}",
+        segments.iter().map(Bytes::len).collect::<Vec<_>>()
+    );
+    let mut head = postcard::to_extend(msg, vec![0u8; 4]).expect("encoding to a Vec cannot fail");
+    let body = head.len() - 4 + segments.iter().map(Bytes::len).sum::<usize>();
+    let body = u32::try_from(body).expect("a frame body below 4 GiB (bulk data is chunked)");
+    head[..4].copy_from_slice(&body.to_le_bytes());
+    OutFrame {
+        head,
+        segments: segments.to_vec(),
+    }
+}
+
+/// Decodes a session message from a frame body: the postcard value, then exactly the segments
+/// it announces, which become slices of `frame` (no copy). A length mismatch is malformed.
+pub fn decode_message<T: Message>(frame: Bytes, peer: &str) -> Result<T> {
+    let malformed = |reason: String| Error::Malformed {
+        peer: peer.to_string(),
+        reason,
+    };
+    let (mut value, rest) = postcard::take_from_bytes::<T>(&frame)
+        .map_err(|e| malformed(format!("undecodable: {e}")))?;
+    let mut at = frame.len() - rest.len();
+    let announced = value.announced();
+    let total = announced
+        .iter()
+        .try_fold(0u64, |sum, &n| sum.checked_add(n))
+        .ok_or_else(|| malformed("announced data overflows".into()))?;
+    if total != rest.len() as u64 {
+        return Err(malformed(format!(
+            "the message announces {total} bytes of data, the frame holds {}",
+            rest.len()
+        )));
+    }
+    let mut segments = Vec::with_capacity(announced.len());
+    for n in announced {
+        segments.push(frame.slice(at..at + n as usize));
+        at += n as usize;
+    }
+    value.attach(segments);
+    Ok(value)
 }
 
 /// Decodes a message body; trailing bytes are an error (a frame holds exactly one message).

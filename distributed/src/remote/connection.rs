@@ -10,12 +10,13 @@
 //! works from any thread (including inside another async runtime).
 
 use crate::error::{Error, Result};
-use crate::frame::{read_frame, write_frame, DEFAULT_MAX_FRAME};
+use crate::frame::{read_frame, write_frame, write_message, DEFAULT_MAX_FRAME};
 use crate::protocol::{
-    decode, decode_handshake, encode, encode_handshake, encode_with_capacity, Batch, ClientMsg,
-    Command, Hello, HelloReply, WireDeviceInfo, WorkerMsg,
+    decode_handshake, decode_message, encode_handshake, encode_message, Batch, ClientMsg, Command,
+    Hello, HelloReply, OutFrame, WireDeviceInfo, WorkerMsg,
 };
 use crate::transport::{self, Security, HANDSHAKE_TIMEOUT};
+use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -82,7 +83,7 @@ type Reply = std::sync::mpsc::Sender<Result<WorkerMsg>>;
 /// An open session with a worker.
 pub struct Connection {
     peer: String,
-    frames: mpsc::UnboundedSender<Vec<u8>>,
+    frames: mpsc::UnboundedSender<OutFrame>,
     pending: Mutex<HashMap<u64, Reply>>,
     lost: OnceLock<(String, Instant)>,
     next_id: AtomicU64,
@@ -126,6 +127,12 @@ impl Connection {
             let info = match decode_handshake::<HelloReply>(&reply, &peer)? {
                 HelloReply::Welcome(info) => info,
                 HelloReply::Refused(reason) => return Err(Error::Refused { peer, reason }),
+                HelloReply::Devices(_) => {
+                    return Err(Error::Malformed {
+                        peer,
+                        reason: "a device list where a welcome was expected".into(),
+                    })
+                }
             };
             let (frames, rx) = mpsc::unbounded_channel();
             let conn = Arc::new(Connection {
@@ -184,10 +191,12 @@ impl Connection {
     }
 
     /// Sends `commands` as one batch, without waiting; the answer arrives on the returned
-    /// channel. Sending order is the order the worker runs batches in.
+    /// channel. `payload` holds the data of the batch's writes, one segment per write in order.
+    /// Sending order is the order the worker runs batches in.
     pub fn send(
         &self,
         commands: Vec<Command>,
+        payload: Vec<Bytes>,
         deadline: Duration,
     ) -> Result<std::sync::mpsc::Receiver<Result<WorkerMsg>>> {
         if let Some(e) = self.lost_error() {
@@ -201,19 +210,12 @@ impl Connection {
             self.pending.lock().remove(&id);
             return Err(e);
         }
-        let capacity = 64
-            + commands
-                .iter()
-                .map(|c| 16 + c.payload_bytes())
-                .sum::<usize>();
-        let frame = encode_with_capacity(
-            &ClientMsg::Batch(Batch {
-                id,
-                deadline_ms: deadline.as_millis().min(u32::MAX as u128) as u32,
-                commands,
-            }),
-            capacity,
-        );
+        let frame = encode_message(&ClientMsg::Batch(Batch {
+            id,
+            deadline_ms: deadline.as_millis().min(u32::MAX as u128) as u32,
+            commands,
+            payload,
+        }));
         if self.frames.send(frame).is_err() {
             self.mark_lost("the connection's writer stopped".into());
             return Err(self.lost_error().expect("marked lost"));
@@ -226,11 +228,9 @@ impl Connection {
         &self,
         answer: std::sync::mpsc::Receiver<Result<WorkerMsg>>,
         deadline: Duration,
-    ) -> Result<Vec<Vec<u8>>> {
+    ) -> Result<Vec<Bytes>> {
         let result = match answer.recv_timeout(deadline) {
-            Ok(Ok(WorkerMsg::Done { reads, .. })) => {
-                Ok(reads.into_iter().map(|r| r.into_vec()).collect())
-            }
+            Ok(Ok(WorkerMsg::Done { reads, .. })) => Ok(reads),
             Ok(Ok(WorkerMsg::Failed { index, reason, .. })) => Err(Error::Refused {
                 peer: self.peer.clone(),
                 reason: format!("command {index} of the batch failed: {reason}"),
@@ -251,8 +251,13 @@ impl Connection {
     }
 
     /// Sends a batch and waits for its answer.
-    pub fn request(&self, commands: Vec<Command>, deadline: Duration) -> Result<Vec<Vec<u8>>> {
-        let answer = self.send(commands, deadline)?;
+    pub fn request(
+        &self,
+        commands: Vec<Command>,
+        payload: Vec<Bytes>,
+        deadline: Duration,
+    ) -> Result<Vec<Bytes>> {
+        let answer = self.send(commands, payload, deadline)?;
         self.wait(answer, deadline)
     }
 }
@@ -274,14 +279,14 @@ fn tls_refusal(e: Error, peer: &str) -> Error {
 async fn write_loop(
     conn: Weak<Connection>,
     mut wr: tokio::io::WriteHalf<Box<dyn transport::Stream>>,
-    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut frames: mpsc::UnboundedReceiver<OutFrame>,
 ) {
     let peer = match conn.upgrade() {
         Some(c) => c.peer.clone(),
         None => return,
     };
     while let Some(frame) = frames.recv().await {
-        if let Err(e) = write_frame(&mut wr, &frame, &peer).await {
+        if let Err(e) = write_message(&mut wr, &frame, &peer).await {
             if let Some(c) = conn.upgrade() {
                 c.mark_lost(format!("sending failed: {e}"));
             }
@@ -304,7 +309,7 @@ async fn read_loop(
         let frame = read_frame(&mut rd, DEFAULT_MAX_FRAME, &peer).await;
         let Some(c) = conn.upgrade() else { return };
         let msg = match frame {
-            Ok(Some(frame)) => match decode::<WorkerMsg>(&frame, &peer) {
+            Ok(Some(frame)) => match decode_message::<WorkerMsg>(frame, &peer) {
                 Ok(msg) => msg,
                 Err(e) => return c.mark_lost(e.to_string()),
             },
@@ -343,7 +348,10 @@ async fn heartbeat_loop(conn: Weak<Connection>, heartbeat: Heartbeat) {
             ));
         }
         seq += 1;
-        if c.frames.send(encode(&ClientMsg::Ping(seq))).is_err() {
+        if c.frames
+            .send(encode_message(&ClientMsg::Ping(seq)))
+            .is_err()
+        {
             return;
         }
     }

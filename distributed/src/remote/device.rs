@@ -13,6 +13,7 @@ use crate::error::Error as DistError;
 use crate::protocol::program::WireProgram;
 use crate::protocol::{Command, WireDeviceInfo};
 use crate::transport::Security;
+use bytes::Bytes;
 use ferrograd_ir::lower::LoweringTarget;
 use ferrograd_ir::{DType, Program};
 use ferrograd_runtime::{CompiledKernel, Device, DeviceInfo, Error, RawBuffer, Result};
@@ -54,6 +55,8 @@ impl Default for RemoteOptions {
 #[derive(Default)]
 struct Queue {
     commands: Vec<Command>,
+    /// Data of the queued writes, one segment per write.
+    payload: Vec<Bytes>,
     bytes: usize,
     /// Launches were sent since the last synchronize.
     unsynchronized: bool,
@@ -147,12 +150,15 @@ impl RemoteDevice {
             .ok_or_else(|| self.misuse("a buffer"))
     }
 
-    /// Sends what is queued plus `extra` as one batch, without waiting (`None`: nothing to send).
-    fn send_queued(&self, extra: Vec<Command>) -> Result<Option<Answer>> {
+    /// Sends what is queued plus `extra` (with the data of its writes) as one batch, without
+    /// waiting (`None`: nothing to send).
+    fn send_queued(&self, extra: Vec<Command>, extra_data: Vec<Bytes>) -> Result<Option<Answer>> {
         let mut q = self.queue.lock();
         let mut commands = std::mem::take(&mut q.commands);
+        let mut payload = std::mem::take(&mut q.payload);
         q.bytes = 0;
         commands.extend(extra);
+        payload.extend(extra_data);
         if commands.is_empty() {
             return Ok(None);
         }
@@ -165,41 +171,42 @@ impl RemoteDevice {
         }
         // Sent under the lock, so batches reach the worker in the order they were queued.
         self.conn
-            .send(commands, self.options.deadline)
+            .send(commands, payload, self.options.deadline)
             .map(Some)
             .map_err(|e| self.error(e))
     }
 
-    fn wait(&self, answer: Answer) -> Result<Vec<Vec<u8>>> {
+    fn wait(&self, answer: Answer) -> Result<Vec<Bytes>> {
         self.conn
             .wait(answer, self.options.deadline)
             .map_err(|e| self.error(e))
     }
 
     /// Sends what is queued plus `extra` as one batch and waits; the data of its reads.
-    fn flush_with(&self, extra: Vec<Command>) -> Result<Vec<Vec<u8>>> {
-        match self.send_queued(extra)? {
+    fn flush_with(&self, extra: Vec<Command>) -> Result<Vec<Bytes>> {
+        match self.send_queued(extra, Vec::new())? {
             Some(answer) => self.wait(answer),
             None => Ok(Vec::new()),
         }
     }
 
-    /// Sends one batch per item of `chunks` with at most [`CHUNKS_IN_FLIGHT`] unanswered, and
-    /// hands each answer to `done` in order.
+    /// Sends one batch per item of `chunks` (a command and the data of a write) with at most
+    /// [`CHUNKS_IN_FLIGHT`] unanswered, and hands each answer to `done` in order.
     fn pipelined(
         &self,
-        chunks: impl Iterator<Item = Command>,
-        mut done: impl FnMut(usize, Vec<Vec<u8>>) -> Result<()>,
+        chunks: impl Iterator<Item = (Command, Option<Bytes>)>,
+        mut done: impl FnMut(usize, Vec<Bytes>) -> Result<()>,
     ) -> Result<()> {
         let mut in_flight = std::collections::VecDeque::new();
         let mut next = 0;
-        for command in chunks {
+        for (command, data) in chunks {
             if in_flight.len() >= CHUNKS_IN_FLIGHT {
                 let answer = in_flight.pop_front().expect("non-empty");
                 done(next, self.wait(answer)?)?;
                 next += 1;
             }
-            in_flight.push_back(self.send_queued(vec![command])?.expect("one command"));
+            let answer = self.send_queued(vec![command], data.into_iter().collect())?;
+            in_flight.push_back(answer.expect("one command"));
         }
         for answer in in_flight {
             done(next, self.wait(answer)?)?;
@@ -208,11 +215,14 @@ impl RemoteDevice {
         Ok(())
     }
 
-    fn enqueue(&self, command: Command, bytes: usize) -> Result<()> {
+    fn enqueue(&self, command: Command, data: Option<Bytes>) -> Result<()> {
         let full = {
             let mut q = self.queue.lock();
             q.commands.push(command);
-            q.bytes += bytes;
+            if let Some(data) = data {
+                q.bytes += data.len();
+                q.payload.push(data);
+            }
             q.commands.len() >= MAX_QUEUED_COMMANDS || q.bytes >= CHUNK_BYTES
         };
         if full {
@@ -241,7 +251,7 @@ impl Device for RemoteDevice {
                 buffer: id,
                 bytes: bytes as u64,
             },
-            0,
+            None,
         )?;
         Ok(Box::new(RemoteBuffer {
             id,
@@ -263,17 +273,22 @@ impl Device for RemoteDevice {
             });
         }
         let total = data.len() as u64;
-        let write = |i: usize, chunk: &[u8]| Command::Write {
-            buffer: dst.id,
-            offset: (i * CHUNK_BYTES) as u64,
-            total,
-            data: chunk.to_vec(),
+        // The one copy of the data on this side: into a segment the writer task owns.
+        let write = |i: usize, chunk: &[u8]| {
+            let command = Command::Write {
+                buffer: dst.id,
+                offset: (i * CHUNK_BYTES) as u64,
+                total,
+                bytes: chunk.len() as u64,
+            };
+            (command, Some(Bytes::copy_from_slice(chunk)))
         };
         if data.len() > CHUNK_BYTES {
             let chunks = data.chunks(CHUNK_BYTES).enumerate();
             return self.pipelined(chunks.map(|(i, c)| write(i, c)), |_, _| Ok(()));
         }
-        self.enqueue(write(0, data), data.len())
+        let (command, data) = write(0, data);
+        self.enqueue(command, data)
     }
 
     fn read(&self, src: &RawBuffer, out: &mut [u8]) -> Result<()> {
@@ -286,11 +301,14 @@ impl Device for RemoteDevice {
         }
         let len = out.len();
         let total = len as u64;
-        let reads = (0..len.div_ceil(CHUNK_BYTES).max(1)).map(move |i| Command::Read {
-            buffer: src.id,
-            offset: (i * CHUNK_BYTES) as u64,
-            bytes: (len - i * CHUNK_BYTES).min(CHUNK_BYTES) as u64,
-            total,
+        let reads = (0..len.div_ceil(CHUNK_BYTES).max(1)).map(move |i| {
+            let read = Command::Read {
+                buffer: src.id,
+                offset: (i * CHUNK_BYTES) as u64,
+                bytes: (len - i * CHUNK_BYTES).min(CHUNK_BYTES) as u64,
+                total,
+            };
+            (read, None)
         });
         self.pipelined(reads, |i, mut data| {
             let start = i * CHUNK_BYTES;
@@ -340,7 +358,7 @@ impl Device for RemoteDevice {
                 kernel: kernel.id,
                 buffers,
             },
-            0,
+            None,
         )
     }
 

@@ -10,10 +10,10 @@
 mod session;
 
 use crate::error::{Error, Result};
-use crate::frame::{read_frame, write_frame, DEFAULT_MAX_FRAME};
+use crate::frame::{read_frame, write_frame, write_message, DEFAULT_MAX_FRAME};
 use crate::protocol::{
-    decode, decode_handshake, encode, encode_handshake, encode_with_capacity, ClientMsg, Hello,
-    HelloReply, WireDeviceInfo, WorkerMsg,
+    decode_handshake, decode_message, encode_handshake, encode_message, ClientMsg, Hello,
+    HelloReply, OutFrame, WireDeviceInfo, WorkerMsg,
 };
 use crate::transport::{self, Security, HANDSHAKE_TIMEOUT};
 use session::Session;
@@ -220,6 +220,18 @@ async fn serve_connection(
             return Err(e);
         }
     };
+    if hello.device.is_empty() {
+        let names = ferrograd_runtime::devices()
+            .iter()
+            .map(|d| d.name().to_string())
+            .collect();
+        return write_frame(
+            &mut wr,
+            &encode_handshake(&HelloReply::Devices(names)),
+            peer,
+        )
+        .await;
+    }
     let device = match open_device(&hello.device) {
         Ok(d) => d,
         Err(reason) => {
@@ -235,11 +247,11 @@ async fn serve_connection(
     write_frame(&mut wr, &encode_handshake(&HelloReply::Welcome(info)), peer).await?;
     tracing::info!(%peer, device = %hello.device, "session opened");
 
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<OutFrame>();
     let writer_peer = peer.to_string();
     let writer = tokio::spawn(async move {
         while let Some(frame) = out_rx.recv().await {
-            write_frame(&mut wr, &frame, &writer_peer).await?;
+            write_message(&mut wr, &frame, &writer_peer).await?;
         }
         Ok::<(), Error>(())
     });
@@ -251,16 +263,7 @@ async fn serve_connection(
             let mut session = Session::new(device, memory_limit);
             while let Ok((batch, received)) = batch_rx.recv() {
                 let answer = session.run(batch, received);
-                let capacity = match &answer {
-                    WorkerMsg::Done { reads, .. } => {
-                        64 + reads.iter().map(|r| 16 + r.len()).sum::<usize>()
-                    }
-                    _ => 256,
-                };
-                if exec_tx
-                    .send(encode_with_capacity(&answer, capacity))
-                    .is_err()
-                {
+                if exec_tx.send(encode_message(&answer)).is_err() {
                     break;
                 }
             }
@@ -282,9 +285,9 @@ async fn serve_connection(
             let Some(frame) = frame else {
                 return Ok(());
             };
-            match decode::<ClientMsg>(&frame, peer)? {
+            match decode_message::<ClientMsg>(frame, peer)? {
                 ClientMsg::Ping(n) => {
-                    let _ = out_tx.send(encode(&WorkerMsg::Pong(n)));
+                    let _ = out_tx.send(encode_message(&WorkerMsg::Pong(n)));
                 }
                 ClientMsg::Batch(batch) => {
                     if batch_tx.send((batch, Instant::now())).is_err() {

@@ -7,6 +7,7 @@
 
 use crate::protocol::program::WireProgram;
 use crate::protocol::{Batch, Command, WorkerMsg};
+use bytes::Bytes;
 use ferrograd_ir::Program;
 use ferrograd_runtime::{Buffer, CompiledKernel, DeviceHandle};
 use std::collections::HashMap;
@@ -20,9 +21,15 @@ struct Kernel {
     param_bytes: Vec<usize>,
 }
 
-/// A buffer being filled or drained in chunks larger than one frame allows.
+/// A buffer being filled in chunks larger than one frame allows.
 struct Staging {
     data: Vec<u8>,
+    done: usize,
+}
+
+/// A buffer's contents being sent back in chunks (slices of it go out without a copy).
+struct Draining {
+    data: Bytes,
     done: usize,
 }
 
@@ -32,7 +39,7 @@ pub(crate) struct Session {
     buffers: HashMap<u64, Buffer>,
     kernels: HashMap<u64, Kernel>,
     writes: HashMap<u64, Staging>,
-    reads: HashMap<u64, Staging>,
+    reads: HashMap<u64, Draining>,
     allocated: usize,
     memory_limit: usize,
 }
@@ -57,6 +64,7 @@ impl Session {
     pub(crate) fn run(&mut self, batch: Batch, received: Instant) -> WorkerMsg {
         let deadline = received + Duration::from_millis(batch.deadline_ms as u64);
         let mut reads = Vec::new();
+        let mut payload = batch.payload.into_iter();
         for (index, command) in batch.commands.into_iter().enumerate() {
             let failed = |reason: String| WorkerMsg::Failed {
                 id: batch.id,
@@ -69,7 +77,11 @@ impl Session {
                     batch.deadline_ms
                 ));
             }
-            match catch_unwind(AssertUnwindSafe(|| self.command(command, &mut reads))) {
+            let data = match command {
+                Command::Write { .. } => payload.next(),
+                _ => None,
+            };
+            match catch_unwind(AssertUnwindSafe(|| self.command(command, data, &mut reads))) {
                 Ok(Ok(())) => {}
                 Ok(Err(reason)) => return failed(reason),
                 Err(panic) => {
@@ -84,11 +96,18 @@ impl Session {
         }
         WorkerMsg::Done {
             id: batch.id,
+            read_bytes: reads.iter().map(|r: &Bytes| r.len() as u64).collect(),
             reads,
         }
     }
 
-    fn command(&mut self, command: Command, reads: &mut Vec<serde_bytes::ByteBuf>) -> Outcome {
+    /// Runs one command; `data` is the payload segment of a write.
+    fn command(
+        &mut self,
+        command: Command,
+        data: Option<Bytes>,
+        reads: &mut Vec<Bytes>,
+    ) -> Outcome {
         match command {
             Command::Alloc { buffer, bytes } => self.alloc(buffer, bytes),
             Command::Free { buffer } => self.free(buffer),
@@ -96,8 +115,12 @@ impl Session {
                 buffer,
                 offset,
                 total,
-                data,
-            } => self.write(buffer, offset, total, data),
+                ..
+            } => {
+                // The decoder attached one segment per write; a missing one is a bug here.
+                let data = data.ok_or("a write without its data")?;
+                self.write(buffer, offset, total, &data)
+            }
             Command::Compile { kernel, program } => self.compile(kernel, &program),
             Command::Launch { kernel, buffers } => self.launch(kernel, &buffers),
             Command::Read {
@@ -106,9 +129,7 @@ impl Session {
                 bytes,
                 total,
             } => {
-                reads.push(serde_bytes::ByteBuf::from(
-                    self.read(buffer, offset, bytes, total)?,
-                ));
+                reads.push(self.read(buffer, offset, bytes, total)?);
                 Ok(())
             }
             Command::Synchronize => self
@@ -156,7 +177,7 @@ impl Session {
 
     /// Writes chunk `data` at `offset` of a `total`-byte write starting at the buffer's start.
     /// Chunks arrive in order; the device is written once the last one is in.
-    fn write(&mut self, id: u64, offset: u64, total: u64, data: Vec<u8>) -> Outcome {
+    fn write(&mut self, id: u64, offset: u64, total: u64, data: &[u8]) -> Outcome {
         let capacity = self.buffer(id)?.bytes();
         let (offset, total) = (offset as usize, total as usize);
         if total > capacity || offset.checked_add(data.len()).is_none_or(|end| end > total) {
@@ -167,7 +188,7 @@ impl Session {
         }
         if offset == 0 && data.len() == total {
             self.writes.remove(&id);
-            return self.buffer(id)?.write(&data).map_err(|e| e.to_string());
+            return self.buffer(id)?.write(data).map_err(|e| e.to_string());
         }
         if offset == 0 {
             self.writes.insert(
@@ -183,7 +204,7 @@ impl Session {
             .get_mut(&id)
             .filter(|s| s.done == offset && s.data.capacity() >= total)
             .ok_or_else(|| format!("write chunk at {offset} into buffer #{id} is out of order"))?;
-        staging.data.extend_from_slice(&data);
+        staging.data.extend_from_slice(data);
         staging.done += data.len();
         if staging.done == total {
             let staging = self.writes.remove(&id).expect("present above");
@@ -195,8 +216,8 @@ impl Session {
     }
 
     /// Bytes `offset..offset + bytes` of the buffer's first `total` bytes. The device is read
-    /// once, at the first chunk; later chunks come from that copy.
-    fn read(&mut self, id: u64, offset: u64, bytes: u64, total: u64) -> Result<Vec<u8>, String> {
+    /// once, at the first chunk; later chunks are slices of that copy.
+    fn read(&mut self, id: u64, offset: u64, bytes: u64, total: u64) -> Result<Bytes, String> {
         let capacity = self.buffer(id)?.bytes();
         let (offset, bytes, total) = (offset as usize, bytes as usize, total as usize);
         if total > capacity || offset.checked_add(bytes).is_none_or(|end| end > total) {
@@ -212,17 +233,18 @@ impl Session {
             device
                 .read(self.buffer(id)?.raw(), &mut data)
                 .map_err(|e| e.to_string())?;
+            let data = Bytes::from(data);
             if bytes == total {
                 return Ok(data);
             }
-            self.reads.insert(id, Staging { data, done: 0 });
+            self.reads.insert(id, Draining { data, done: 0 });
         }
         let staging = self
             .reads
             .get_mut(&id)
             .filter(|s| s.done == offset && s.data.len() == total)
             .ok_or_else(|| format!("read chunk at {offset} of buffer #{id} is out of order"))?;
-        let chunk = staging.data[offset..offset + bytes].to_vec();
+        let chunk = staging.data.slice(offset..offset + bytes);
         staging.done += bytes;
         if staging.done == total {
             self.reads.remove(&id);

@@ -69,6 +69,7 @@ fn exit_on_error(result: Result<(), ferrograd::distributed::Error>) {
 mod distributed {
     use clap::{Args, Subcommand};
     use ferrograd::distributed::cluster::{self, Identity};
+    use ferrograd::distributed::discovery;
     use ferrograd::distributed::worker::{Worker, WorkerConfig};
     use ferrograd::distributed::{Result, Security};
     use std::io::Write;
@@ -90,6 +91,10 @@ mod distributed {
         /// Serves without TLS; only allowed on a loopback address.
         #[arg(long)]
         insecure_loopback: bool,
+        /// Announces the worker on the local network (multicast DNS), with its devices and
+        /// its cluster's CA fingerprint.
+        #[arg(long)]
+        announce: bool,
     }
 
     #[derive(Subcommand)]
@@ -106,6 +111,23 @@ mod distributed {
             /// Lifetime of the token and of the worker certificate inside it.
             #[arg(long, default_value_t = 7 * 24 * 3600)]
             ttl_secs: u64,
+        },
+        /// Lists the workers of this cluster: those announced on the local network (multicast
+        /// DNS) and those of a static peer list that answer. Credentials come from
+        /// FERROGRAD_CLUSTER_DIR (or FERROGRAD_INSECURE_LOOPBACK=1).
+        Discover {
+            /// Static peers, `host:port` separated by commas.
+            #[arg(long, value_name = "HOST:PORT,...")]
+            peers: Option<String>,
+            /// A file of static peers (`host:port` per line, `#` comments).
+            #[arg(long, value_name = "FILE")]
+            peers_file: Option<PathBuf>,
+            /// How long to listen for multicast announcements (0: static peers only).
+            #[arg(long, default_value_t = 1500)]
+            wait_ms: u64,
+            /// Also listens on the loopback interface (workers on this machine).
+            #[arg(long)]
+            loopback: bool,
         },
     }
 
@@ -132,14 +154,65 @@ mod distributed {
             Security::MutualTls(_) => "mutual TLS",
             Security::InsecureLoopback => "plaintext, loopback only",
         };
-        let worker = Worker::bind(WorkerConfig::new(args.listen, security))?;
+        let worker = Worker::bind(WorkerConfig::new(args.listen, security.clone()))?;
+        let addr = worker.local_addr()?;
         println!(
-            "ferrograd worker listening on {} ({mode}); devices: {}",
-            worker.local_addr()?,
+            "ferrograd worker listening on {addr} ({mode}); devices: {}",
             devices.join(", ")
         );
+        let _announcement = if args.announce {
+            let a = discovery::announce(addr, &devices, &security)?;
+            println!(
+                "announced on the local network as {} (cluster {})",
+                discovery::SERVICE_TYPE,
+                discovery::cluster_fingerprint(&security)
+            );
+            Some(a)
+        } else {
+            None
+        };
         let _ = std::io::stdout().flush();
         worker.run()
+    }
+
+    fn discover(
+        peers: Option<String>,
+        peers_file: Option<PathBuf>,
+        wait_ms: u64,
+        loopback: bool,
+    ) -> Result<()> {
+        let security = ferrograd::distributed::remote::client_security()?;
+        let mut list = match peers {
+            Some(p) => discovery::parse_peers(&p)?,
+            None => Vec::new(),
+        };
+        if let Some(file) = peers_file {
+            list.extend(discovery::read_peer_file(&file)?);
+        }
+        let (mut found, failed) = discovery::probe_all(&list, &security);
+        if wait_ms > 0 {
+            let announced = discovery::browse(&security, Duration::from_millis(wait_ms), loopback)?;
+            for w in announced {
+                if !found.iter().any(|f| f.addr == w.addr) {
+                    found.push(w);
+                }
+            }
+        }
+        for w in &found {
+            println!(
+                "{} ({:?}): {}",
+                w.addr,
+                w.source,
+                w.remote_names().join(" ")
+            );
+        }
+        for (peer, e) in &failed {
+            println!("{peer}: unreachable: {e}");
+        }
+        if found.is_empty() {
+            println!("no workers found");
+        }
+        Ok(())
     }
 
     pub fn cluster(command: ClusterCommand) -> Result<()> {
@@ -155,6 +228,12 @@ mod distributed {
             ClusterCommand::Token { dir, ttl_secs } => {
                 println!("{}", cluster::token(&dir, Duration::from_secs(ttl_secs))?);
             }
+            ClusterCommand::Discover {
+                peers,
+                peers_file,
+                wait_ms,
+                loopback,
+            } => discover(peers, peers_file, wait_ms, loopback)?,
         }
         Ok(())
     }

@@ -1,0 +1,183 @@
+//! Pipeline placement on remote devices: three in-process workers on loopback (mutual TLS);
+//! the split follows the measured (here: set) rates, a user override wins, parameters move to
+//! their stage's device, results equal a single-device run, and a device added later is used
+//! from the next pass. (Failover with worker processes is in `workers.rs`.)
+
+use ferrograd::distributed::cluster::{self, Identity};
+use ferrograd::distributed::worker::{RunningWorker, Worker, WorkerConfig};
+use ferrograd::distributed::{remote, Security};
+use ferrograd::nn::{Linear, Module, StateKind};
+use ferrograd::pipeline::{calibrate, set_rate, Pipeline, PipelineLayer, StageEvent};
+use ferrograd::Tensor;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// A dense layer with a ReLU.
+struct Dense(Linear);
+
+impl Module for Dense {
+    fn visit_state(&self, f: &mut dyn FnMut(&str, &Tensor, StateKind)) {
+        self.0.visit_state(f)
+    }
+    fn set_training(&self, training: bool) {
+        self.0.set_training(training)
+    }
+}
+
+impl PipelineLayer for Dense {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.0.forward(x).relu()
+    }
+}
+
+/// `n` dense layers of width 24 (seeded), on the CPU.
+fn model(n: usize) -> Vec<Box<dyn PipelineLayer>> {
+    Tensor::manual_seed(11);
+    (0..n)
+        .map(|_| Box::new(Dense(Linear::new(24, 24))) as Box<dyn PipelineLayer>)
+        .collect()
+}
+
+/// The model run layer by layer where its parameters are (before it is placed). Computed
+/// from the layers themselves: the seeded generator is shared by the tests running in
+/// parallel, so a second model from the same seed may differ.
+fn expected(layers: &[Box<dyn PipelineLayer>], x: &Tensor) -> Vec<f32> {
+    let mut y = x.clone();
+    for l in layers {
+        y = l.forward(&y);
+    }
+    y.to("cpu").unwrap().to_vec::<f32>().unwrap()
+}
+
+/// Six TLS workers in this process (each test uses its own, as rates are process-wide), the client's security set; their `remote:` cpu devices.
+fn workers() -> &'static [String] {
+    static WORKERS: OnceLock<(Vec<RunningWorker>, tempfile::TempDir, Vec<String>)> =
+        OnceLock::new();
+    &WORKERS
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            cluster::init(dir.path()).unwrap();
+            ferrograd::device::init();
+            let running: Vec<RunningWorker> = (0..6)
+                .map(|_| {
+                    let token = cluster::token(dir.path(), Duration::from_secs(600)).unwrap();
+                    let config = WorkerConfig::new(
+                        "127.0.0.1:0".parse().unwrap(),
+                        Security::MutualTls(cluster::redeem(&token).unwrap()),
+                    );
+                    Worker::bind(config).unwrap().spawn().unwrap()
+                })
+                .collect();
+            remote::set_client_security(Security::MutualTls(
+                Identity::load_client(dir.path()).unwrap(),
+            ));
+            let names = running
+                .iter()
+                .map(|w| format!("remote:{}/cpu", w.addr()))
+                .collect();
+            (running, dir, names)
+        })
+        .2
+}
+
+fn input() -> Tensor {
+    Tensor::manual_seed(5);
+    let x = Tensor::randn(&[7, 24]).to("cpu").unwrap();
+    x.realize().unwrap();
+    x
+}
+
+fn assert_close(got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "[{i}] {g} vs {w}");
+    }
+}
+
+#[test]
+fn calibration_measures_a_positive_rate_once() {
+    let dev = &workers()[0];
+    let r = calibrate(dev).unwrap();
+    assert!(r.is_finite() && r > 1e3, "{r}");
+    assert_eq!(calibrate(dev).unwrap(), r, "cached");
+}
+
+#[test]
+fn the_split_follows_the_rates_and_the_result_equals_one_device() {
+    let ws = workers();
+    let (a, b) = (&ws[1], &ws[2]);
+    set_rate(a, 2e9).unwrap();
+    set_rate(b, 1e9).unwrap();
+    let layers = model(9);
+    let x = input();
+    let want = expected(&layers, &x);
+    let weights: Vec<Tensor> = layers.iter().map(|l| l.parameters()[0].clone()).collect();
+    let mut p = Pipeline::new(layers, &[a, b], &[7, 24], HashMap::new()).unwrap();
+    // Equal layers, a worker twice as fast: it gets twice the layers.
+    assert_eq!(p.placement().stages, vec![0..6, 6..9]);
+    // The layers' own tensors moved to their stage's device.
+    let moved: Vec<String> = weights.iter().map(|w| w.device().to_string()).collect();
+    assert_eq!(moved[..6], vec![a.clone(); 6][..]);
+    assert_eq!(moved[6..], vec![b.clone(); 3][..]);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let log = events.clone();
+    p.set_observer(move |e| log.lock().unwrap().push(e.clone()));
+    let got = p.forward(&x).unwrap();
+    assert_eq!(got.device().as_ref(), "cpu");
+    assert_close(&got.to_vec::<f32>().unwrap(), &want);
+    assert_eq!(
+        *events.lock().unwrap(),
+        vec![
+            StageEvent::Starting {
+                device: a.clone(),
+                layers: 0..6
+            },
+            StageEvent::Starting {
+                device: b.clone(),
+                layers: 6..9
+            },
+        ]
+    );
+    // Reversed rates reverse the split.
+    set_rate(a, 1e9).unwrap();
+    set_rate(b, 2e9).unwrap();
+    let p = Pipeline::new(model(9), &[a, b], &[7, 24], HashMap::new()).unwrap();
+    assert_eq!(p.placement().stages, vec![0..3, 3..9]);
+}
+
+#[test]
+fn a_user_override_wins_and_a_joining_device_is_used_from_the_next_pass() {
+    let ws = &workers()[3..6];
+    for w in ws {
+        set_rate(w, 1e9).unwrap();
+    }
+    // Pin layer 1 to the second device: the first keeps only layer 0.
+    let pins = HashMap::from([(1, 1)]);
+    let layers = model(4);
+    let x = input();
+    let want = expected(&layers, &x);
+    let mut p = Pipeline::new(layers, &[&ws[0], &ws[1]], &[7, 24], pins).unwrap();
+    assert_eq!(p.placement().stages, vec![0..1, 1..4]);
+    assert_close(&p.forward(&x).unwrap().to_vec::<f32>().unwrap(), &want);
+    p.add_device(&ws[2]).unwrap();
+    assert_eq!(p.placement().stages, vec![0..1, 1..3, 3..4]);
+    assert_close(&p.forward(&x).unwrap().to_vec::<f32>().unwrap(), &want);
+    assert_eq!(p.failovers(), 0);
+    // Without the pin the four equal layers split evenly-ish over three equal devices.
+    let q = Pipeline::new(
+        model(4),
+        &[&ws[0], &ws[1], &ws[2]],
+        &[7, 24],
+        HashMap::new(),
+    )
+    .unwrap();
+    let sizes: Vec<usize> = q.placement().stages.iter().map(|r| r.len()).collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 4);
+    assert_eq!(*sizes.iter().max().unwrap(), 2, "{sizes:?}");
+    let layers = model(2);
+    let err = Pipeline::new(layers, &[&ws[0]], &[7, 24], HashMap::from([(0, 3)]))
+        .err()
+        .expect("a pin to a device that does not exist");
+    assert!(err.to_string().contains("override"), "{err}");
+}
