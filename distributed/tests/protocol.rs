@@ -45,6 +45,39 @@ fn command() -> impl Strategy<Value = Command> {
             }
         ),
         Just(Command::Synchronize),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            ".{0,24}",
+            ".{0,12}",
+            any::<u64>()
+        )
+            .prop_map(|(buffer, bytes, peer, device, ticket)| Command::Send {
+                buffer,
+                bytes,
+                peer,
+                device,
+                ticket
+            }),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            proptest::collection::vec(any::<u8>(), 0..64)
+        )
+            .prop_map(|(ticket, offset, total, data)| Command::Deposit {
+                ticket,
+                offset,
+                total,
+                data
+            }),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(buffer, ticket, bytes)| {
+            Command::Receive {
+                buffer,
+                ticket,
+                bytes,
+            }
+        }),
     ]
 }
 

@@ -15,7 +15,7 @@ use program::{WireDType, WireProgram};
 use serde::{Deserialize, Serialize};
 
 /// Version of the wire protocol; bumped on any change to a message's encoding.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The first four bytes of both handshake frames.
 pub const MAGIC: [u8; 4] = *b"FGRD";
@@ -114,6 +114,45 @@ pub enum Command {
     },
     /// Waits for every launch and copy so far.
     Synchronize,
+    /// Sends the first `bytes` bytes of a buffer to another worker, worker to worker: this
+    /// worker connects to `peer` (mutual TLS with its own identity), opens a session on its
+    /// device `device` and deposits the data there under `ticket` ([`Command::Deposit`]). The
+    /// command finishes when the peer has the data.
+    Send {
+        /// Buffer id (in this session).
+        buffer: u64,
+        /// Bytes to send.
+        bytes: u64,
+        /// The destination worker's `HOST:PORT`.
+        peer: String,
+        /// The destination worker's device the data is for.
+        device: String,
+        /// Names the data at the destination (chosen by the client, unique per transfer).
+        ticket: u64,
+    },
+    /// One chunk of a `total`-byte parcel another worker sends here under `ticket` (chunks in
+    /// order, `offset` 0 first). The parcel waits in the worker's inbox for [`Command::Receive`].
+    Deposit {
+        /// The parcel's ticket.
+        ticket: u64,
+        /// Byte offset of this chunk.
+        offset: u64,
+        /// Bytes of the whole parcel.
+        total: u64,
+        /// The chunk.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Writes the complete parcel deposited under `ticket` (of exactly `bytes` bytes) to the
+    /// start of a buffer and removes it from the inbox.
+    Receive {
+        /// Buffer id.
+        buffer: u64,
+        /// The parcel's ticket.
+        ticket: u64,
+        /// Bytes the parcel must hold.
+        bytes: u64,
+    },
 }
 
 /// Frames a worker sends after the handshake.
@@ -291,7 +330,7 @@ impl Command {
     /// Bytes of tensor data the command carries.
     pub fn payload_bytes(&self) -> usize {
         match self {
-            Command::Write { data, .. } => data.len(),
+            Command::Write { data, .. } | Command::Deposit { data, .. } => data.len(),
             _ => 0,
         }
     }
