@@ -19,7 +19,7 @@ use ferrograd::distributed::{remote, Security};
 use ferrograd::models::MnistNet;
 use ferrograd::nn::loss::cross_entropy;
 use ferrograd::nn::Module;
-use ferrograd::optim::{Adam, AdamConfig};
+use ferrograd::optim::{Adam, AdamConfig, Optimizer};
 use ferrograd::shard::DataParallel;
 use ferrograd::{DType, Tensor};
 use std::time::{Duration, Instant};
@@ -54,6 +54,33 @@ struct Args {
     /// Seed of the initialization.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Also time the same steps on this process's CPU alone (the baseline for the step time).
+    #[arg(long)]
+    local_baseline: bool,
+}
+
+/// Milliseconds per step of plain single-device training on this process's CPU, over the same
+/// batches (after the same warm-up).
+fn local_step_ms(args: &Args, data: &Mnist) -> Result<f64, Box<dyn std::error::Error>> {
+    Tensor::manual_seed(args.seed);
+    let net = MnistNet::new();
+    let mut opt = Adam::new(net.parameters(), AdamConfig::adam(args.lr));
+    let train = data.len(Split::Train);
+    let mut timed = Duration::ZERO;
+    for step in 0..args.steps {
+        let first = (step * args.batch_size) % (train - args.batch_size);
+        let idx: Vec<usize> = (first..first + args.batch_size).collect();
+        let (x, y) = data.batch(Split::Train, &idx);
+        let t = Instant::now();
+        let loss = cross_entropy(&net.forward(&x), &y, 0.0);
+        loss.backward();
+        opt.step_with(&[&loss])?;
+        loss.item::<f32>()?;
+        if step >= args.warmup {
+            timed += t.elapsed();
+        }
+    }
+    Ok(timed.as_secs_f64() * 1e3 / args.steps.saturating_sub(args.warmup).max(1) as f64)
 }
 
 /// Starts `n` loopback workers with mutual TLS in a fresh cluster and secures this client.
@@ -156,6 +183,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             timed_steps,
             (host_bytes() - bytes0) as f64 / 1024.0 / timed_steps as f64,
             (round_trips() - trips0) as f64 / timed_steps as f64,
+        );
+    }
+
+    if args.local_baseline {
+        println!(
+            "baseline: {:.1} ms per step on this process's cpu alone",
+            local_step_ms(&args, &data)?
         );
     }
 

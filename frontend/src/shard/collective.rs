@@ -100,7 +100,7 @@ fn direct_all_reduce(parts: &[Tensor], op: ReduceOp) -> Vec<Tensor> {
         .collect()
 }
 
-/// Chunk `c` of a flattened tensor split into the given sizes.
+/// The elements `bounds.0..bounds.1` of a flattened tensor.
 fn chunk(flat: &Tensor, bounds: (usize, usize)) -> Tensor {
     flat.shrink(&[bounds])
 }

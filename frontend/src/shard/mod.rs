@@ -11,6 +11,7 @@ pub mod split;
 
 pub use collective::{all_gather, all_reduce, Algorithm, ReduceOp};
 pub use data_parallel::DataParallel;
+pub use ops::Operand;
 
 use crate::Tensor;
 use collective::on_device;
