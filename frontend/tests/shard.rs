@@ -203,7 +203,7 @@ fn sharded_ops_match_one_device_on_three_workers() {
 }
 
 #[test]
-fn measured_weights_split_unevenly_but_completely() {
+fn measured_weights_split_the_axis_completely() {
     let devices = local_devices();
     let x = data(&[64, 3], 9);
     let s = x.shard(&names(&devices), 0).unwrap();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// replica's loss on its rows (scaled by its share of the batch, so the replicas' losses add up
 /// to the loss of the whole batch), runs each backward pass on its own device, all-reduces
 /// every parameter's gradient and lets every replica's optimizer apply the summed gradient, all
-/// in one realize. The summed gradients are bitwise equal on every device, so replicas on
+/// in one realize (the gradients travel as one bucket). The summed gradients are bitwise equal on every device, so replicas on
 /// devices of one kind stay bitwise equal. Buffers (batch-norm statistics) are per replica.
 pub struct DataParallel<M: Module, O: Optimizer> {
     replicas: Vec<M>,
@@ -248,15 +248,34 @@ impl<M: Module, O: Optimizer> DataParallel<M, O> {
         Ok(total)
     }
 
-    /// Replaces every replica's parameter gradients with their sum over the replicas.
+    /// Replaces every replica's parameter gradients with their sum over the replicas: each
+    /// replica's gradients are flattened into one bucket, the buckets are all-reduced at once
+    /// (one collective per step instead of one per parameter), and each replica cuts its
+    /// summed bucket back into gradients.
     fn all_reduce_gradients(&self) {
         let params: Vec<Vec<Tensor>> = self.replicas.iter().map(|r| r.parameters()).collect();
-        for k in 0..params[0].len() {
-            let grads: Option<Vec<Tensor>> = params.iter().map(|p| p[k].grad()).collect();
-            let Some(grads) = grads else { continue };
-            let reduced = all_reduce(&grads, ReduceOp::Sum, self.algorithm);
-            for (p, g) in params.iter().zip(reduced) {
-                p[k].set_grad(Some(g));
+        // Parameters with a gradient on every replica (the same ones, replicas being equal).
+        let with_grad: Vec<usize> = (0..params[0].len())
+            .filter(|&k| params.iter().all(|p| p[k].grad().is_some()))
+            .collect();
+        if with_grad.is_empty() {
+            return;
+        }
+        let sizes: Vec<usize> = with_grad.iter().map(|&k| params[0][k].numel()).collect();
+        let buckets: Vec<Tensor> = params
+            .iter()
+            .map(|p| {
+                let flat: Vec<Tensor> = with_grad
+                    .iter()
+                    .map(|&k| p[k].grad().expect("filtered").reshape([-1]))
+                    .collect();
+                Tensor::cat(&flat, 0)
+            })
+            .collect();
+        let reduced = all_reduce(&buckets, ReduceOp::Sum, self.algorithm);
+        for (p, bucket) in params.iter().zip(reduced) {
+            for (&k, g) in with_grad.iter().zip(bucket.split(&sizes, 0)) {
+                p[k].set_grad(Some(g.reshape(p[k].shape())));
             }
         }
     }
