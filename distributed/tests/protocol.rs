@@ -20,7 +20,7 @@ use proptest::prelude::*;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A command and, for a write, its data.
+/// A command and, for a write or a deposit, its data.
 fn command() -> impl Strategy<Value = (Command, Option<Vec<u8>>)> {
     let plain = |c: Command| (c, None);
     prop_oneof![
@@ -57,6 +57,43 @@ fn command() -> impl Strategy<Value = (Command, Option<Vec<u8>>)> {
             })
             .prop_map(plain),
         Just(Command::Synchronize).prop_map(plain),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            ".{0,24}",
+            ".{0,12}",
+            any::<u64>()
+        )
+            .prop_map(|(buffer, bytes, peer, device, ticket)| Command::Send {
+                buffer,
+                bytes,
+                peer,
+                device,
+                ticket
+            })
+            .prop_map(plain),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            proptest::collection::vec(any::<u8>(), 0..64)
+        )
+            .prop_map(|(ticket, offset, total, data)| (
+                Command::Deposit {
+                    ticket,
+                    offset,
+                    total,
+                    bytes: data.len() as u64,
+                },
+                Some(data)
+            )),
+        (any::<u64>(), any::<u64>(), any::<u64>())
+            .prop_map(|(buffer, ticket, bytes)| Command::Receive {
+                buffer,
+                ticket,
+                bytes,
+            })
+            .prop_map(plain),
     ]
 }
 

@@ -226,12 +226,76 @@ fn bad_commands_fail_with_reasons_and_the_session_goes_on() {
             ],
             "needs 12",
         ),
+        (
+            vec![Command::Receive {
+                buffer: 100,
+                ticket: 7,
+                bytes: 8,
+            }],
+            "no parcel",
+        ),
+        (
+            vec![
+                Command::Deposit {
+                    ticket: 8,
+                    offset: 0,
+                    total: 8,
+                    bytes: 4,
+                },
+                Command::Receive {
+                    buffer: 100,
+                    ticket: 8,
+                    bytes: 8,
+                },
+            ],
+            "holds 4 of 8 bytes",
+        ),
+        (
+            vec![Command::Deposit {
+                ticket: 8,
+                offset: 2,
+                total: 8,
+                bytes: 2,
+            }],
+            "out of order",
+        ),
+        (
+            vec![Command::Deposit {
+                ticket: 9,
+                offset: 0,
+                total: u64::MAX,
+                bytes: 0,
+            }],
+            "inbox limit",
+        ),
+        (
+            vec![Command::Send {
+                buffer: 100,
+                bytes: 8,
+                peer: "127.0.0.1:1".into(),
+                device: "cpu".into(),
+                ticket: 10,
+            }],
+            "connecting to peer 127.0.0.1:1",
+        ),
+        (
+            vec![Command::Send {
+                buffer: 100,
+                bytes: 16,
+                peer: "127.0.0.1:1".into(),
+                device: "cpu".into(),
+                ticket: 11,
+            }],
+            "read of bytes",
+        ),
     ];
     for (commands, expected) in cases {
         let payload = commands
             .iter()
             .filter_map(|c| match c {
-                Command::Write { bytes, .. } => Some(bytes::Bytes::from(vec![0; *bytes as usize])),
+                Command::Write { bytes, .. } | Command::Deposit { bytes, .. } => {
+                    Some(bytes::Bytes::from(vec![1; *bytes as usize]))
+                }
                 _ => None,
             })
             .collect();

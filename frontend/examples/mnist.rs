@@ -8,10 +8,11 @@
 
 use clap::Parser;
 use ferrograd::data::{Mnist, Split};
+use ferrograd::models::MnistNet as Net;
 use ferrograd::nn::loss::cross_entropy;
-use ferrograd::nn::{Conv2d, Linear, Module};
+use ferrograd::nn::Module;
 use ferrograd::optim::{Adam, AdamConfig, CosineSchedule, LrSchedule, Optimizer};
-use ferrograd::{Conv2dOptions, DType, Tensor};
+use ferrograd::{DType, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -41,35 +42,6 @@ struct Args {
     /// Seed of the initialization and the shuffling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-}
-
-/// conv(1->8, 3x3) -> relu -> maxpool 2 -> conv(8->16, 3x3) -> relu -> maxpool 2
-/// -> linear(400->128) -> relu -> linear(128->10)
-#[derive(Module)]
-struct Net {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    fc1: Linear,
-    fc2: Linear,
-}
-
-impl Net {
-    fn new() -> Net {
-        Net {
-            conv1: Conv2d::new(1, 8, (3, 3), Conv2dOptions::default()),
-            conv2: Conv2d::new(8, 16, (3, 3), Conv2dOptions::default()),
-            fc1: Linear::new(16 * 5 * 5, 128),
-            fc2: Linear::new(128, 10),
-        }
-    }
-
-    fn forward(&self, x: &Tensor) -> Tensor {
-        let pool = Conv2dOptions::default().stride(2, 2);
-        let h = self.conv1.forward(x).relu().max_pool2d((2, 2), pool);
-        let h = self.conv2.forward(&h).relu().max_pool2d((2, 2), pool);
-        let h = self.fc1.forward(&h.flatten(1, -1)).relu();
-        self.fc2.forward(&h)
-    }
 }
 
 /// A reproducible shuffle (splitmix64 + Fisher-Yates).

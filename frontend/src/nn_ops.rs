@@ -269,7 +269,7 @@ impl Tensor {
             self.shape()
         );
         let shape = [self.shape(), vec![classes]].concat();
-        let idx = Tensor::indices(&shape, shape.len() - 1);
+        let idx = self.indices_here(&shape, shape.len() - 1);
         self.cast(DType::I32)
             .unsqueeze(-1)
             .eq(&idx)
@@ -308,7 +308,7 @@ impl Tensor {
         let hit = index
             .cast(DType::I32)
             .unsqueeze(ax as i64 + 1)
-            .eq(Tensor::indices(&full, ax + 1));
+            .eq(index.indices_here(&full, ax + 1));
         hit.where_(&x, x.const_like(Scalar::Int(0)))
             .sum(ax as i64 + 1)
             .cast(self.dtype())

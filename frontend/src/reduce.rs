@@ -212,7 +212,7 @@ impl Tensor {
         } else {
             hit
         };
-        let idx = Tensor::indices(&shape, ax);
+        let idx = x.indices_here(&shape, ax);
         let cand = hit.where_(&idx, shape[ax] as i32);
         let r = cand.min_keepdim(ax);
         match (axis, keepdim) {
@@ -281,8 +281,8 @@ impl Tensor {
         let mut square = moved.clone();
         square.insert(square.len() - 1, n);
         let xs = x.unsqueeze(-2).broadcast_to(&square);
-        let rows = Tensor::indices(&[n, n], 0);
-        let cols = Tensor::indices(&[n, n], 1);
+        let rows = x.indices_here(&[n, n], 0);
+        let cols = x.indices_here(&[n, n], 1);
         let keep = cols.le(&rows);
         let zero = xs.const_like(Scalar::Int(0));
         keep.where_(&xs, &zero).sum(-1).transpose(ax, -1)

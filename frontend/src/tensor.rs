@@ -213,6 +213,11 @@ impl Tensor {
         ))
     }
 
+    /// [`Tensor::indices`] on this tensor's device (what ops on any device need).
+    pub(crate) fn indices_here(&self, shape: &[usize], axis: usize) -> Tensor {
+        Tensor::from_node(Node::arange(axis, DType::I32, shape, &self.device()))
+    }
+
     /// `steps` evenly spaced values from `start` to `end` inclusive (default float dtype).
     pub fn linspace(start: f64, end: f64, steps: usize) -> Tensor {
         let idx = Tensor::indices(&[steps], 0).cast(DEFAULT_FLOAT);

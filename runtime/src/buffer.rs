@@ -128,6 +128,27 @@ impl Buffer {
         self.device.device.read(self.raw(), &mut out)?;
         Ok(out)
     }
+    /// Copies this buffer's first `bytes` bytes into `dst` (on any device): directly between
+    /// the devices when they can ([`Device::copy_direct`]), else through host memory.
+    pub fn copy_to(&self, dst: &Buffer, bytes: usize) -> Result<()> {
+        assert!(
+            bytes <= self.bytes && bytes <= dst.bytes,
+            "copy_to: {bytes} bytes from a buffer of {} into one of {}",
+            self.bytes,
+            dst.bytes
+        );
+        let to = dst.device.device.as_ref();
+        if self
+            .device
+            .device
+            .copy_direct(self.raw(), to, dst.raw(), bytes)?
+        {
+            return Ok(());
+        }
+        let mut data = self.read()?;
+        data.truncate(bytes);
+        dst.write(&data)
+    }
     /// Wraps the buffer in an IR handle.
     pub fn into_handle(self) -> BufferHandle {
         BufferHandle::new(Arc::new(self))

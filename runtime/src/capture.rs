@@ -268,8 +268,8 @@ impl Plan {
                     step.device.device().launch(kernel, &params)?;
                 }
                 Work::Copy => {
-                    let bytes = self.resolve(&step.args[0], inputs, state).read()?;
-                    out.write(&bytes)?;
+                    let source = self.resolve(&step.args[0], inputs, state);
+                    source.copy_to(out, source.bytes().min(out.bytes()))?;
                 }
                 Work::Alloc => {}
             }

@@ -108,4 +108,17 @@ pub trait Device: Send + Sync + 'static {
     fn workgroup_size(&self) -> Option<usize> {
         None
     }
+    /// Copies the first `bytes` bytes of `src` (a buffer of this device) into `dst` (a buffer of
+    /// `to`) without the data passing through this process, when the two devices can do that
+    /// (two remote devices: worker to worker). `Ok(false)` means they cannot, and the runtime
+    /// reads and writes instead. The default cannot.
+    fn copy_direct(
+        &self,
+        _src: &RawBuffer,
+        _to: &dyn Device,
+        _dst: &RawBuffer,
+        _bytes: usize,
+    ) -> Result<bool> {
+        Ok(false)
+    }
 }

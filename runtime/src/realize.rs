@@ -152,13 +152,14 @@ fn run_copy(
     produced: &HashMap<u64, BufferHandle>,
 ) -> Result<BufferHandle> {
     let src = handle_of(src, produced);
-    let bytes = Buffer::from_handle(&src).read()?;
+    let source = Buffer::from_handle(&src);
+    let bytes = source.bytes();
     let dev = registry::device(output.device())?;
-    let out = dev.alloc(bytes.len())?;
-    out.write(&bytes)?;
+    let out = dev.alloc(bytes)?;
+    source.copy_to(&out, bytes)?;
     let out = out.into_handle();
     if capture::is_recording() {
-        capture::record_copy(&dev, bytes.len(), &out, &src);
+        capture::record_copy(&dev, bytes, &out, &src);
     }
     bump(|s| s.copies += 1);
     Ok(out)

@@ -60,7 +60,8 @@ pub struct Batch {
     pub deadline_ms: u32,
     /// The commands.
     pub commands: Vec<Command>,
-    /// The data of the batch's [`Command::Write`]s, one segment per write in command order.
+    /// The data of the batch's [`Command::Write`]s and [`Command::Deposit`]s, one segment per
+    /// such command in command order.
     /// Not part of the postcard value: the segments follow it in the frame.
     #[serde(skip)]
     pub payload: Vec<Bytes>,
@@ -124,6 +125,45 @@ pub enum Command {
     },
     /// Waits for every launch and copy so far.
     Synchronize,
+    /// Sends the first `bytes` bytes of a buffer to another worker, worker to worker: this
+    /// worker connects to `peer` (mutual TLS with its own identity), opens a session on its
+    /// device `device` and deposits the data there under `ticket` ([`Command::Deposit`]). The
+    /// command finishes when the peer has the data.
+    Send {
+        /// Buffer id (in this session).
+        buffer: u64,
+        /// Bytes to send.
+        bytes: u64,
+        /// The destination worker's `HOST:PORT`.
+        peer: String,
+        /// The destination worker's device the data is for.
+        device: String,
+        /// Names the data at the destination (chosen by the client, unique per transfer).
+        ticket: u64,
+    },
+    /// One chunk of a `total`-byte parcel another worker sends here under `ticket` (chunks in
+    /// order, `offset` 0 first). The parcel waits in the worker's inbox for [`Command::Receive`].
+    Deposit {
+        /// The parcel's ticket.
+        ticket: u64,
+        /// Byte offset of this chunk.
+        offset: u64,
+        /// Bytes of the whole parcel.
+        total: u64,
+        /// Bytes of this chunk, which follow the batch's value as one of its payload segments
+        /// (like a [`Command::Write`]'s).
+        bytes: u64,
+    },
+    /// Writes the complete parcel deposited under `ticket` (of exactly `bytes` bytes) to the
+    /// start of a buffer and removes it from the inbox.
+    Receive {
+        /// Buffer id.
+        buffer: u64,
+        /// The parcel's ticket.
+        ticket: u64,
+        /// Bytes the parcel must hold.
+        bytes: u64,
+    },
 }
 
 /// Frames a worker sends after the handshake.
@@ -316,7 +356,7 @@ impl Message for ClientMsg {
                 .commands
                 .iter()
                 .filter_map(|c| match c {
-                    Command::Write { bytes, .. } => Some(*bytes),
+                    Command::Write { bytes, .. } | Command::Deposit { bytes, .. } => Some(*bytes),
                     _ => None,
                 })
                 .collect(),

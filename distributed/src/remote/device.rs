@@ -91,6 +91,23 @@ pub struct RemoteDevice {
     next_buffer: AtomicU64,
     compiled: Mutex<HashSet<u64>>,
     options: RemoteOptions,
+    /// Tensor bytes written from and read into this process.
+    host_bytes: AtomicU64,
+}
+
+/// A ticket for one worker-to-worker transfer: unique within this process (a counter) and,
+/// with the process id and start time mixed in, across the clients of one worker.
+fn next_ticket() -> u64 {
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let base = *BASE.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        (nanos ^ ((std::process::id() as u64) << 40)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    });
+    base.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 impl RemoteDevice {
@@ -112,12 +129,19 @@ impl RemoteDevice {
             next_buffer: AtomicU64::new(1),
             compiled: Mutex::new(HashSet::new()),
             options,
+            host_bytes: AtomicU64::new(0),
         })
     }
 
     /// The connection (loss state, round-trip count).
     pub fn connection(&self) -> &Arc<Connection> {
         &self.conn
+    }
+
+    /// Tensor bytes that passed through this process to or from the worker (writes and
+    /// reads; worker-to-worker transfers do not count).
+    pub fn host_bytes(&self) -> u64 {
+        self.host_bytes.load(Ordering::Relaxed)
     }
 
     /// Why the worker was declared lost, if it was.
@@ -272,6 +296,8 @@ impl Device for RemoteDevice {
                 ),
             });
         }
+        self.host_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         let total = data.len() as u64;
         // The one copy of the data on this side: into a segment the writer task owns.
         let write = |i: usize, chunk: &[u8]| {
@@ -300,6 +326,7 @@ impl Device for RemoteDevice {
             });
         }
         let len = out.len();
+        self.host_bytes.fetch_add(len as u64, Ordering::Relaxed);
         let total = len as u64;
         let reads = (0..len.div_ceil(CHUNK_BYTES).max(1)).map(move |i| {
             let read = Command::Read {
@@ -397,5 +424,39 @@ impl Device for RemoteDevice {
 
     fn workgroup_size(&self) -> Option<usize> {
         self.remote.workgroup_size.map(|w| w as usize)
+    }
+
+    /// Between two remote devices opened through the registry: this worker sends the bytes to
+    /// the other worker itself ([`Command::Send`]), then the other worker's queue gets the
+    /// matching [`Command::Receive`]. The send is flushed and answered before the receive is
+    /// queued, so the parcel is there when the receive runs.
+    fn copy_direct(
+        &self,
+        src: &RawBuffer,
+        to: &dyn Device,
+        dst: &RawBuffer,
+        bytes: usize,
+    ) -> Result<bool> {
+        let Some(target) = super::opened(&to.info().name) else {
+            return Ok(false);
+        };
+        let (src, dst) = (self.buffer(src)?, target.buffer(dst)?);
+        let ticket = next_ticket();
+        self.flush_with(vec![Command::Send {
+            buffer: src.id,
+            bytes: bytes as u64,
+            peer: target.conn.peer().to_string(),
+            device: target.remote.name.clone(),
+            ticket,
+        }])?;
+        target.enqueue(
+            Command::Receive {
+                buffer: dst.id,
+                ticket,
+                bytes: bytes as u64,
+            },
+            None,
+        )?;
+        Ok(true)
     }
 }

@@ -7,6 +7,7 @@
 //! frame, a frame over the size limit or a client silent for [`WorkerConfig::idle_timeout`]
 //! closes that connection and frees its buffers; other sessions are untouched.
 
+mod exchange;
 mod session;
 
 use crate::error::{Error, Result};
@@ -16,6 +17,7 @@ use crate::protocol::{
     HelloReply, OutFrame, WireDeviceInfo, WorkerMsg,
 };
 use crate::transport::{self, Security, HANDSHAKE_TIMEOUT};
+use exchange::Exchange;
 use session::Session;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -149,6 +151,7 @@ impl Worker {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(self.listener)
                 .map_err(|e| Error::io(&addr, e))?;
+            let exchange = Exchange::new(self.config.security.clone());
             let config = Arc::new(self.config);
             let acceptor = self.acceptor;
             tokio::pin!(shutdown);
@@ -165,9 +168,10 @@ impl Worker {
                         };
                         let acceptor = acceptor.clone();
                         let config = config.clone();
+                        let exchange = exchange.clone();
                         tokio::spawn(async move {
                             let peer = peer.to_string();
-                            if let Err(e) = serve_connection(tcp, &peer, acceptor, &config).await {
+                            if let Err(e) = serve_connection(tcp, &peer, acceptor, &config, exchange).await {
                                 tracing::info!(%peer, error = %e, "connection closed");
                             }
                         });
@@ -193,6 +197,7 @@ async fn serve_connection(
     peer: &str,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     config: &WorkerConfig,
+    exchange: Arc<Exchange>,
 ) -> Result<()> {
     let stream = transport::accept(tcp, peer, acceptor.as_ref()).await?;
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -260,7 +265,7 @@ async fn serve_connection(
     std::thread::Builder::new()
         .name(format!("ferrograd-session-{peer}"))
         .spawn(move || {
-            let mut session = Session::new(device, memory_limit);
+            let mut session = Session::new(device, memory_limit, exchange);
             while let Ok((batch, received)) = batch_rx.recv() {
                 let answer = session.run(batch, received);
                 if exec_tx.send(encode_message(&answer)).is_err() {

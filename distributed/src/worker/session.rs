@@ -5,6 +5,7 @@
 //! the buffers a launch binds against the Program's params), and a panic inside a backend is
 //! caught: a bad command fails its batch with a reason, never the worker.
 
+use super::exchange::Exchange;
 use crate::protocol::program::WireProgram;
 use crate::protocol::{Batch, Command, WorkerMsg};
 use bytes::Bytes;
@@ -42,13 +43,21 @@ pub(crate) struct Session {
     reads: HashMap<u64, Draining>,
     allocated: usize,
     memory_limit: usize,
+    exchange: Arc<Exchange>,
+    /// When the running batch's deadline passes.
+    deadline: Instant,
 }
 
 type Outcome = Result<(), String>;
 
 impl Session {
-    /// A session on `device` that may hold at most `memory_limit` bytes of buffers.
-    pub(crate) fn new(device: Arc<DeviceHandle>, memory_limit: usize) -> Self {
+    /// A session on `device` that may hold at most `memory_limit` bytes of buffers and
+    /// exchanges data with other workers through `exchange`.
+    pub(crate) fn new(
+        device: Arc<DeviceHandle>,
+        memory_limit: usize,
+        exchange: Arc<Exchange>,
+    ) -> Self {
         Session {
             device,
             buffers: HashMap::new(),
@@ -57,12 +66,15 @@ impl Session {
             reads: HashMap::new(),
             allocated: 0,
             memory_limit,
+            exchange,
+            deadline: Instant::now(),
         }
     }
 
     /// Runs a batch received at `received`; the answer to send back.
     pub(crate) fn run(&mut self, batch: Batch, received: Instant) -> WorkerMsg {
         let deadline = received + Duration::from_millis(batch.deadline_ms as u64);
+        self.deadline = deadline;
         let mut reads = Vec::new();
         let mut payload = batch.payload.into_iter();
         for (index, command) in batch.commands.into_iter().enumerate() {
@@ -78,7 +90,7 @@ impl Session {
                 ));
             }
             let data = match command {
-                Command::Write { .. } => payload.next(),
+                Command::Write { .. } | Command::Deposit { .. } => payload.next(),
                 _ => None,
             };
             match catch_unwind(AssertUnwindSafe(|| self.command(command, data, &mut reads))) {
@@ -137,6 +149,41 @@ impl Session {
                 .device()
                 .synchronize()
                 .map_err(|e| e.to_string()),
+            Command::Send {
+                buffer,
+                bytes,
+                peer,
+                device,
+                ticket,
+            } => {
+                let data = self.read(buffer, 0, bytes, bytes)?;
+                let left = self.deadline.saturating_duration_since(Instant::now());
+                self.exchange.send(&data, &peer, &device, ticket, left)
+            }
+            Command::Deposit {
+                ticket,
+                offset,
+                total,
+                ..
+            } => {
+                // The decoder attached one segment per deposit, as for writes.
+                let data = data.ok_or("a deposit without its data")?;
+                self.exchange.deposit(ticket, offset, total, &data)
+            }
+            Command::Receive {
+                buffer,
+                ticket,
+                bytes,
+            } => {
+                let capacity = self.buffer(buffer)?.bytes();
+                if bytes as usize > capacity {
+                    return Err(format!(
+                        "receive of {bytes} bytes into buffer #{buffer} of {capacity} bytes"
+                    ));
+                }
+                let data = self.exchange.take(ticket, bytes)?;
+                self.buffer(buffer)?.write(&data).map_err(|e| e.to_string())
+            }
         }
     }
 
