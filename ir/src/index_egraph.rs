@@ -253,23 +253,26 @@ fn has_div_mod(e: &Idx) -> bool {
         .any(|(a, _)| matches!(a, Atom::Div(..) | Atom::Mod(..)))
 }
 
-/// Divisions and modulos in `e`, nested ones included.
-fn div_mod_count(e: &Idx) -> usize {
-    e.terms()
-        .iter()
-        .map(|(a, _)| match a {
-            Atom::Var(_) => 0,
-            Atom::Div(inner, _) | Atom::Mod(inner, _) => 1 + div_mod_count(inner),
-        })
-        .sum()
+/// The operands of `e`'s top-level divisions and modulos.
+fn div_mod_operands(e: &Idx) -> impl Iterator<Item = &Idx> {
+    e.terms().iter().filter_map(|(a, _)| match a {
+        Atom::Var(_) => None,
+        Atom::Div(inner, _) | Atom::Mod(inner, _) => Some(&**inner),
+    })
 }
 
-/// True when the e-graph can find something the canonical form has not: every rule that
-/// lowers the cost relates two divisions/modulos (`mod-mod`, `div-div`, `mod-of-div`, the
-/// div/mod pairs), while one division or modulo of an affine expression is already split,
-/// bounded and reduced by [`IdxCtx`] itself (`div-split`, `div-small`, common factors).
+/// True when the e-graph can find something the canonical form has not. Every rule that lowers
+/// the cost relates two divisions/modulos: one inside the other (`mod-mod`, `div-div`,
+/// `mod-of-div`, `mod-pair`) or two of the same operand side by side (`(x/d)*d + x%d`). A
+/// division or modulo of an affine expression on its own is already split, bounded and reduced
+/// by [`IdxCtx`] itself (`div-split`, `div-small`, common factors).
 fn can_win(e: &Idx) -> bool {
-    div_mod_count(e) >= 2
+    let operands: Vec<&Idx> = div_mod_operands(e).collect();
+    operands.iter().any(|x| has_div_mod(x))
+        || operands
+            .iter()
+            .enumerate()
+            .any(|(i, x)| operands[i + 1..].contains(x))
 }
 
 static LOADS: AtomicU64 = AtomicU64::new(0);
@@ -367,7 +370,7 @@ thread_local! {
     static CACHE: std::cell::RefCell<HashMap<CacheKey, Idx>> = Default::default();
 }
 
-/// [`simplify`] where it [`can_win`], memoized per thread by the expression and its
+/// [`simplify`] where it [`can_win`] (elsewhere `e` itself), memoized per thread by the expression and its
 /// variables' ranges (lowering runs on every realize; the same kernels come back every
 /// training step).
 pub fn simplify_cached(ctx: &IdxCtx, e: &Idx) -> Idx {
@@ -427,6 +430,7 @@ mod tests {
         let mut ctx = IdxCtx::new();
         let m = ctx.var(48);
         let e = ctx.modulo(&ctx.modulo(&m, 12), 4);
+        assert!(can_win(&e), "{e:?}");
         let s = simplify(&ctx, &e);
         assert_eq!(s, ctx.modulo(&m, 4), "from {e:?}");
         assert!(s.op_count() < e.op_count());
@@ -440,6 +444,7 @@ mod tests {
         let x = ctx.var(64);
         let hi = ctx.mul(&ctx.div(&ctx.modulo(&x, 8), 4), 4);
         let e = ctx.add(&hi, &ctx.modulo(&x, 4));
+        assert!(can_win(&e), "{e:?}");
         let s = simplify(&ctx, &e);
         assert!(s.op_count() < e.op_count(), "{e:?} -> {s:?}");
         all_values(&ctx, &e, &s, &[64]);
@@ -466,19 +471,27 @@ mod tests {
     }
 
     proptest! {
-        /// The ground for [`can_win`]: with one division or modulo, the canonical form leaves
-        /// the e-graph nothing to improve, so skipping it loses nothing.
+        /// The ground for [`can_win`]: divisions and modulos of affine expressions that are
+        /// neither nested nor share an operand leave the e-graph nothing to improve, so
+        /// skipping it loses nothing.
         #[test]
-        fn one_division_or_modulo_is_already_minimal(
+        fn unrelated_divisions_and_modulos_are_already_minimal(
             a in 1usize..9, b in 1usize..9, ca in -6i64..7, cb in -6i64..7, k in -5i64..9,
-            d in 1i64..13,
+            d1 in 1i64..13, d2 in 1i64..13,
         ) {
             let mut ctx = IdxCtx::new();
             let x = ctx.var(a);
             let y = ctx.var(b);
             let lin = ctx.add_const(&ctx.add(&ctx.mul(&x, ca), &ctx.mul(&y, cb)), k);
-            for e in [ctx.div(&lin, d), ctx.modulo(&lin, d)] {
-                if div_mod_count(&e) == 1 {
+            let other = ctx.add(&ctx.mul(&x, cb), &y);
+            let candidates = [
+                ctx.div(&lin, d1),
+                ctx.modulo(&lin, d1),
+                ctx.add(&ctx.div(&lin, d1), &ctx.modulo(&other, d2)),
+                ctx.add(&ctx.modulo(&lin, d1), &ctx.mul(&ctx.div(&other, d2), 3)),
+            ];
+            for e in candidates {
+                if !can_win(&e) {
                     prop_assert_eq!(simplify(&ctx, &e).op_count(), e.op_count(), "{:?}", e);
                 }
             }
