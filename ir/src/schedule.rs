@@ -22,7 +22,9 @@ pub struct Kernel {
     pub output: NodeRef,
     /// The reduction fused into this kernel, if any.
     pub reduce: Option<NodeRef>,
-    /// Materialized nodes the kernel reads, in parameter order (after the output).
+    /// Materialized nodes the kernel reads, in parameter order (after the output): the order
+    /// of a walk of the kernel's graph, so it depends on the graph's shape only, never on when
+    /// its buffers were created (a kernel must compile once however its inputs are numbered).
     pub inputs: Vec<NodeRef>,
 }
 
@@ -259,14 +261,16 @@ pub fn schedule(targets: &[NodeRef]) -> Vec<ScheduleItem> {
     items
 }
 
-/// The materialized nodes read by the kernel rooted at `root`.
+/// The materialized nodes read by the kernel rooted at `root`, in the order a depth-first walk
+/// from the root (operands left to right) first reaches them.
 fn kernel_inputs(root: &NodeRef, mat: &HashSet<u64>) -> Vec<NodeRef> {
     let mut inputs = Vec::new();
     let mut seen = HashSet::new();
-    let mut stack: Vec<NodeRef> = root.src().to_vec();
-    if matches!(root.op(), Op::Contiguous) {
-        stack = vec![root.src()[0].clone()];
-    }
+    let mut stack: Vec<NodeRef> = if matches!(root.op(), Op::Contiguous) {
+        vec![root.src()[0].clone()]
+    } else {
+        root.src().iter().rev().cloned().collect()
+    };
     while let Some(n) = stack.pop() {
         if !seen.insert(n.id()) {
             continue;
@@ -274,10 +278,9 @@ fn kernel_inputs(root: &NodeRef, mat: &HashSet<u64>) -> Vec<NodeRef> {
         if n.realized().is_some() || mat.contains(&n.id()) {
             inputs.push(n);
         } else {
-            stack.extend(n.src().iter().cloned());
+            stack.extend(n.src().iter().rev().cloned());
         }
     }
-    inputs.sort_by_key(|n| n.id());
     inputs
 }
 
@@ -298,6 +301,32 @@ mod tests {
         let fx = Node::expand(&f(&x), &[16, 32, 64]);
         let prod = Node::binary(BinaryOp::Mul, &fx, &Node::expand(&w, &[16, 32, 64]));
         schedule(&[Node::reduce(ReduceOp::Sum, &prod, &[1])]).len()
+    }
+
+    /// The parameter order of a kernel is the graph's, not its buffers' ages: the same kernel
+    /// over buffers created in the other order is the same kernel (an optimizer whose learning
+    /// rate buffer was replaced compiled its update kernel again).
+    #[test]
+    fn kernel_inputs_follow_the_graph_not_buffer_age() {
+        let inputs_of = |a: &NodeRef, b: &NodeRef| {
+            let y = Node::binary(BinaryOp::Add, a, &Node::expand(b, &[4, 3]));
+            match &schedule(&[y])[..] {
+                [ScheduleItem::Kernel(k)] => k.inputs.iter().map(|n| n.id()).collect::<Vec<_>>(),
+                other => panic!("one kernel expected, got {}", other.len()),
+            }
+        };
+        let older_matrix = leaf(&[4, 3]);
+        let newer_scalar = leaf(&[1, 1]);
+        assert_eq!(
+            inputs_of(&older_matrix, &newer_scalar),
+            vec![older_matrix.id(), newer_scalar.id()]
+        );
+        let older_scalar = leaf(&[1, 1]);
+        let newer_matrix = leaf(&[4, 3]);
+        assert_eq!(
+            inputs_of(&newer_matrix, &older_scalar),
+            vec![newer_matrix.id(), older_scalar.id()]
+        );
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! buffers it computes are recorded on the original nodes that have the same value (the
 //! targets the caller holds, and intermediates that later graphs may reuse).
 //!
-//! `FERROGRAD_EGRAPH=1` turns the step on (off by default, see [`enabled`]; `=0` is off, for
-//! A/B comparisons); `FERROGRAD_FAST_MATH=1` allows
-//! the rules that change float results (see `ferrograd_ir::rewrite`).
+//! The step is on by default; `FERROGRAD_EGRAPH=0` turns it off (for A/B comparisons).
+//! `FERROGRAD_FAST_MATH=1` allows the rules that change float results (see
+//! `ferrograd_ir::rewrite`). A structure no rule can change (most steady-state graphs of the
+//! frontend, which builds lean graphs) costs one linear pre-scan, once per structure, and is
+//! realized as it is.
 
 use ferrograd_ir::rewrite::{optimize, Lifted, RewriteConfig, RuleOptions, Structure, Template};
 use ferrograd_ir::{Node, NodeRef, Op};
@@ -35,6 +37,11 @@ pub struct RewriteStats {
     pub runs: u64,
     /// Graphs whose rewrite came from the cache.
     pub cache_hits: u64,
+    /// Graphs the pre-scan found nothing to rewrite in (no e-graph built; cache misses).
+    pub skipped: u64,
+    /// Graphs realized as they are because their rewrite is the identity (skipped or not
+    /// cheaper; cache hits included).
+    pub unchanged: u64,
     /// Time spent in egg (saturation and extraction).
     pub egg_time: Duration,
     /// Time spent taking graphs apart, looking them up and rebuilding them.
@@ -44,6 +51,8 @@ pub struct RewriteStats {
 static STATS: Mutex<RewriteStats> = Mutex::new(RewriteStats {
     runs: 0,
     cache_hits: 0,
+    skipped: 0,
+    unchanged: 0,
     egg_time: Duration::ZERO,
     overhead_time: Duration::ZERO,
 });
@@ -70,15 +79,12 @@ pub fn with_egraph<R>(on: bool, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// True when `FERROGRAD_EGRAPH=1` (or [`with_egraph`] says so on this thread). Off by default
-/// for now: with it on, an AdamW loop recompiles one kernel after its first learning-rate
-/// change (`frontend/tests/optim.rs`, not yet understood), and the measured steady-state gain
-/// is within the noise (docs/BENCHMARKS.md).
+/// True unless `FERROGRAD_EGRAPH=0` (or [`with_egraph`] says otherwise on this thread).
 pub fn enabled() -> bool {
     OVERRIDE.with(|o| o.get()).unwrap_or_else(|| {
         std::env::var("FERROGRAD_EGRAPH")
-            .map(|v| v == "1")
-            .unwrap_or(false)
+            .map(|v| v != "0")
+            .unwrap_or(true)
     })
 }
 
@@ -137,13 +143,16 @@ pub fn rewrite(targets: &[NodeRef]) -> Option<Rewritten> {
     let config = config();
     let key = (lifted.structure, config);
     let cached = cache().lock().get(&key).cloned();
+    let hit = cached.is_some();
     let mut egg_time = Duration::ZERO;
+    let mut skipped = false;
     let template = match cached {
         Some(t) => t,
         None => {
             let egg_start = Instant::now();
             let (template, report) = optimize(&key.0, &key.1);
             egg_time = egg_start.elapsed();
+            skipped = report.skipped;
             tracing::debug!(
                 nodes = key.0.nodes.len(),
                 iterations = report.iterations,
@@ -162,6 +171,21 @@ pub fn rewrite(targets: &[NodeRef]) -> Option<Rewritten> {
             template
         }
     };
+    let is_identity = template.is_identity;
+    let record = |s: &mut RewriteStats| {
+        match (hit, skipped) {
+            (true, _) => s.cache_hits += 1,
+            (false, true) => s.skipped += 1,
+            (false, false) => s.runs += 1,
+        }
+        s.unchanged += u64::from(is_identity);
+        s.egg_time += egg_time;
+        s.overhead_time += start.elapsed().saturating_sub(egg_time);
+    };
+    if is_identity {
+        record(&mut STATS.lock());
+        return None;
+    }
     let built = template.instantiate(&lifted.leaves);
     let rewritten = Rewritten {
         // A target folded to a constant is computed into its own buffer (`Contiguous`): were
@@ -184,13 +208,6 @@ pub fn rewrite(targets: &[NodeRef]) -> Option<Rewritten> {
         built,
         template,
     };
-    let mut s = STATS.lock();
-    if egg_time.is_zero() {
-        s.cache_hits += 1;
-    } else {
-        s.runs += 1;
-    }
-    s.egg_time += egg_time;
-    s.overhead_time += start.elapsed() - egg_time;
+    record(&mut STATS.lock());
     Some(rewritten)
 }

@@ -99,13 +99,15 @@ fn names() -> Vec<String> {
     v
 }
 
-/// Runs in the child: prints `kernels alu bytes first_ms steady_ms egg_ms`.
+/// Runs in the child: prints `kernels alu bytes first_ms steady_ms egg_ms index_egg_ms` (egg
+/// times up to the end of the first step, setup included).
 fn child(name: &str) {
     let mut step = workload(name);
     let t0 = Instant::now();
     step();
     let first = t0.elapsed();
     let egg = ferrograd::runtime::rewrite_stats().egg_time;
+    let index_egg = ferrograd_ir::index_egraph::stats().egg_time;
     ferrograd::runtime::count_work(true);
     let s0 = ferrograd::runtime::stats();
     step();
@@ -121,6 +123,10 @@ fn child(name: &str) {
     times.sort();
     let rs = ferrograd::runtime::rewrite_stats();
     eprintln!("rewrite stats after all steps: {rs:?}");
+    eprintln!(
+        "index stats after all steps: {:?}",
+        ferrograd_ir::index_egraph::stats()
+    );
     if ferrograd::runtime::profile::enabled() {
         for k in ferrograd::runtime::profile::take_report().iter().take(12) {
             eprintln!(
@@ -132,13 +138,14 @@ fn child(name: &str) {
         }
     }
     println!(
-        "RESULT {} {} {} {:.2} {:.3} {:.2}",
+        "RESULT {} {} {} {:.2} {:.3} {:.2} {:.2}",
         s1.kernels - s0.kernels,
         s1.alu_ops - s0.alu_ops,
         s1.bytes - s0.bytes,
         first.as_secs_f64() * 1e3,
         times[STEADY_STEPS / 2].as_secs_f64() * 1e3,
         egg.as_secs_f64() * 1e3,
+        index_egg.as_secs_f64() * 1e3,
     );
 }
 
@@ -168,20 +175,21 @@ fn main() {
         return;
     }
     let selected = if args.is_empty() { names() } else { args };
-    println!("| workload | egraph | kernels/step | ALU ops/step | bytes/step | first step ms (rewrite + compile) | steady step ms (median of {STEADY_STEPS}) | egg ms |");
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| workload | egraph | kernels/step | ALU ops/step | bytes/step | first step ms (rewrite + compile) | steady step ms (median of {STEADY_STEPS}) | graph egg ms | index egg ms |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for name in &selected {
         for mode in ["1", "0"] {
             let r = run_child(name, mode);
             println!(
-                "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 if mode == "1" { "on" } else { "off" },
                 r[0],
                 r[1],
                 r[2],
                 r[3],
                 r[4],
-                r[5]
+                r[5],
+                r[6]
             );
         }
     }

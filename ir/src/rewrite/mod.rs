@@ -38,6 +38,7 @@
 pub mod cost;
 pub mod extract;
 pub mod lang;
+pub mod prescan;
 pub mod rules;
 pub mod template;
 
@@ -104,12 +105,26 @@ pub struct Report {
     pub cost_before: f64,
     /// See `cost_before`.
     pub cost_after: f64,
+    /// True when the pre-scan ([`prescan::may_rewrite`]) found nothing any rule or fold could
+    /// change, so no e-graph was built (the counts and costs above are then 0).
+    pub skipped: bool,
 }
 
 /// Rewrites `structure`: saturates it with the configured rules under the limits and extracts
 /// the cheapest equivalent structure. Falls back to the input when extraction finds nothing
-/// cheaper.
+/// cheaper, and returns it at once when no rule or fold can apply ([`prescan::may_rewrite`]).
 pub fn optimize(structure: &Structure, config: &RewriteConfig) -> (Template, Report) {
+    if !prescan::may_rewrite(structure, config) {
+        let report = Report {
+            iterations: 0,
+            egraph_nodes: 0,
+            stop_reason: "no rule or fold applies".to_string(),
+            cost_before: 0.0,
+            cost_after: 0.0,
+            skipped: true,
+        };
+        return (Template::identity(structure), report);
+    }
     let analysis = GraphAnalysis {
         fold_constants: config.fold_constants,
     };
@@ -146,6 +161,7 @@ pub fn optimize(structure: &Structure, config: &RewriteConfig) -> (Template, Rep
         stop_reason: format!("{:?}", runner.stop_reason),
         cost_before,
         cost_after,
+        skipped: false,
     };
     (template, report)
 }
@@ -214,6 +230,7 @@ fn extract(
         }
     }
     let template = Template {
+        is_identity: false,
         roots: roots.iter().map(|&r| pos[&egraph.find(r)]).collect(),
         alias: ids
             .iter()

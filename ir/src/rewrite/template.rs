@@ -120,6 +120,9 @@ pub struct Template {
     /// For each position of the original structure, the rewritten node with the same value,
     /// where one was kept.
     pub alias: Vec<Option<u32>>,
+    /// True when this is the input structure unchanged ([`Template::identity`]): the caller
+    /// can use its own graph instead of instantiating this one.
+    pub is_identity: bool,
 }
 
 impl Template {
@@ -129,6 +132,7 @@ impl Template {
             nodes: structure.nodes.clone(),
             roots: structure.roots.clone(),
             alias: (0..structure.nodes.len() as u32).map(Some).collect(),
+            is_identity: true,
         }
     }
 
