@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use ferrograd::runtime::rewrite::{rewrite_stats, with_egraph};
-use ferrograd::testing::{check, computed, reference};
+use ferrograd::testing::check;
 use ferrograd::Tensor;
 use proptest::prelude::*;
 
@@ -117,18 +117,6 @@ fn input(shape: &[usize], seed: usize) -> Tensor {
     Tensor::from_vec(data, shape)
 }
 
-/// Through the CPU backend (the default device); through every backend of the test harness
-/// when `FERROGRAD_TEST_BACKENDS` names them. (Not every backend by default: Mesa's lavapipe
-/// folds `recip(x * 0)` to 0 inside fused kernels whether or not the optimizer runs.)
-fn check_on_test_backends(t: &Tensor, what: &str) {
-    if std::env::var_os("FERROGRAD_TEST_BACKENDS").is_some() {
-        check(t, 2e-5, 1e-6, what);
-    } else {
-        let expected = reference(t);
-        ferrograd_ir::reference::assert_close(&computed(t), &expected, 2e-5, 1e-6, what);
-    }
-}
-
 fn run(shape: &[usize], seed: usize, steps: &[Step], on: bool) {
     let x0 = input(shape, seed);
     let y = input(shape, seed + 1);
@@ -137,7 +125,12 @@ fn run(shape: &[usize], seed: usize, steps: &[Step], on: bool) {
         for s in steps {
             x = apply(&x, &y, s);
         }
-        check_on_test_backends(&x, &format!("{steps:?} on {shape:?} (egraph {on})"));
+        check(
+            &x,
+            2e-5,
+            1e-6,
+            &format!("{steps:?} on {shape:?} (egraph {on})"),
+        );
     });
 }
 

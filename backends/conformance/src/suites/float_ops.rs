@@ -173,19 +173,21 @@ pub fn trunc_is_exact_at_every_magnitude<H: Harness>() {
     }
 }
 
-/// Drivers may fold (without a float-controls mode, or ignoring it) `x + -x` to 0, `x * 0` to 0 and `x == x` to
-/// true; the shaders must keep NaN and inf semantics regardless.
+/// Drivers may fold (without a float-controls mode, or ignoring it) `x + -x` to 0, `x * 0` to
+/// 0, `x == x` to true and `sqrt(x) * sqrt(x)` to x; the shaders must keep NaN and inf
+/// semantics regardless.
 pub fn value_changing_float_rewrites_are_blocked<H: Harness>() {
     let dev = device::<H>();
-    let x = [f32::NAN, f32::INFINITY, -0.0, 2.5];
+    let x = [f32::NAN, f32::INFINITY, -0.0, 2.5, -2.0];
     type Reference = fn(f32) -> f32;
-    let cases: [(&str, Reference); 3] = [
+    let cases: [(&str, Reference); 4] = [
         ("x + -x", |v| v + -v),
         ("x * 0", |v| v * 0.0),
         ("x != x", |v| if v.is_nan() { 1.0 } else { 0.0 }),
+        ("sqrt(x) * sqrt(x)", |v| v.sqrt() * v.sqrt()),
     ];
     for (k, (what, want)) in cases.iter().enumerate() {
-        let p = map_program("rewrite", &[DType::F32], DType::F32, 4, 1, |b, v| {
+        let p = map_program("rewrite", &[DType::F32], DType::F32, x.len(), 1, |b, v| {
             let zero = b.push(Inst::Const {
                 ty: VType::scalar(DType::F32),
                 value: Scalar::Float(0.0),
@@ -207,6 +209,17 @@ pub fn value_changing_float_rewrites_are_blocked<H: Harness>() {
                     a: v[0],
                     b: zero,
                 }),
+                3 => {
+                    let s = b.push(Inst::Unary {
+                        op: UnaryOp::Sqrt,
+                        arg: v[0],
+                    });
+                    b.push(Inst::Binary {
+                        op: BinaryOp::Mul,
+                        a: s,
+                        b: s,
+                    })
+                }
                 _ => {
                     let ne = b.push(Inst::Binary {
                         op: BinaryOp::CmpNe,
@@ -220,9 +233,9 @@ pub fn value_changing_float_rewrites_are_blocked<H: Harness>() {
                 }
             }
         });
-        let (bx, bo) = (upload(&dev, &x), dev.allocate(16).unwrap());
+        let (bx, bo) = (upload(&dev, &x), dev.allocate(4 * x.len()).unwrap());
         run(&dev, &p, &[&bx, &bo]);
-        let got = download::<_, f32>(&dev, &bo, 4);
+        let got = download::<_, f32>(&dev, &bo, x.len());
         for (i, &v) in x.iter().enumerate() {
             let w = want(v);
             assert!(

@@ -51,10 +51,18 @@ impl Gen<'_> {
             // lavapipe's f64 `trunc` loses the sign of zero and the fraction of large values.
             UnaryOp::Trunc if wide => return Ok(format!("{}({x})", self.helper("trunc_f64"))),
             UnaryOp::Trunc => return Ok(format!("trunc({x})")),
-            UnaryOp::Sqrt => format!("sqrt({x})"),
-            UnaryOp::Recip => format!("{} / {x}", float_lit(1.0, wide)),
-            UnaryOp::Exp2 => format!("{}({x})", self.helper(&format!("exp2_{sfx}"))),
-            UnaryOp::Log2 => format!("{}({x})", self.helper(&format!("log2_{sfx}"))),
+            // Results the driver could pair with their inverse (`sqrt(x) * sqrt(x) -> x`,
+            // `exp2(log2(x)) -> x`: wrong for x < 0) pass through the opaque zero.
+            UnaryOp::Sqrt => self.opaque(dtype, &format!("sqrt({x})")),
+            UnaryOp::Recip => self.opaque(dtype, &format!("{} / {x}", float_lit(1.0, wide))),
+            UnaryOp::Exp2 => {
+                let f = self.helper(&format!("exp2_{sfx}"));
+                self.opaque(dtype, &format!("{f}({x})"))
+            }
+            UnaryOp::Log2 => {
+                let f = self.helper(&format!("log2_{sfx}"));
+                self.opaque(dtype, &format!("{f}({x})"))
+            }
             UnaryOp::Sin => format!("{}({x})", self.helper(&format!("sin_{sfx}"))),
         };
         Ok(self.round_to(dtype, &r))
