@@ -2,87 +2,15 @@
 //! pair three workers; each computes; a killed worker is detected within 1.5 s and a stopped
 //! (SIGSTOP) one within 2 s as `WorkerLost`, and the survivor keeps computing.
 
-use ferrograd::distributed::cluster::Identity;
-use ferrograd::distributed::{remote, Security};
+#[path = "common/processes.rs"]
+mod processes;
+
+use ferrograd::distributed::remote;
 use ferrograd::{All, Error, Tensor};
-use std::io::{BufRead, BufReader};
+use processes::{ferrograd, init_cluster, run, WorkerProcess};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn ferrograd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ferrograd"))
-}
-
-fn run(args: &[&str]) -> String {
-    let out = ferrograd().args(args).output().expect("ferrograd runs");
-    assert!(
-        out.status.success(),
-        "ferrograd {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A worker process, killed (after a SIGCONT, in case it is stopped) when dropped.
-struct WorkerProcess {
-    child: Child,
-    addr: String,
-}
-
-impl WorkerProcess {
-    fn start(cluster: &Path, state: &Path) -> WorkerProcess {
-        let token = run(&[
-            "cluster",
-            "token",
-            cluster.to_str().unwrap(),
-            "--ttl-secs",
-            "600",
-        ]);
-        let mut child = ferrograd()
-            .args(["worker", "--listen", "127.0.0.1:0", "--join", token.trim()])
-            .arg("--state")
-            .arg(state)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("worker starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("ferrograd worker listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected worker output: {line:?}"))
-            .to_string();
-        assert!(line.contains("mutual TLS"), "{line}");
-        WorkerProcess { child, addr }
-    }
-
-    /// Sends `signal` with `kill` (Debian package `procps`, installed by `.ci/run`).
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal}");
-    }
-
-    fn device(&self) -> String {
-        format!("remote:{}/cpu", self.addr)
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The cluster every test of this binary shares (the client's security is process-wide).
 fn cluster() -> &'static Path {
@@ -90,12 +18,7 @@ fn cluster() -> &'static Path {
     CLUSTER
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
-            let out = run(&["cluster", "init", dir.path().to_str().unwrap()]);
-            assert!(out.contains("FERROGRAD_CLUSTER_DIR"), "{out}");
-            ferrograd::device::init();
-            remote::set_client_security(Security::MutualTls(
-                Identity::load_client(dir.path()).unwrap(),
-            ));
+            init_cluster(dir.path());
             dir
         })
         .path()

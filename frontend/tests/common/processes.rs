@@ -8,7 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-fn ferrograd() -> Command {
+/// The `ferrograd` CLI built for these tests.
+pub fn ferrograd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ferrograd"))
 }
 
