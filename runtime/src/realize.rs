@@ -52,7 +52,7 @@ fn bump(f: impl FnOnce(&mut Stats)) {
 }
 
 /// The lowering target for a device ([`crate::Device::lowering_target`]; `FERROGRAD_OPT=0`
-/// turns the kernel optimizer off and `FERROGRAD_EGRAPH=0` the e-graph index simplification,
+/// turns the kernel optimizer off; the e-graph index simplification runs with `FERROGRAD_EGRAPH=1`,
 /// for A/B comparisons).
 pub fn lowering_target(device: &DeviceHandle) -> LoweringTarget {
     let optimize = std::env::var("FERROGRAD_OPT")

@@ -7,7 +7,9 @@
 //! buffers it computes are recorded on the original nodes that have the same value (the
 //! targets the caller holds, and intermediates that later graphs may reuse).
 //!
-//! The step is on by default; `FERROGRAD_EGRAPH=0` turns it off (for A/B comparisons).
+//! The step is off by default for now; `FERROGRAD_EGRAPH=1` turns it on (`=0` off, for A/B
+//! comparisons): on the quiet machine its per-step cost made the MNIST step slower (see
+//! docs/BENCHMARKS.md).
 //! `FERROGRAD_FAST_MATH=1` allows the rules that change float results (see
 //! `ferrograd_ir::rewrite`). A structure no rule can change (most steady-state graphs of the
 //! frontend, which builds lean graphs) costs one linear pre-scan, once per structure, and is
@@ -79,12 +81,13 @@ pub fn with_egraph<R>(on: bool, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// True unless `FERROGRAD_EGRAPH=0` (or [`with_egraph`] says otherwise on this thread).
+/// True when `FERROGRAD_EGRAPH` is set to anything but `0` (or [`with_egraph`] says so on
+/// this thread).
 pub fn enabled() -> bool {
     OVERRIDE.with(|o| o.get()).unwrap_or_else(|| {
         std::env::var("FERROGRAD_EGRAPH")
             .map(|v| v != "0")
-            .unwrap_or(true)
+            .unwrap_or(false)
     })
 }
 
