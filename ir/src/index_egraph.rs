@@ -265,7 +265,10 @@ fn div_mod_operands(e: &Idx) -> impl Iterator<Item = &Idx> {
 /// the cost relates two divisions/modulos: one inside the other (`mod-mod`, `div-div`,
 /// `mod-of-div`, `mod-pair`) or two of the same operand side by side (`(x/d)*d + x%d`). A
 /// division or modulo of an affine expression on its own is already split, bounded and reduced
-/// by [`IdxCtx`] itself (`div-split`, `div-small`, common factors).
+/// by [`IdxCtx`] itself (`div-split`, `div-small`, common factors) — except where the
+/// canonical form could not split off a part of the operand because the remainder may be
+/// negative (`(5*i - j + 5) / 5`), which the e-graph's intervals can still do: a coefficient or
+/// constant at least as large as the divisor lets it try.
 fn can_win(e: &Idx) -> bool {
     let operands: Vec<&Idx> = div_mod_operands(e).collect();
     operands.iter().any(|x| has_div_mod(x))
@@ -273,6 +276,12 @@ fn can_win(e: &Idx) -> bool {
             .iter()
             .enumerate()
             .any(|(i, x)| operands[i + 1..].contains(x))
+        || e.terms().iter().any(|(atom, _)| match atom {
+            Atom::Var(_) => false,
+            Atom::Div(inner, d) | Atom::Mod(inner, d) => {
+                inner.constant().abs() >= *d || inner.terms().iter().any(|(_, c)| c.abs() >= *d)
+            }
+        })
 }
 
 static LOADS: AtomicU64 = AtomicU64::new(0);
