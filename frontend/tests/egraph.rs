@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use ferrograd::runtime::rewrite::{rewrite_stats, with_egraph};
+use ferrograd::runtime::rewrite::{rewrite_stats, with_egraph, with_mode, Mode};
 use ferrograd::testing::check;
 use ferrograd::Tensor;
 use proptest::prelude::*;
@@ -183,4 +183,32 @@ fn targets_and_intermediates_get_the_rewritten_buffers() {
         check(&again, 1e-5, 1e-6, "reuse");
         assert!(ferrograd::runtime::stats().kernels > k0);
     });
+}
+
+/// ALU instructions the kernels of one realize of `sum(exp2(x * 1))` executed on this thread
+/// (a structure only this test builds: the shape is unique to it).
+fn alu_ops_of_one_realize(seed: usize) -> u64 {
+    let x = input(&[7, 13], seed);
+    x.realize().unwrap();
+    ferrograd::runtime::count_work(true);
+    let before = ferrograd::runtime::stats().alu_ops;
+    let y = (&x * 1.0).exp2().sum_keepdim(1);
+    check(&y, 1e-5, 1e-6, "tiered");
+    let after = ferrograd::runtime::stats().alu_ops;
+    ferrograd::runtime::count_work(false);
+    after - before
+}
+
+#[test]
+fn tiered_mode_optimizes_a_structure_from_its_second_realize() {
+    let [first, second, third] = with_mode(Mode::Tiered, || [0, 1, 2].map(alu_ops_of_one_realize));
+    assert!(
+        second < first,
+        "the second realize runs the rewritten graph (x * 1 gone): {second} vs {first} ALU ops"
+    );
+    assert_eq!(second, third, "later realizes reuse the rewrite");
+    let eager = with_mode(Mode::Eager, || alu_ops_of_one_realize(3));
+    let off = with_mode(Mode::Off, || alu_ops_of_one_realize(4));
+    assert_eq!(eager, second, "eager mode rewrites on first sight");
+    assert_eq!(off, first, "off never rewrites");
 }

@@ -2,7 +2,7 @@
 //! device's compiled kernels, which tests running beside it in one process would change.
 
 use ferrograd::optim::{Adam, AdamConfig, Optimizer};
-use ferrograd::runtime::rewrite::with_egraph;
+use ferrograd::runtime::rewrite::{with_mode, Mode};
 use ferrograd::{All, Tensor};
 
 /// Runs an AdamW loop that changes its learning rate from the third step on; returns the
@@ -27,14 +27,14 @@ fn kernels_compiled_after_step_two() -> usize {
     dev.compiled_kernels() - compiled
 }
 
-/// With and without the e-graph optimizer (it rewrites the first step differently, which once
-/// left the update kernel's parameter order, then sorted by buffer age, compiled in one order
-/// only).
+/// With and without the e-graph optimizer, eager and tiered (it rewrites the first step
+/// differently, which once left the update kernel's parameter order, then sorted by buffer age,
+/// compiled in one order only; tiered mode rewrites from the second step on).
 #[test]
 fn later_steps_and_learning_rate_changes_compile_nothing_new() {
     ferrograd::device::init();
-    for on in [false, true] {
-        let new = with_egraph(on, kernels_compiled_after_step_two);
-        assert_eq!(new, 0, "steps recompiled {new} kernels (e-graph on: {on})");
+    for mode in [Mode::Off, Mode::Eager, Mode::Tiered] {
+        let new = with_mode(mode, kernels_compiled_after_step_two);
+        assert_eq!(new, 0, "steps recompiled {new} kernels (e-graph {mode:?})");
     }
 }

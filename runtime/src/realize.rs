@@ -8,6 +8,7 @@ use ferrograd_ir::lower::{lower, LoweringTarget};
 use ferrograd_ir::lower_gpu::lower_gpu;
 use ferrograd_ir::schedule::{schedule, Kernel, ScheduleItem};
 use ferrograd_ir::{BufferHandle, NodeRef, Program};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -51,15 +52,33 @@ fn bump(f: impl FnOnce(&mut Stats)) {
     });
 }
 
+thread_local! {
+    /// Whether the graph this thread is realizing is being optimized (see
+    /// [`crate::rewrite::Decision::optimize_indices`]).
+    static OPTIMIZE_INDICES: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the index-level e-graph on or off for this thread's lowerings.
+fn with_index_egraph<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OPTIMIZE_INDICES.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(OPTIMIZE_INDICES.with(|c| c.replace(on)));
+    f()
+}
+
 /// The lowering target for a device ([`crate::Device::lowering_target`]; `FERROGRAD_OPT=0`
-/// turns the kernel optimizer off; the e-graph index simplification runs with `FERROGRAD_EGRAPH=1`,
-/// for A/B comparisons).
+/// turns the kernel optimizer off). The e-graph index simplification runs for the kernels of
+/// graphs the rewrite step optimizes (`FERROGRAD_EGRAPH`, [`crate::rewrite`]).
 pub fn lowering_target(device: &DeviceHandle) -> LoweringTarget {
     let optimize = std::env::var("FERROGRAD_OPT")
         .map(|v| v != "0")
         .unwrap_or(true);
     let mut target = device.device().lowering_target(optimize);
-    target.index_egraph &= crate::rewrite::enabled();
+    target.index_egraph &= OPTIMIZE_INDICES.with(|c| c.get());
     target
 }
 
@@ -82,16 +101,18 @@ fn handle_of(node: &NodeRef, produced: &HashMap<u64, BufferHandle>) -> BufferHan
 
 /// The Programs that realizing `targets` would run, without running them (for inspection).
 pub fn programs(targets: &[NodeRef]) -> Result<Vec<Program>> {
-    let rewritten = crate::rewrite::rewrite(targets);
-    let targets = rewritten.as_ref().map_or(targets, |r| &r.targets);
-    let mut out = Vec::new();
-    for item in schedule(targets) {
-        if let ScheduleItem::Kernel(k) = item {
-            let dev = registry::device(k.output.device())?;
-            out.push(lower_for(&dev, &k));
+    let decision = crate::rewrite::rewrite(targets);
+    let targets = decision.rewritten.as_ref().map_or(targets, |r| &r.targets);
+    with_index_egraph(decision.optimize_indices, || {
+        let mut out = Vec::new();
+        for item in schedule(targets) {
+            if let ScheduleItem::Kernel(k) = item {
+                let dev = registry::device(k.output.device())?;
+                out.push(lower_for(&dev, &k));
+            }
         }
-    }
-    Ok(out)
+        Ok(out)
+    })
 }
 
 fn run_kernel(k: &Kernel, produced: &HashMap<u64, BufferHandle>) -> Result<BufferHandle> {
@@ -169,14 +190,15 @@ fn run_copy(
 /// ([`ferrograd_ir::Node::realized`]). Intermediate materialized nodes keep their buffers too.
 /// The graph is first rewritten by the e-graph optimizer ([`crate::rewrite`]).
 pub fn realize(targets: &[NodeRef]) -> Result<()> {
-    match crate::rewrite::rewrite(targets) {
+    let decision = crate::rewrite::rewrite(targets);
+    with_index_egraph(decision.optimize_indices, || match decision.rewritten {
         Some(rewritten) => {
             realize_scheduled(&rewritten.targets)?;
             rewritten.record_on_originals();
             Ok(())
         }
         None => realize_scheduled(targets),
-    }
+    })
 }
 
 /// Schedules `targets` as they are and runs the schedule.

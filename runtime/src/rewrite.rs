@@ -7,9 +7,13 @@
 //! buffers it computes are recorded on the original nodes that have the same value (the
 //! targets the caller holds, and intermediates that later graphs may reuse).
 //!
-//! The step is off by default for now; `FERROGRAD_EGRAPH=1` turns it on (`=0` off, for A/B
-//! comparisons): on the quiet machine its per-step cost made the MNIST step slower (see
-//! docs/BENCHMARKS.md).
+//! **Tiered** (the default): a structure is optimized the second time it is realized. A graph
+//! realized once (random initialization, loading, a one-shot computation) is not worth an
+//! e-graph: it pays one lift and hash and runs as built. A repeated structure (the step of a
+//! training or inference loop) is optimized from its second realize on, so egg's time and the
+//! rewritten kernels' compilation are paid where many later realizes reuse them.
+//! `FERROGRAD_EGRAPH=0` turns the step off (for A/B comparisons), `=eager` optimizes every
+//! graph on first sight (tests, inspection); [`with_mode`] overrides the variable per thread.
 //! `FERROGRAD_FAST_MATH=1` allows the rules that change float results (see
 //! `ferrograd_ir::rewrite`). A structure no rule can change (most steady-state graphs of the
 //! frontend, which builds lean graphs) costs one linear pre-scan, once per structure, and is
@@ -25,7 +29,15 @@ use std::time::{Duration, Instant};
 /// Templates kept at most; the cache is emptied when it is full.
 const CACHE_CAPACITY: usize = 1024;
 
-type Cache = HashMap<(Structure, RewriteConfig), Arc<Template>>;
+/// What is known of a structure.
+enum Entry {
+    /// Realized once, as it was built (tiered mode).
+    SeenOnce,
+    /// Optimized: the template to instantiate.
+    Optimized(Arc<Template>),
+}
+
+type Cache = HashMap<(Structure, RewriteConfig), Entry>;
 
 fn cache() -> &'static Mutex<Cache> {
     static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
@@ -41,6 +53,9 @@ pub struct RewriteStats {
     pub cache_hits: u64,
     /// Graphs the pre-scan found nothing to rewrite in (no e-graph built; cache misses).
     pub skipped: u64,
+    /// Graphs realized as built because their structure was seen for the first time (tiered
+    /// mode).
+    pub deferred: u64,
     /// Graphs realized as they are because their rewrite is the identity (skipped or not
     /// cheaper; cache hits included).
     pub unchanged: u64,
@@ -54,6 +69,7 @@ static STATS: Mutex<RewriteStats> = Mutex::new(RewriteStats {
     runs: 0,
     cache_hits: 0,
     skipped: 0,
+    deferred: 0,
     unchanged: 0,
     egg_time: Duration::ZERO,
     overhead_time: Duration::ZERO,
@@ -64,31 +80,54 @@ pub fn rewrite_stats() -> RewriteStats {
     *STATS.lock()
 }
 
-thread_local! {
-    static OVERRIDE: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+/// When the graph rewrite step runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Never (`FERROGRAD_EGRAPH=0`).
+    Off,
+    /// On a structure's second realize and after (the default).
+    Tiered,
+    /// On every graph, from its first realize (`FERROGRAD_EGRAPH=eager`).
+    Eager,
 }
 
-/// Runs `f` with the rewrite step on or off on this thread, whatever `FERROGRAD_EGRAPH` says
+thread_local! {
+    static OVERRIDE: std::cell::Cell<Option<Mode>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with the rewrite step in `mode` on this thread, whatever `FERROGRAD_EGRAPH` says
 /// (for A/B tests inside one process).
-pub fn with_egraph<R>(on: bool, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<bool>);
+pub fn with_mode<R>(mode: Mode, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Mode>);
     impl Drop for Restore {
         fn drop(&mut self) {
             OVERRIDE.with(|o| o.set(self.0));
         }
     }
-    let _restore = Restore(OVERRIDE.with(|o| o.replace(Some(on))));
+    let _restore = Restore(OVERRIDE.with(|o| o.replace(Some(mode))));
     f()
 }
 
-/// True when `FERROGRAD_EGRAPH` is set to anything but `0` (or [`with_egraph`] says so on
-/// this thread).
-pub fn enabled() -> bool {
+/// Runs `f` with the rewrite step on every graph ([`Mode::Eager`]) or off on this thread.
+pub fn with_egraph<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    with_mode(if on { Mode::Eager } else { Mode::Off }, f)
+}
+
+/// The mode of this thread: [`with_mode`]'s override, else `FERROGRAD_EGRAPH` (`0` or `off`:
+/// off; `eager`: eager; unset or anything else: tiered).
+pub fn mode() -> Mode {
     OVERRIDE.with(|o| o.get()).unwrap_or_else(|| {
-        std::env::var("FERROGRAD_EGRAPH")
-            .map(|v| v != "0")
-            .unwrap_or(false)
+        match std::env::var("FERROGRAD_EGRAPH").as_deref() {
+            Ok("0") | Ok("off") => Mode::Off,
+            Ok("eager") => Mode::Eager,
+            _ => Mode::Tiered,
+        }
     })
+}
+
+/// True unless the rewrite step is off on this thread.
+pub fn enabled() -> bool {
+    mode() != Mode::Off
 }
 
 /// The configuration realizes use (`FERROGRAD_FAST_MATH=1` enables fast-math rules).
@@ -132,30 +171,68 @@ impl Rewritten {
     }
 }
 
-/// The rewritten graph of `targets` (from the cache when its structure was seen), or `None`
-/// when the step is off or there is nothing to rewrite.
-pub fn rewrite(targets: &[NodeRef]) -> Option<Rewritten> {
-    if !enabled() || targets.iter().all(|t| t.realized().is_some()) {
-        return None;
+/// What the rewrite step decided for one realize.
+pub struct Decision {
+    /// The rewritten graph, or `None` to realize the caller's graph as it is.
+    pub rewritten: Option<Rewritten>,
+    /// Whether the graph's kernels are worth the index-level e-graph (the graph is being
+    /// optimized: a repeated structure in tiered mode, any graph in eager mode).
+    pub optimize_indices: bool,
+}
+
+impl Decision {
+    fn as_built(optimize_indices: bool) -> Decision {
+        Decision {
+            rewritten: None,
+            optimize_indices,
+        }
+    }
+}
+
+/// The rewritten graph of `targets` (from the cache when its structure was seen), or a
+/// decision to realize it as built: the step is off, there is nothing to rewrite, the rewrite
+/// is the identity, or (tiered mode) the structure is new.
+pub fn rewrite(targets: &[NodeRef]) -> Decision {
+    let mode = mode();
+    if mode == Mode::Off || targets.iter().all(|t| t.realized().is_some()) {
+        return Decision::as_built(false);
     }
     let start = Instant::now();
     let lifted = Lifted::new(targets);
     if lifted.structure.nodes.len() == lifted.leaves.len() {
-        return None;
+        return Decision::as_built(false);
     }
-    let config = config();
-    let key = (lifted.structure, config);
-    let cached = cache().lock().get(&key).cloned();
-    let hit = cached.is_some();
+    let key = (lifted.structure, config());
+    let template = {
+        let mut cache = cache().lock();
+        match cache.get(&key) {
+            Some(Entry::Optimized(t)) => Some(t.clone()),
+            Some(Entry::SeenOnce) => None,
+            None if mode == Mode::Tiered => {
+                if cache.len() >= CACHE_CAPACITY {
+                    cache.clear();
+                }
+                cache.insert(key, Entry::SeenOnce);
+                drop(cache);
+                record(Outcome::Deferred, false, Duration::ZERO, start);
+                return Decision::as_built(false);
+            }
+            None => None,
+        }
+    };
     let mut egg_time = Duration::ZERO;
-    let mut skipped = false;
-    let template = match cached {
+    let mut outcome = Outcome::CacheHit;
+    let template = match template {
         Some(t) => t,
         None => {
             let egg_start = Instant::now();
             let (template, report) = optimize(&key.0, &key.1);
             egg_time = egg_start.elapsed();
-            skipped = report.skipped;
+            outcome = if report.skipped {
+                Outcome::Skipped
+            } else {
+                Outcome::Ran
+            };
             tracing::debug!(
                 nodes = key.0.nodes.len(),
                 iterations = report.iterations,
@@ -166,28 +243,17 @@ pub fn rewrite(targets: &[NodeRef]) -> Option<Rewritten> {
                 "graph rewrite"
             );
             let template = Arc::new(template);
-            let mut c = cache().lock();
-            if c.len() >= CACHE_CAPACITY {
-                c.clear();
+            let mut cache = cache().lock();
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
             }
-            c.insert(key, template.clone());
+            cache.insert(key, Entry::Optimized(template.clone()));
             template
         }
     };
-    let is_identity = template.is_identity;
-    let record = |s: &mut RewriteStats| {
-        match (hit, skipped) {
-            (true, _) => s.cache_hits += 1,
-            (false, true) => s.skipped += 1,
-            (false, false) => s.runs += 1,
-        }
-        s.unchanged += u64::from(is_identity);
-        s.egg_time += egg_time;
-        s.overhead_time += start.elapsed().saturating_sub(egg_time);
-    };
-    if is_identity {
-        record(&mut STATS.lock());
-        return None;
+    if template.is_identity {
+        record(outcome, true, egg_time, start);
+        return Decision::as_built(true);
     }
     let built = template.instantiate(&lifted.leaves);
     let rewritten = Rewritten {
@@ -211,6 +277,31 @@ pub fn rewrite(targets: &[NodeRef]) -> Option<Rewritten> {
         built,
         template,
     };
-    record(&mut STATS.lock());
-    Some(rewritten)
+    record(outcome, false, egg_time, start);
+    Decision {
+        rewritten: Some(rewritten),
+        optimize_indices: true,
+    }
+}
+
+/// How a structure's rewrite was obtained.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    CacheHit,
+    Deferred,
+    Skipped,
+    Ran,
+}
+
+fn record(outcome: Outcome, identity: bool, egg_time: Duration, start: Instant) {
+    let mut s = STATS.lock();
+    match outcome {
+        Outcome::CacheHit => s.cache_hits += 1,
+        Outcome::Deferred => s.deferred += 1,
+        Outcome::Skipped => s.skipped += 1,
+        Outcome::Ran => s.runs += 1,
+    }
+    s.unchanged += u64::from(identity);
+    s.egg_time += egg_time;
+    s.overhead_time += start.elapsed().saturating_sub(egg_time);
 }

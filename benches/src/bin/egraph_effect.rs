@@ -1,10 +1,15 @@
 //! The e-graph optimizer's effect, measured: runs each workload in a fresh process with
-//! `FERROGRAD_EGRAPH=1` and `=0` (cold caches both times) and prints kernels, ALU
-//! instructions and bytes moved per step (static counts of the launched Programs, weighted by
-//! loop trip counts), the first step's wall time (graph rewrite and kernel compilation
-//! included) and the median steady-state step (rewrite cached by graph structure).
+//! `FERROGRAD_EGRAPH=tiered` (the default) and `=0` (cold caches both times) and prints
+//! kernels, ALU instructions and bytes moved per step (static counts of the launched Programs,
+//! weighted by loop trip counts), the first two steps' wall time (graph rewrite and kernel
+//! compilation included) and the median steady-state step (rewrite cached by graph structure).
 //!
 //! `cargo run --release -p ferrograd-benches --bin egraph_effect [-- WORKLOAD...]`
+//!
+//! `-- --interleaved STEPS WORKLOAD...` measures the steady step differently: one process per
+//! workload runs both modes (`runtime::rewrite::with_mode`), warms each up, then alternates
+//! on and off step by step, so both see the same machine load; it prints the median of each
+//! and their ratio. Use it on a noisy machine, where fresh-process medians drift with the load.
 
 use ferrograd::nn::loss::cross_entropy;
 use ferrograd::nn::{Conv2d, LayerNorm, Linear, Module, MultiheadAttention};
@@ -99,20 +104,23 @@ fn names() -> Vec<String> {
     v
 }
 
-/// Runs in the child: prints `kernels alu bytes first_ms steady_ms egg_ms index_egg_ms` (egg
-/// times up to the end of the first step, setup included).
+/// Runs in the child: prints `kernels alu bytes first_two_ms steady_ms egg_ms index_egg_ms`
+/// (kernels, ALU ops and bytes of the second step; egg times up to the end of the second step,
+/// setup included). The first two steps are timed together: in the default tiered mode a
+/// repeated graph is optimized at its second realize, so that is where egg and the compilation
+/// of rewritten kernels are paid.
 fn child(name: &str) {
     let mut step = workload(name);
     let t0 = Instant::now();
     step();
-    let first = t0.elapsed();
-    let egg = ferrograd::runtime::rewrite_stats().egg_time;
-    let index_egg = ferrograd_ir::index_egraph::stats().egg_time;
     ferrograd::runtime::count_work(true);
     let s0 = ferrograd::runtime::stats();
     step();
     let s1 = ferrograd::runtime::stats();
     ferrograd::runtime::count_work(false);
+    let first_two = t0.elapsed();
+    let egg = ferrograd::runtime::rewrite_stats().egg_time;
+    let index_egg = ferrograd_ir::index_egraph::stats().egg_time;
     let mut times: Vec<Duration> = (0..STEADY_STEPS)
         .map(|_| {
             let t = Instant::now();
@@ -142,10 +150,44 @@ fn child(name: &str) {
         s1.kernels - s0.kernels,
         s1.alu_ops - s0.alu_ops,
         s1.bytes - s0.bytes,
-        first.as_secs_f64() * 1e3,
+        first_two.as_secs_f64() * 1e3,
         times[STEADY_STEPS / 2].as_secs_f64() * 1e3,
         egg.as_secs_f64() * 1e3,
         index_egg.as_secs_f64() * 1e3,
+    );
+}
+
+/// Runs one workload with the optimizer on and off alternately in this process and prints
+/// `| workload | steps | on ms | off ms | on/off |` (medians of the steady steps).
+fn interleaved(name: &str, steps: usize) {
+    use ferrograd::runtime::rewrite::{with_mode, Mode};
+    let mode = |on: bool| if on { Mode::Tiered } else { Mode::Off };
+    let mut step = workload(name);
+    for on in [true, false, true, false] {
+        with_mode(mode(on), &mut step);
+    }
+    let mut on_times = Vec::with_capacity(steps);
+    let mut off_times = Vec::with_capacity(steps);
+    for i in 0..2 * steps {
+        // Alternate which mode goes first in each pair, so neither always follows the other.
+        let on = (i % 2 == 0) == (i / 2 % 2 == 0);
+        let t = Instant::now();
+        with_mode(mode(on), &mut step);
+        let elapsed = t.elapsed();
+        if on {
+            on_times.push(elapsed);
+        } else {
+            off_times.push(elapsed);
+        }
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1e3
+    };
+    let (on_ms, off_ms) = (median(&mut on_times), median(&mut off_times));
+    println!(
+        "| {name} | {steps} | {on_ms:.2} | {off_ms:.2} | {:.3} |",
+        on_ms / off_ms
     );
 }
 
@@ -174,15 +216,43 @@ fn main() {
         child(&args[1]);
         return;
     }
+    if args.first().map(String::as_str) == Some("--interleaved") {
+        let steps: usize = args
+            .get(1)
+            .and_then(|s| s.parse().ok())
+            .expect("--interleaved STEPS WORKLOAD...");
+        let selected = if args.len() > 2 {
+            args[2..].to_vec()
+        } else {
+            names()
+        };
+        println!("| workload | steps per mode | on ms | off ms | on/off |");
+        println!("| --- | ---: | ---: | ---: | ---: |");
+        for name in &selected {
+            let out = Command::new(std::env::current_exe().expect("own path"))
+                .args(["--interleaved-child", &steps.to_string(), name])
+                .output()
+                .expect("running the workload");
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+            if !out.status.success() {
+                panic!("{name} failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--interleaved-child") {
+        interleaved(&args[2], args[1].parse().expect("steps"));
+        return;
+    }
     let selected = if args.is_empty() { names() } else { args };
-    println!("| workload | egraph | kernels/step | ALU ops/step | bytes/step | first step ms (rewrite + compile) | steady step ms (median of {STEADY_STEPS}) | graph egg ms | index egg ms |");
+    println!("| workload | egraph | kernels/step | ALU ops/step | bytes/step | first 2 steps ms (rewrite + compile) | steady step ms (median of {STEADY_STEPS}) | graph egg ms | index egg ms |");
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for name in &selected {
-        for mode in ["1", "0"] {
+        for mode in ["tiered", "0"] {
             let r = run_child(name, mode);
             println!(
                 "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                if mode == "1" { "on" } else { "off" },
+                if mode == "0" { "off" } else { "on" },
                 r[0],
                 r[1],
                 r[2],
