@@ -647,7 +647,7 @@ pub fn retarget(target: &NodeRef, device: &Arc<str>) -> NodeRef {
 /// (which are included as leaves). Iterative, linear in the graph size.
 pub fn toposort(targets: &[NodeRef]) -> Vec<NodeRef> {
     let mut order = Vec::new();
-    let mut visited = std::collections::HashSet::new();
+    let mut visited = rustc_hash::FxHashSet::default();
     let mut stack: Vec<(NodeRef, bool)> =
         targets.iter().rev().map(|t| (t.clone(), false)).collect();
     while let Some((node, expanded)) = stack.pop() {

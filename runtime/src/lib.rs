@@ -5,6 +5,7 @@ pub mod buffer;
 pub mod capture;
 pub mod device;
 pub mod error;
+mod plan;
 pub mod pool;
 pub mod profile;
 pub mod realize;

@@ -3,6 +3,7 @@
 use crate::buffer::{Buffer, DeviceHandle};
 use crate::capture;
 use crate::error::{Error, Result};
+use crate::plan::{Plan, PlanKey, PlannedKernel};
 use crate::registry;
 use ferrograd_ir::lower::{lower, LoweringTarget};
 use ferrograd_ir::lower_gpu::lower_gpu;
@@ -17,6 +18,9 @@ use std::sync::Arc;
 pub struct Stats {
     /// Kernels launched.
     pub kernels: usize,
+    /// Of those, kernels lowered for the launch (the others launched from a plan:
+    /// [`crate::plan`]).
+    pub lowered: usize,
     /// Cross-device copies.
     pub copies: usize,
     /// ALU instructions the launched kernels executed (counted only under [`count_work`]).
@@ -27,7 +31,7 @@ pub struct Stats {
 
 thread_local! {
     static STATS: std::cell::Cell<Stats> = const {
-        std::cell::Cell::new(Stats { kernels: 0, copies: 0, alu_ops: 0, bytes: 0 })
+        std::cell::Cell::new(Stats { kernels: 0, lowered: 0, copies: 0, alu_ops: 0, bytes: 0 })
     };
     static COUNT_WORK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -70,14 +74,18 @@ fn with_index_egraph<R>(on: bool, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether the kernel optimizer is on (`FERROGRAD_OPT=0` turns it off).
+fn kernel_optimizer_on() -> bool {
+    std::env::var("FERROGRAD_OPT")
+        .map(|v| v != "0")
+        .unwrap_or(true)
+}
+
 /// The lowering target for a device ([`crate::Device::lowering_target`]; `FERROGRAD_OPT=0`
 /// turns the kernel optimizer off). The e-graph index simplification runs for the kernels of
 /// graphs the rewrite step optimizes (`FERROGRAD_EGRAPH`, [`crate::rewrite`]).
 pub fn lowering_target(device: &DeviceHandle) -> LoweringTarget {
-    let optimize = std::env::var("FERROGRAD_OPT")
-        .map(|v| v != "0")
-        .unwrap_or(true);
-    let mut target = device.device().lowering_target(optimize);
+    let mut target = device.device().lowering_target(kernel_optimizer_on());
     target.index_egraph &= OPTIMIZE_INDICES.with(|c| c.get());
     target
 }
@@ -115,7 +123,42 @@ pub fn programs(targets: &[NodeRef]) -> Result<Vec<Program>> {
     })
 }
 
-fn run_kernel(k: &Kernel, produced: &HashMap<u64, BufferHandle>) -> Result<BufferHandle> {
+/// The kernel `k` launches: from `planned` when that was made for this device, else lowered
+/// and compiled now.
+fn kernel_for(
+    dev: &Arc<DeviceHandle>,
+    k: &Kernel,
+    planned: Option<&PlannedKernel>,
+) -> Result<PlannedKernel> {
+    if let Some(p) = planned.filter(|p| Arc::ptr_eq(&p.device, dev)) {
+        debug_assert!(
+            *p.program == lower_for(dev, k),
+            "launch plan out of date for kernel {}",
+            p.program.name
+        );
+        return Ok(PlannedKernel {
+            device: p.device.clone(),
+            program: p.program.clone(),
+            compiled: p.compiled.clone(),
+        });
+    }
+    let program = lower_for(dev, k);
+    let compiled = dev.kernel(&program)?;
+    bump(|s| s.lowered += 1);
+    Ok(PlannedKernel {
+        device: dev.clone(),
+        program: Arc::new(program),
+        compiled,
+    })
+}
+
+/// Runs kernel `k`; returns its output and the kernel it launched (`None` for an empty
+/// output, which launches nothing).
+fn run_kernel(
+    k: &Kernel,
+    produced: &HashMap<u64, BufferHandle>,
+    planned: Option<&PlannedKernel>,
+) -> Result<(BufferHandle, Option<PlannedKernel>)> {
     let dev = registry::device(k.output.device())?;
     for n in std::iter::once(&k.output).chain(&k.inputs) {
         if !dev.supports(n.dtype()) {
@@ -131,10 +174,9 @@ fn run_kernel(k: &Kernel, produced: &HashMap<u64, BufferHandle>) -> Result<Buffe
         if capture::is_recording() {
             capture::record_alloc(&dev, bytes, &out);
         }
-        return Ok(out);
+        return Ok((out, None));
     }
-    let program = lower_for(&dev, k);
-    let compiled = dev.kernel(&program)?;
+    let kernel = kernel_for(&dev, k, planned)?;
     let inputs: Vec<BufferHandle> = k.inputs.iter().map(|n| handle_of(n, produced)).collect();
     let mut raws = vec![Buffer::from_handle(&out).raw()];
     for h in &inputs {
@@ -142,24 +184,24 @@ fn run_kernel(k: &Kernel, produced: &HashMap<u64, BufferHandle>) -> Result<Buffe
     }
     if crate::profile::enabled() {
         let start = std::time::Instant::now();
-        dev.device().launch(&compiled, &raws)?;
+        dev.device().launch(&kernel.compiled, &raws)?;
         dev.device().synchronize()?;
-        crate::profile::record(&program.name, start.elapsed());
+        crate::profile::record(&kernel.program.name, start.elapsed());
     } else {
-        dev.device().launch(&compiled, &raws)?;
+        dev.device().launch(&kernel.compiled, &raws)?;
     }
     if capture::is_recording() {
-        capture::record_kernel(&dev, &compiled, bytes, &out, &inputs);
+        capture::record_kernel(&dev, &kernel.compiled, bytes, &out, &inputs);
     }
     if COUNT_WORK.with(|c| c.get()) {
-        let w = ferrograd_ir::work::work(&program);
+        let w = ferrograd_ir::work::work(&kernel.program);
         bump(|s| {
             s.alu_ops += w.alu_ops;
             s.bytes += w.bytes;
         });
     }
     bump_kernels(1);
-    Ok(out)
+    Ok((out, Some(kernel)))
 }
 
 /// Counts `n` kernel launches in this thread's [`stats`].
@@ -191,30 +233,57 @@ fn run_copy(
 /// The graph is first rewritten by the e-graph optimizer ([`crate::rewrite`]).
 pub fn realize(targets: &[NodeRef]) -> Result<()> {
     let decision = crate::rewrite::rewrite(targets);
-    with_index_egraph(decision.optimize_indices, || match decision.rewritten {
-        Some(rewritten) => {
-            realize_scheduled(&rewritten.targets)?;
-            rewritten.record_on_originals();
-            Ok(())
+    let optimize_indices = decision.optimize_indices;
+    with_index_egraph(optimize_indices, || {
+        let graph = decision.rewritten.as_ref().map_or(targets, |r| &r.targets);
+        let key = PlanKey {
+            rewritten: decision.rewritten.is_some(),
+            optimize: kernel_optimizer_on(),
+            index_egraph: optimize_indices,
+        };
+        let plan = decision.plans.as_ref().and_then(|p| p.get(key));
+        let made = realize_scheduled(graph, plan.as_deref())?;
+        if let (Some(plans), Some(made)) = (&decision.plans, made) {
+            plans.insert(key, made);
         }
-        None => realize_scheduled(targets),
+        if let Some(rewritten) = &decision.rewritten {
+            rewritten.record_on_originals();
+        }
+        Ok(())
     })
 }
 
-/// Schedules `targets` as they are and runs the schedule.
-fn realize_scheduled(targets: &[NodeRef]) -> Result<()> {
+/// Schedules `targets` as they are and runs the schedule, launching kernels from `plan` when
+/// it fits the schedule; returns the plan of this schedule when none was given.
+fn realize_scheduled(targets: &[NodeRef], plan: Option<&Plan>) -> Result<Option<Plan>> {
     let items = schedule(targets);
+    let plan = plan.filter(|p| p.kernels.len() == items.len());
+    let mut made = plan.is_none().then(|| Plan {
+        kernels: Vec::with_capacity(items.len()),
+    });
     let mut produced: HashMap<u64, BufferHandle> = HashMap::new();
     let _span = tracing::debug_span!("realize", items = items.len()).entered();
-    for item in &items {
+    for (i, item) in items.iter().enumerate() {
         let handle = match item {
-            ScheduleItem::Kernel(k) => run_kernel(k, &produced)?,
-            ScheduleItem::Copy { output, src } => run_copy(output, src, &produced)?,
+            ScheduleItem::Kernel(k) => {
+                let planned = plan.and_then(|p| p.kernels[i].as_ref());
+                let (out, kernel) = run_kernel(k, &produced, planned)?;
+                if let Some(m) = &mut made {
+                    m.kernels.push(kernel);
+                }
+                out
+            }
+            ScheduleItem::Copy { output, src } => {
+                if let Some(m) = &mut made {
+                    m.kernels.push(None);
+                }
+                run_copy(output, src, &produced)?
+            }
         };
         item.output().set_realized(handle.clone());
         produced.insert(item.output().id(), handle);
     }
-    Ok(())
+    Ok(made)
 }
 
 /// Uploads host bytes as a new buffer on `device`.

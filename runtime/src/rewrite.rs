@@ -19,10 +19,11 @@
 //! frontend, which builds lean graphs) costs one linear pre-scan, once per structure, and is
 //! realized as it is.
 
+use crate::plan::Plans;
 use ferrograd_ir::rewrite::{optimize, Lifted, RewriteConfig, RuleOptions, Structure, Template};
 use ferrograd_ir::{Node, NodeRef, Op};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -30,18 +31,22 @@ use std::time::{Duration, Instant};
 const CACHE_CAPACITY: usize = 1024;
 
 /// What is known of a structure.
-enum Entry {
-    /// Realized once, as it was built (tiered mode).
-    SeenOnce,
-    /// Optimized: the template to instantiate.
-    Optimized(Arc<Template>),
+struct Entry {
+    /// Realizes of it so far (tiered mode optimizes from the second).
+    seen: u32,
+    /// Its rewrite, once made.
+    template: Option<Arc<Template>>,
+    /// Its launch plans.
+    plans: Arc<Plans>,
 }
 
+/// Keyed by the whole structure (equality checked on every hit, so no collision can pick a
+/// wrong template); Fx hashing, as structures are long.
 type Cache = HashMap<(Structure, RewriteConfig), Entry>;
 
 fn cache() -> &'static Mutex<Cache> {
     static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+    CACHE.get_or_init(|| Mutex::new(HashMap::default()))
 }
 
 /// Counters of the rewrite step (process-wide).
@@ -178,48 +183,61 @@ pub struct Decision {
     /// Whether the graph's kernels are worth the index-level e-graph (the graph is being
     /// optimized: a repeated structure in tiered mode, any graph in eager mode).
     pub optimize_indices: bool,
+    /// The launch plans of the graph's structure (`None` when nothing is left to compute).
+    pub(crate) plans: Option<Arc<Plans>>,
 }
 
 impl Decision {
-    fn as_built(optimize_indices: bool) -> Decision {
+    fn as_built(optimize_indices: bool, plans: Option<Arc<Plans>>) -> Decision {
         Decision {
             rewritten: None,
             optimize_indices,
+            plans,
         }
     }
 }
 
 /// The rewritten graph of `targets` (from the cache when its structure was seen), or a
 /// decision to realize it as built: the step is off, there is nothing to rewrite, the rewrite
-/// is the identity, or (tiered mode) the structure is new.
+/// is the identity, or (tiered mode) the structure is new. In every mode the decision carries
+/// the structure's launch plans ([`crate::plan`]).
 pub fn rewrite(targets: &[NodeRef]) -> Decision {
-    let mode = mode();
-    if mode == Mode::Off || targets.iter().all(|t| t.realized().is_some()) {
-        return Decision::as_built(false);
+    if targets.iter().all(|t| t.realized().is_some()) {
+        return Decision::as_built(false, None);
     }
     let start = Instant::now();
     let lifted = Lifted::new(targets);
     if lifted.structure.nodes.len() == lifted.leaves.len() {
-        return Decision::as_built(false);
+        return Decision::as_built(false, None);
     }
+    let mode = mode();
     let key = (lifted.structure, config());
-    let template = {
-        let mut cache = cache().lock();
-        match cache.get(&key) {
-            Some(Entry::Optimized(t)) => Some(t.clone()),
-            Some(Entry::SeenOnce) => None,
-            None if mode == Mode::Tiered => {
-                if cache.len() >= CACHE_CAPACITY {
-                    cache.clear();
-                }
-                cache.insert(key, Entry::SeenOnce);
-                drop(cache);
+    let known = cache().lock().get_mut(&key).map(|e| {
+        e.seen = e.seen.saturating_add(1);
+        (e.seen, e.template.clone(), e.plans.clone())
+    });
+    let (seen, template, plans) = match known {
+        Some(k) => k,
+        None if mode == Mode::Eager => (1, None, Arc::new(Plans::default())),
+        None => {
+            let plans = Arc::new(Plans::default());
+            insert(
+                key,
+                Entry {
+                    seen: 1,
+                    template: None,
+                    plans: plans.clone(),
+                },
+            );
+            if mode == Mode::Tiered {
                 record(Outcome::Deferred, false, Duration::ZERO, start);
-                return Decision::as_built(false);
             }
-            None => None,
+            return Decision::as_built(false, Some(plans));
         }
     };
+    if mode == Mode::Off {
+        return Decision::as_built(false, Some(plans));
+    }
     let mut egg_time = Duration::ZERO;
     let mut outcome = Outcome::CacheHit;
     let template = match template {
@@ -240,22 +258,32 @@ pub fn rewrite(targets: &[NodeRef]) -> Decision {
                 stop = %report.stop_reason,
                 cost_before = report.cost_before,
                 cost_after = report.cost_after,
+                applied = ?report.applied,
                 "graph rewrite"
             );
             let template = Arc::new(template);
             let mut cache = cache().lock();
-            if cache.len() >= CACHE_CAPACITY {
-                cache.clear();
+            if let Some(e) = cache.get_mut(&key) {
+                e.template = Some(template.clone());
+            } else {
+                drop(cache);
+                insert(
+                    key,
+                    Entry {
+                        seen,
+                        template: Some(template.clone()),
+                        plans: plans.clone(),
+                    },
+                );
             }
-            cache.insert(key, Entry::Optimized(template.clone()));
             template
         }
     };
     if template.is_identity {
         record(outcome, true, egg_time, start);
-        return Decision::as_built(true);
+        return Decision::as_built(true, Some(plans));
     }
-    let built = template.instantiate(&lifted.leaves);
+    let built = template.instantiate(&lifted.nodes, &lifted.leaves);
     let rewritten = Rewritten {
         // A target folded to a constant is computed into its own buffer (`Contiguous`): were
         // the hash-consed `Const` node itself realized, every later graph using that constant
@@ -281,7 +309,17 @@ pub fn rewrite(targets: &[NodeRef]) -> Decision {
     Decision {
         rewritten: Some(rewritten),
         optimize_indices: true,
+        plans: Some(plans),
     }
+}
+
+/// Adds a structure to the cache (emptied first when full).
+fn insert(key: (Structure, RewriteConfig), entry: Entry) {
+    let mut cache = cache().lock();
+    if cache.len() >= CACHE_CAPACITY {
+        cache.clear();
+    }
+    cache.insert(key, entry);
 }
 
 /// How a structure's rewrite was obtained.

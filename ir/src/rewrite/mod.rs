@@ -44,7 +44,7 @@ pub mod template;
 
 pub use lang::{ENode, EOp, Facts, GraphAnalysis, GraphEGraph};
 pub use rules::{RuleDef, RuleOptions, GROUPS};
-pub use template::{Lifted, SNode, Structure, Template};
+pub use template::{identical_originals, Lifted, SNode, Structure, Template};
 
 use crate::graph::NodeRef;
 use egg::{Id, Runner};
@@ -108,6 +108,9 @@ pub struct Report {
     /// True when the pre-scan ([`prescan::may_rewrite`]) found nothing any rule or fold could
     /// change, so no e-graph was built (the counts and costs above are then 0).
     pub skipped: bool,
+    /// How often each rule applied over all iterations (rules that never applied left out),
+    /// most applied first.
+    pub applied: Vec<(String, usize)>,
 }
 
 /// Rewrites `structure`: saturates it with the configured rules under the limits and extracts
@@ -122,6 +125,7 @@ pub fn optimize(structure: &Structure, config: &RewriteConfig) -> (Template, Rep
             cost_before: 0.0,
             cost_after: 0.0,
             skipped: true,
+            applied: Vec::new(),
         };
         return (Template::identity(structure), report);
     }
@@ -151,7 +155,7 @@ pub fn optimize(structure: &Structure, config: &RewriteConfig) -> (Template, Rep
     let extractor = extract::Best::new(egraph);
     let cost_before = structure_cost(structure, egraph, &ids);
     let roots: Vec<Id> = structure.roots.iter().map(|&r| ids[r as usize]).collect();
-    let (template, cost_after) = match extract(&extractor, egraph, &roots, &ids) {
+    let (template, cost_after) = match extract(&extractor, egraph, structure, &roots, &ids) {
         Some((t, c)) if c < cost_before => (t, c),
         _ => (Template::identity(structure), cost_before),
     };
@@ -162,8 +166,21 @@ pub fn optimize(structure: &Structure, config: &RewriteConfig) -> (Template, Rep
         cost_before,
         cost_after,
         skipped: false,
+        applied: applied_rules(&runner),
     };
     (template, report)
+}
+
+fn applied_rules(runner: &Runner<ENode, GraphAnalysis>) -> Vec<(String, usize)> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for iteration in &runner.iterations {
+        for (rule, n) in &iteration.applied {
+            *counts.entry(rule.to_string()).or_default() += n;
+        }
+    }
+    let mut applied: Vec<_> = counts.into_iter().collect();
+    applied.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    applied
 }
 
 /// The cost of the input structure (each node counted once, as the scheduler shares them).
@@ -187,6 +204,7 @@ fn node_cost_in(egraph: &GraphEGraph, op: &EOp, id: Id, first: Option<Id>) -> f6
 fn extract(
     extractor: &extract::Best,
     egraph: &GraphEGraph,
+    structure: &Structure,
     roots: &[Id],
     ids: &[Id],
 ) -> Option<(Template, f64)> {
@@ -236,6 +254,7 @@ fn extract(
             .iter()
             .map(|&i| pos.get(&egraph.find(i)).copied())
             .collect(),
+        reuse: identical_originals(&nodes, structure),
         nodes,
     };
     Some((template, cost))
@@ -246,7 +265,7 @@ fn extract(
 pub fn rewrite_graph(targets: &[NodeRef], config: &RewriteConfig) -> Vec<NodeRef> {
     let lifted = Lifted::new(targets);
     let (template, _) = optimize(&lifted.structure, config);
-    let built = template.instantiate(&lifted.leaves);
+    let built = template.instantiate(&lifted.nodes, &lifted.leaves);
     template
         .roots
         .iter()

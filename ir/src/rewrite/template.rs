@@ -7,7 +7,7 @@
 use super::lang::{infer, EOp, Facts, Konst};
 use crate::graph::{toposort, Node, NodeRef};
 use crate::ops::Op;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// One node of a structure: an op (leaves numbered by their slot) and its operands' positions.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -84,7 +84,8 @@ impl Lifted {
     /// leaves). Linear in the graph size.
     pub fn new(targets: &[NodeRef]) -> Lifted {
         let order = toposort(targets);
-        let mut pos: HashMap<u64, u32> = HashMap::with_capacity(order.len());
+        let mut pos: HashMap<u64, u32> =
+            HashMap::with_capacity_and_hasher(order.len(), Default::default());
         let mut leaves = Vec::new();
         let mut nodes = Vec::with_capacity(order.len());
         for (i, n) in order.iter().enumerate() {
@@ -120,9 +121,41 @@ pub struct Template {
     /// For each position of the original structure, the rewritten node with the same value,
     /// where one was kept.
     pub alias: Vec<Option<u32>>,
+    /// For each rewritten node, the position of an original node identical to it (same op on
+    /// the same operands): instantiating reuses that node instead of building a copy, so only
+    /// what the rewrite changed is built anew ([`identical_originals`]).
+    pub reuse: Vec<Option<u32>>,
     /// True when this is the input structure unchanged ([`Template::identity`]): the caller
     /// can use its own graph instead of instantiating this one.
     pub is_identity: bool,
+}
+
+/// For each of `nodes` (sources before users), the position in `original` of a node with the
+/// same op whose operands are the originals of its operands, where there is one.
+pub fn identical_originals(nodes: &[SNode], original: &Structure) -> Vec<Option<u32>> {
+    let mut index: HashMap<(&EOp, &[u32]), u32> =
+        HashMap::with_capacity_and_hasher(original.nodes.len(), Default::default());
+    for (i, n) in original.nodes.iter().enumerate() {
+        index.entry((&n.op, n.src.as_slice())).or_insert(i as u32);
+    }
+    let mut reuse: Vec<Option<u32>> = Vec::with_capacity(nodes.len());
+    let mut src = Vec::new();
+    for n in nodes {
+        src.clear();
+        let all_reused = n.src.iter().all(|&s| match reuse[s as usize] {
+            Some(p) => {
+                src.push(p);
+                true
+            }
+            None => false,
+        });
+        reuse.push(if all_reused {
+            index.get(&(&n.op, src.as_slice())).copied()
+        } else {
+            None
+        });
+    }
+    reuse
 }
 
 impl Template {
@@ -132,14 +165,21 @@ impl Template {
             nodes: structure.nodes.clone(),
             roots: structure.roots.clone(),
             alias: (0..structure.nodes.len() as u32).map(Some).collect(),
+            reuse: (0..structure.nodes.len() as u32).map(Some).collect(),
             is_identity: true,
         }
     }
 
-    /// Builds the rewritten graph on `leaves` (by slot); returns the node at every position.
-    pub fn instantiate(&self, leaves: &[NodeRef]) -> Vec<NodeRef> {
+    /// Builds the rewritten graph for a graph of the structure it was made for, given that
+    /// graph's nodes by position ([`Lifted::nodes`]) and leaves by slot; returns the node at
+    /// every position. Nodes the rewrite kept are the caller's own ([`Template::reuse`]).
+    pub fn instantiate(&self, originals: &[NodeRef], leaves: &[NodeRef]) -> Vec<NodeRef> {
         let mut built: Vec<NodeRef> = Vec::with_capacity(self.nodes.len());
-        for n in &self.nodes {
+        for (n, reuse) in self.nodes.iter().zip(&self.reuse) {
+            if let Some(p) = reuse {
+                built.push(originals[*p as usize].clone());
+                continue;
+            }
             let node = match &n.op {
                 EOp::Leaf { slot, .. } => leaves[*slot as usize].clone(),
                 op => {

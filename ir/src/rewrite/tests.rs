@@ -493,12 +493,50 @@ fn templates_rebuild_on_new_leaves() {
         "same structure on other buffers"
     );
     let (template, _) = optimize(&la.structure, &RewriteConfig::default());
-    let built = template.instantiate(&lb.leaves);
+    let built = template.instantiate(&lb.nodes, &lb.leaves);
     let root = &built[template.roots[0] as usize];
     assert!(Arc::ptr_eq(root, &Node::unary(UnaryOp::Sqrt, &b)));
     // The original Sqrt node maps to the rewritten one.
     let sqrt_pos = la.structure.roots[0] as usize;
     assert_eq!(template.alias[sqrt_pos], Some(template.roots[0]));
+}
+
+#[test]
+fn instantiation_reuses_the_nodes_the_rewrite_kept() {
+    let build = |x: &NodeRef, y: &NodeRef| {
+        let one = konst(f(1.0), DType::F32, &[3]);
+        let kept = Node::unary(UnaryOp::Exp2, y);
+        let changed = Node::unary(UnaryOp::Sqrt, &bin(BinaryOp::Mul, x, &one));
+        (bin(BinaryOp::Add, &kept, &changed), kept)
+    };
+    let (x, y) = (leaf(DType::F32, &[3]), leaf(DType::F32, &[3]));
+    let (root, kept) = build(&x, &y);
+    let lifted = Lifted::new(std::slice::from_ref(&root));
+    let (template, _) = optimize(&lifted.structure, &RewriteConfig::default());
+    assert!(!template.is_identity);
+    let original_of = |node: &NodeRef| {
+        lifted
+            .nodes
+            .iter()
+            .position(|n| Arc::ptr_eq(n, node))
+            .map(|p| p as u32)
+    };
+    // On new leaves: the kept exp2 node is the caller's, the changed part is built.
+    let (x2, y2) = (leaf(DType::F32, &[3]), leaf(DType::F32, &[3]));
+    let (root2, kept2) = build(&x2, &y2);
+    let lifted2 = Lifted::new(std::slice::from_ref(&root2));
+    assert_eq!(lifted.structure, lifted2.structure);
+    let built = template.instantiate(&lifted2.nodes, &lifted2.leaves);
+    let exp2_at = template
+        .nodes
+        .iter()
+        .position(|n| matches!(n.op, EOp::Unary(UnaryOp::Exp2)))
+        .expect("exp2 kept");
+    assert_eq!(template.reuse[exp2_at], original_of(&kept));
+    assert!(Arc::ptr_eq(&built[exp2_at], &kept2), "kept node reused");
+    let root_at = template.roots[0] as usize;
+    assert_eq!(template.reuse[root_at], None, "the changed sum is new");
+    assert!(!Arc::ptr_eq(&built[root_at], &root2));
 }
 
 #[test]

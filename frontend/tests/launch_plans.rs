@@ -1,0 +1,69 @@
+//! Launch plans: a graph realized again on new buffers launches its kernels from the plan kept
+//! with its structure (no lowering), with the same results, on every test device and in every
+//! mode of the rewrite step.
+
+use ferrograd::runtime::rewrite::{with_mode, Mode};
+use ferrograd::testing::{check, test_devices};
+use ferrograd::Tensor;
+
+/// A graph with a reduction, broadcasting, a transposed operand and a cross-device copy when
+/// `device` is not the CPU (the shapes are this test's own).
+fn graph(seed: u64, device: &str) -> Tensor {
+    Tensor::manual_seed(seed);
+    let x = Tensor::randn(&[5, 11]).to(device).unwrap();
+    let y = Tensor::randn(&[11, 5]).to(device).unwrap();
+    let b = Tensor::randn(&[5, 1]).to(device).unwrap();
+    for t in [&x, &y, &b] {
+        t.realize().unwrap();
+    }
+    ((&x * 2.0).exp2() + y.t() * &b).sum_keepdim(1) - x.max_keepdim(1)
+}
+
+/// (kernels launched, kernels lowered) by one realize of `graph(seed)`.
+fn realize_counts(seed: u64, device: &str) -> (usize, usize) {
+    let out = graph(seed, device);
+    let before = ferrograd::runtime::stats();
+    out.realize().unwrap();
+    let after = ferrograd::runtime::stats();
+    check(&out, 1e-5, 1e-5, &format!("seed {seed} on {device}"));
+    (
+        after.kernels - before.kernels,
+        after.lowered - before.lowered,
+    )
+}
+
+#[test]
+fn a_repeated_graph_launches_from_its_plan() {
+    for mode in [Mode::Off, Mode::Tiered, Mode::Eager] {
+        for device in test_devices() {
+            with_mode(mode, || {
+                // Tiered mode rewrites at the second realize (a new plan), so the third is
+                // the first that must find one in every mode.
+                let counts: Vec<_> = (0..4).map(|s| realize_counts(s, &device)).collect();
+                for &(kernels, lowered) in &counts[2..] {
+                    assert!(kernels > 0, "{mode:?} on {device}: nothing launched");
+                    assert_eq!(
+                        lowered, 0,
+                        "{mode:?} on {device}: {lowered} of {kernels} kernels lowered again"
+                    );
+                }
+            });
+        }
+    }
+}
+
+#[test]
+fn a_new_structure_is_lowered() {
+    let device = "cpu";
+    let shape_of_this_test = Tensor::randn(&[3, 17]);
+    shape_of_this_test.realize().unwrap();
+    let before = ferrograd::runtime::stats();
+    let out = (&shape_of_this_test * 3.0).sum(1);
+    out.realize().unwrap();
+    let after = ferrograd::runtime::stats();
+    assert!(
+        after.lowered > before.lowered,
+        "a new graph on {device} is lowered"
+    );
+    check(&out, 1e-5, 1e-5, "new structure");
+}
