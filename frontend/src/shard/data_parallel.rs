@@ -186,17 +186,10 @@ impl<M: Module, O: Optimizer> DataParallel<M, O> {
     /// device (a survivor's transfer to the dead worker fails), so this waits up to the
     /// heartbeat's detection bound for the lost device to be marked.
     fn lost_replicas(&self) -> Vec<usize> {
-        let deadline = std::time::Instant::now() + LOSS_DETECTION;
-        loop {
-            let lost: Vec<usize> = (0..self.devices.len())
-                .filter(|&i| device_lost(&self.devices[i]))
-                .collect();
-            let remote = self.devices.iter().any(|d| d.starts_with("remote:"));
-            if !lost.is_empty() || !remote || std::time::Instant::now() >= deadline {
-                return lost;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        let lost = crate::recovery::lost::wait_for_lost(self.devices.iter().map(|d| &**d));
+        (0..self.devices.len())
+            .filter(|&i| lost.contains(&&*self.devices[i]))
+            .collect()
     }
 
     fn try_step(
@@ -278,23 +271,6 @@ impl<M: Module, O: Optimizer> DataParallel<M, O> {
                 p[k].set_grad(Some(g.reshape(p[k].shape())));
             }
         }
-    }
-}
-
-/// How long a lost worker may take to be marked lost (the heartbeat declares a silent worker
-/// lost after 1 s; a closed socket is seen at once).
-const LOSS_DETECTION: std::time::Duration = std::time::Duration::from_millis(2000);
-
-/// True if `device` is a remote device whose worker was lost.
-fn device_lost(device: &str) -> bool {
-    #[cfg(feature = "distributed")]
-    {
-        ferrograd_distributed::remote::opened(device).is_some_and(|d| d.lost().is_some())
-    }
-    #[cfg(not(feature = "distributed"))]
-    {
-        let _ = device;
-        false
     }
 }
 
