@@ -1,7 +1,8 @@
 //! Pipeline placement on remote devices: three in-process workers on loopback (mutual TLS);
 //! the split follows the measured (here: set) rates, a user override wins, parameters move to
 //! their stage's device, results equal a single-device run, and a device added later is used
-//! from the next pass. (Failover with worker processes is in `workers.rs`.)
+//! from the next pass, and activations go worker to worker (the client sees only the input and
+//! the output). (Failover with worker processes is in `workers.rs`.)
 
 use ferrograd::distributed::cluster::{self, Identity};
 use ferrograd::distributed::worker::{RunningWorker, Worker, WorkerConfig};
@@ -50,7 +51,7 @@ fn expected(layers: &[Box<dyn PipelineLayer>], x: &Tensor) -> Vec<f32> {
     y.to("cpu").unwrap().to_vec::<f32>().unwrap()
 }
 
-/// Six TLS workers in this process (each test uses its own, as rates are process-wide), the client's security set; their `remote:` cpu devices.
+/// Nine TLS workers in this process (each test uses its own, as rates are process-wide), the client's security set; their `remote:` cpu devices.
 fn workers() -> &'static [String] {
     static WORKERS: OnceLock<(Vec<RunningWorker>, tempfile::TempDir, Vec<String>)> =
         OnceLock::new();
@@ -59,7 +60,7 @@ fn workers() -> &'static [String] {
             let dir = tempfile::tempdir().unwrap();
             cluster::init(dir.path()).unwrap();
             ferrograd::device::init();
-            let running: Vec<RunningWorker> = (0..6)
+            let running: Vec<RunningWorker> = (0..9)
                 .map(|_| {
                     let token = cluster::token(dir.path(), Duration::from_secs(600)).unwrap();
                     let config = WorkerConfig::new(
@@ -180,4 +181,48 @@ fn a_user_override_wins_and_a_joining_device_is_used_from_the_next_pass() {
         .err()
         .expect("a pin to a device that does not exist");
     assert!(err.to_string().contains("override"), "{err}");
+}
+
+#[test]
+fn activations_go_worker_to_worker_and_only_the_input_and_output_pass_the_client() {
+    let ws = &workers()[6..9];
+    for w in ws {
+        set_rate(w, 1e9).unwrap();
+    }
+    let (width, hidden, batch) = (8, 512, 4);
+    Tensor::manual_seed(13);
+    let layers: Vec<Box<dyn PipelineLayer>> = (0..6)
+        .map(|i| {
+            let (inp, out) = match i {
+                0 => (width, hidden),
+                5 => (hidden, width),
+                _ => (hidden, hidden),
+            };
+            Box::new(Dense(Linear::new(inp, out))) as Box<dyn PipelineLayer>
+        })
+        .collect();
+    let x = Tensor::randn(&[batch, width]).to("cpu").unwrap();
+    x.realize().unwrap();
+    let want = expected(&layers, &x);
+    let pins = HashMap::from([(0, 0), (1, 0), (2, 1), (3, 1), (4, 2), (5, 2)]);
+    let names: Vec<&str> = ws.iter().map(String::as_str).collect();
+    let mut p = Pipeline::new(layers, &names, &[batch, width], pins).unwrap();
+    assert_eq!(p.placement().stages, vec![0..2, 2..4, 4..6]);
+    let through_client = || -> u64 {
+        ws.iter()
+            .map(|d| remote::opened(d).unwrap().host_bytes())
+            .sum()
+    };
+    for pass in 0..2 {
+        let before = through_client();
+        let got = p.forward(&x).unwrap().to_vec::<f32>().unwrap();
+        let moved = through_client() - before;
+        // Input 128 B and output 128 B; each of the two activations between stages is 8 KiB.
+        eprintln!("pass {pass}: {moved} bytes through the client");
+        assert!(
+            moved < 1024,
+            "pass {pass}: {moved} bytes through the client"
+        );
+        assert_close(&got, &want);
+    }
 }
