@@ -32,6 +32,24 @@ fn place(param: &Tensor, value: &Tensor) {
     state.grad = None;
 }
 
+/// Gives each tensor of `pairs` a copy of its partner's value on `device` (one realize).
+fn copy_state(pairs: Vec<(Tensor, Tensor)>, device: &Arc<str>) -> Result<()> {
+    let mut placed = Vec::with_capacity(pairs.len());
+    for (t, value) in pairs {
+        assert!(
+            value.shape() == t.shape() && value.dtype() == t.dtype(),
+            "data_parallel add_replica: new state {}{:?} vs the replicas' {}{:?}",
+            t.dtype(),
+            t.shape(),
+            value.dtype(),
+            value.shape()
+        );
+        place(&t, &on_device(&value.detach(), device));
+        placed.push(t);
+    }
+    Tensor::realize_all(&placed)
+}
+
 impl<M: Module, O: Optimizer> DataParallel<M, O> {
     /// Replicates `model` onto `devices` (weighted by measured speed): `make_model` builds each
     /// replica (its initial values are replaced with copies of `model`'s state) and
@@ -97,6 +115,58 @@ impl<M: Module, O: Optimizer> DataParallel<M, O> {
             weights: weights.to_vec(),
             algorithm: Algorithm::Auto,
         })
+    }
+
+    /// Adds a replica on `device` with relative weight `weight` (a worker that joined): it gets
+    /// copies of the first replica's current parameters, buffers and optimizer state (moments,
+    /// bias corrections, learning rate), so the next [`DataParallel::step`] splits the batch
+    /// over every replica and continues the same training. `make_model` and `make_optimizer`
+    /// build the replica and its optimizer as in [`DataParallel::new`].
+    pub fn add_replica(
+        &mut self,
+        device: &str,
+        weight: f64,
+        make_model: impl Fn() -> M,
+        make_optimizer: impl Fn(Vec<Tensor>) -> O,
+    ) -> Result<()> {
+        let device = crate::device::canonical_device(device)?;
+        assert!(
+            !self.devices.contains(&device),
+            "data_parallel add_replica: device {device} already holds a replica"
+        );
+        assert!(
+            weight > 0.0 && weight.is_finite(),
+            "data_parallel add_replica: weight {weight} for {device} is not positive"
+        );
+        let replica = crate::no_grad(&make_model);
+        let source = self.replicas[0].state_dict();
+        let mut pairs: Vec<(Tensor, Tensor)> = Vec::new();
+        for (name, t) in replica.state_dict() {
+            let value = source.get(&name).unwrap_or_else(|| {
+                panic!("data_parallel add_replica: the replica has state `{name}` the others lack")
+            });
+            pairs.push((t, value.clone()));
+        }
+        copy_state(pairs, &device)?;
+        // Made after the parameters moved, so its own buffers are on the new device too.
+        let optimizer = make_optimizer(replica.parameters());
+        let (theirs, ours) = (
+            self.optimizers[0].state_tensors(),
+            optimizer.state_tensors(),
+        );
+        assert_eq!(
+            theirs.len(),
+            ours.len(),
+            "data_parallel add_replica: the new optimizer has {} state tensors, the others {}",
+            ours.len(),
+            theirs.len()
+        );
+        copy_state(ours.into_iter().zip(theirs).collect(), &device)?;
+        self.replicas.push(replica);
+        self.optimizers.push(optimizer);
+        self.devices.push(device);
+        self.weights.push(weight);
+        Ok(())
     }
 
     /// Uses `algorithm` for the gradient all-reduce (default [`Algorithm::Auto`]).
