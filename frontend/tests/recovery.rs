@@ -145,7 +145,7 @@ fn a_sharded_computation_survives_a_worker_killed_during_the_realize() {
 
     let pid = procs[0].child.id().to_string();
     let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
         let status = std::process::Command::new("kill")
             .args(["-KILL", &pid])
             .status()
@@ -155,8 +155,9 @@ fn a_sharded_computation_survives_a_worker_killed_during_the_realize() {
     // The same values as a new buffer, so the graph is new and nothing is realized yet.
     let fresh = Tensor::from_vec(values(3, 384 * 192), &[384, 192]);
     let out = job(&fresh);
-    // The kill lands inside this realize or, on a fast machine, just after it: then the
-    // result is on the dead worker and the read recomputes it from its lineage.
+    // The kill lands inside this realize (or, depending on the machine's load, just before it:
+    // then the lost device is seen first; or just after it: then the result is on the dead
+    // worker and the read recomputes it from its lineage). Every case must give `want`.
     let started = Instant::now();
     recovery.realize(std::slice::from_ref(&out)).unwrap();
     let realized = started.elapsed();
@@ -170,7 +171,11 @@ fn a_sharded_computation_survives_a_worker_killed_during_the_realize() {
         out.device()
     );
     assert!(recovery.recoveries() >= 1, "the kill was never met");
-    assert!(out.device().starts_with("remote:"), "moved to {}", out.device());
+    assert!(
+        out.device().starts_with("remote:"),
+        "moved to {}",
+        out.device()
+    );
     assert_ne!(out.device().as_ref(), devices[0]);
     assert_close(&got, &want, "after the kill");
 }

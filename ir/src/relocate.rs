@@ -27,8 +27,8 @@ pub enum Leaf {
 /// size of the graph (each node is rebuilt once).
 pub fn relocate<E>(
     targets: &[NodeRef],
-    moved: &dyn Fn(&str) -> Option<Arc<str>>,
-    leaf: &mut dyn FnMut(&NodeRef, &Arc<str>) -> Result<Leaf, E>,
+    moved: impl Fn(&str) -> Option<Arc<str>>,
+    mut leaf: impl FnMut(&NodeRef, &Arc<str>) -> Result<Leaf, E>,
 ) -> Result<Vec<NodeRef>, E> {
     let mut done: HashMap<u64, NodeRef> = HashMap::new();
     // Buffer leaves standing for an expression: leaf id -> the expression's root.
@@ -115,7 +115,7 @@ mod tests {
         let a2 = Node::arange(0, DType::I32, &[4], &dev("a"));
         let lost_part = Node::reduce(ReduceOp::Sum, &Node::binary(BinaryOp::Mul, &a2, &a2), &[0]);
         let total = Node::binary(BinaryOp::Add, &on_a, &Node::copy_to(&lost_part, &dev("b")));
-        let out = relocate(&[total.clone()], &lost_to("a", "b"), &mut never).unwrap();
+        let out = relocate(std::slice::from_ref(&total), lost_to("a", "b"), never).unwrap();
         let order = crate::toposort(&out);
         assert!(order.iter().all(|n| &**n.device() == "b"), "{order:?}");
         assert!(order.iter().all(|n| !matches!(n.op(), Op::Copy)));
@@ -127,7 +127,7 @@ mod tests {
     fn graphs_without_moved_devices_are_returned_unchanged() {
         let a = Node::constant(Scalar::Float(1.0), DType::F32, &[3], &dev("x"));
         let b = Node::binary(BinaryOp::Add, &a, &a);
-        let out = relocate(&[b.clone()], &lost_to("gone", "x"), &mut never).unwrap();
+        let out = relocate(std::slice::from_ref(&b), lost_to("gone", "x"), never).unwrap();
         assert!(Arc::ptr_eq(&out[0], &b));
     }
 
@@ -137,7 +137,7 @@ mod tests {
         let y = Node::binary(BinaryOp::Add, &leaf, &leaf);
         let expr = Node::constant(Scalar::Float(2.0), DType::F32, &[2], &dev("a"));
         let mut asked = Vec::new();
-        let out = relocate(&[y], &lost_to("a", "c"), &mut |n, to| {
+        let out = relocate(&[y], lost_to("a", "c"), |n, to| {
             asked.push((n.id(), to.to_string()));
             Ok::<_, String>(Leaf::Recompute(expr.clone()))
         })
@@ -146,7 +146,7 @@ mod tests {
         assert_eq!(&**out[0].device(), "c");
         assert!(matches!(out[0].src()[0].op(), Op::Const(_)));
 
-        let err = relocate(&[leaf.clone()], &lost_to("a", "c"), &mut |n, _| {
+        let err = relocate(std::slice::from_ref(&leaf), lost_to("a", "c"), |n, _| {
             Err(format!("%{} has no lineage", n.id()))
         });
         assert_eq!(err.err(), Some(format!("%{} has no lineage", leaf.id())));
@@ -161,10 +161,97 @@ mod tests {
         let lost = Node::binary(BinaryOp::Mul, &lost, &lost);
         lost.set_realized(BufferHandle::new(Arc::new(())));
         let y = Node::binary(BinaryOp::Add, &kept, &Node::copy_to(&lost, &dev("s")));
-        let out = relocate(&[y], &lost_to("a", "s"), &mut never).unwrap();
+        let out = relocate(&[y], lost_to("a", "s"), never).unwrap();
         assert!(Arc::ptr_eq(&out[0].src()[0], &kept));
         let redone = &out[0].src()[1];
         assert!(redone.realized().is_none());
         assert!(matches!(redone.op(), Op::Binary(BinaryOp::Mul)));
+    }
+
+    /// Random graphs over devices `a`, `b`, `c` (copies between them, realized intermediates)
+    /// relocated off `b`: the f64 reference gives the same values, and nothing is left on `b`.
+    mod random_graphs {
+        use super::*;
+        use crate::reference::{evaluate, RefData, RefTensor};
+        use proptest::prelude::*;
+
+        const DEVICES: [&str; 3] = ["a", "b", "c"];
+
+        /// A realized node's reference values (kept in its buffer handle).
+        fn value(node: &Node) -> RefTensor {
+            node.realized()
+                .expect("realized")
+                .data()
+                .downcast_ref::<RefTensor>()
+                .expect("a reference tensor")
+                .clone()
+        }
+
+        fn holding(t: RefTensor, device: &str) -> NodeRef {
+            let (dtype, shape) = (t.dtype, t.shape.clone());
+            Node::buffer(BufferHandle::new(Arc::new(t)), dtype, &shape, &dev(device))
+        }
+
+        fn leaf(seed: usize, device: &str) -> NodeRef {
+            let data = (0..6).map(|i| ((seed * 7 + i * 3) % 11) as f64 - 5.0);
+            holding(
+                RefTensor::new(DType::F32, &[2, 3], RefData::Float(data.collect())),
+                device,
+            )
+        }
+
+        fn build(steps: &[(u8, usize, usize, usize)]) -> NodeRef {
+            let mut pool: Vec<NodeRef> = (0..6).map(|i| leaf(i, DEVICES[i % 3])).collect();
+            for &(kind, i, j, d) in steps {
+                let a = pool[i % pool.len()].clone();
+                let b = Node::copy_to(&pool[j % pool.len()], a.device());
+                let n = match kind % 6 {
+                    0 => Node::copy_to(&a, &dev(DEVICES[d % 3])),
+                    1 => Node::binary(BinaryOp::Add, &a, &b),
+                    2 => Node::binary(BinaryOp::Mul, &a, &b),
+                    3 => Node::binary(BinaryOp::Max, &a, &b),
+                    4 => Node::expand(&Node::reduce(ReduceOp::Sum, &a, &[1]), &[2, 3]),
+                    _ => {
+                        let v = evaluate(&a, &mut value);
+                        a.set_realized(BufferHandle::new(Arc::new(v)));
+                        a
+                    }
+                };
+                pool.push(n);
+            }
+            pool.last().expect("non-empty").clone()
+        }
+
+        proptest! {
+            #[test]
+            fn relocated_graphs_compute_the_same_values(
+                steps in proptest::collection::vec((0u8..6, 0usize..64, 0usize..64, 0usize..3), 1..40),
+                recompute in any::<bool>(),
+            ) {
+                let target = build(&steps);
+                let want = evaluate(&target, &mut value);
+                let mut asked = 0;
+                let out = relocate(&[target], lost_to("b", "c"), |n, to| {
+                    asked += 1;
+                    let v = value(n);
+                    Ok::<_, String>(if recompute {
+                        // The leaf's lineage: a copy of the same values from another device.
+                        Leaf::Recompute(Node::copy_to(&holding(v, "a"), n.device()))
+                    } else {
+                        Leaf::Replace(holding(v, to))
+                    })
+                })
+                .unwrap();
+                let order = crate::toposort(&out);
+                for n in &order {
+                    prop_assert!(&**n.device() != "b", "{n:?} left on the lost device");
+                    if matches!(n.op(), Op::Copy) {
+                        prop_assert!(n.src()[0].device() != n.device(), "{n:?} copies in place");
+                    }
+                }
+                prop_assert!(asked <= 2, "each of the two leaves on b is resolved once");
+                prop_assert_eq!(evaluate(&out[0], &mut value), want);
+            }
+        }
     }
 }

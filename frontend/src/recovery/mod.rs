@@ -200,31 +200,31 @@ impl Recovery {
         self.recoveries.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(?lost, %survivor, "recovery: moving lost work to a survivor");
         let moved = |d: &str| lost::device_lost(d).then(|| survivor.clone());
-        relocate(nodes, &moved, &mut |leaf, to| self.remake(leaf, to))
+        relocate(nodes, moved, |leaf, to| self.remake(leaf, to))
     }
 
-    /// The devices of the graph behind `nodes` and of the lineage its lost buffer leaves
-    /// would be recomputed from, in first-seen order.
+    /// The devices of what relocating `nodes` would visit: the graph down to realized nodes,
+    /// through nodes realized on lost devices (they are rebuilt) and into the lineage of lost
+    /// buffer leaves; in first-seen order.
     fn candidate_devices(&self, nodes: &[NodeRef]) -> Vec<Arc<str>> {
         let mut devices: Vec<Arc<str>> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let mut next: Vec<NodeRef> = nodes.to_vec();
-        while !next.is_empty() {
-            let mut lineage = Vec::new();
-            for n in toposort(&next) {
-                if !seen.insert(n.id()) {
-                    continue;
-                }
-                if !devices.contains(n.device()) {
-                    devices.push(n.device().clone());
-                }
-                if matches!(n.op(), Op::Buffer(_)) && lost::device_lost(n.device()) {
-                    if let Some(Lineage::Expr(e)) = self.lineage.get(&n) {
-                        lineage.push(e);
-                    }
-                }
+        let mut stack: Vec<NodeRef> = nodes.to_vec();
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n.id()) {
+                continue;
             }
-            next = lineage;
+            if !devices.contains(n.device()) {
+                devices.push(n.device().clone());
+            }
+            let lost = lost::device_lost(n.device());
+            if matches!(n.op(), Op::Buffer(_)) {
+                if let (true, Some(Lineage::Expr(e))) = (lost, self.lineage.get(&n)) {
+                    stack.push(e);
+                }
+            } else if lost || n.realized().is_none() {
+                stack.extend(n.src().iter().cloned());
+            }
         }
         devices
     }
