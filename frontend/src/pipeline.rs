@@ -2,7 +2,8 @@
 //! placement by measured speed and memory and failover when a worker is lost.
 //!
 //! A [`Pipeline`] holds a model's layers in order. [`Pipeline::new`] measures every device
-//! ([`calibrate`]: a matmul's rate, cached per device), estimates each layer's cost
+//! ([`calibrate`]: a matmul's rate; [`measure_link`]: the rate data reaches it; both cached per
+//! device), estimates each layer's cost
 //! ([`PipelineLayer::flops`], parameter bytes, input bytes) and asks
 //! [`crate::distributed::place_with`] for contiguous stages (the user may pin layers); each
 //! layer's parameters and buffers then move to their stage's device. [`Pipeline::forward`] runs
@@ -94,6 +95,54 @@ pub fn calibrate(device: &str) -> Result<f64> {
 pub fn set_rate(device: &str, flops_per_sec: f64) -> Result<()> {
     let name = crate::device::canonical_device(device)?.to_string();
     rates().lock().insert(name, flops_per_sec);
+    Ok(())
+}
+
+/// Bytes [`measure_link`] sends.
+const LINK_PROBE_BYTES: usize = 1 << 20;
+
+fn link_rates() -> &'static Mutex<HashMap<String, f64>> {
+    static RATES: OnceLock<Mutex<HashMap<String, f64>>> = OnceLock::new();
+    RATES.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The measured rate, in bytes per second, at which activations reach `device`: for a remote
+/// device, 1 MiB written to it in one batch (one round trip) against an empty round trip, the
+/// best of three of each; a local device has no link (`f64::INFINITY`). It is the client's link
+/// to the worker, taken as the worker's link (activations come from the previous stage's
+/// worker). Measured once per device and process, then cached ([`set_link_rate`] replaces it).
+pub fn measure_link(device: &str) -> Result<f64> {
+    let name = crate::device::canonical_device(device)?.to_string();
+    if let Some(&r) = link_rates().lock().get(&name) {
+        return Ok(r);
+    }
+    if !name.starts_with("remote:") {
+        return Ok(f64::INFINITY);
+    }
+    let handle = ferrograd_runtime::device(&name)?;
+    let payload = vec![0u8; LINK_PROBE_BYTES];
+    let mut empty = f64::INFINITY;
+    let mut full = f64::INFINITY;
+    for _ in 0..3 {
+        let t = Instant::now();
+        handle.device().synchronize()?;
+        empty = empty.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let buffer = ferrograd_runtime::upload(&handle, &payload)?;
+        handle.device().synchronize()?;
+        full = full.min(t.elapsed().as_secs_f64());
+        drop(buffer);
+    }
+    let rate = LINK_PROBE_BYTES as f64 / (full - empty).max(1e-9);
+    link_rates().lock().insert(name, rate);
+    Ok(rate)
+}
+
+/// Sets the link rate [`measure_link`] reports for `device`, in bytes per second
+/// (`f64::INFINITY`: treat the link as free).
+pub fn set_link_rate(device: &str, bytes_per_sec: f64) -> Result<()> {
+    let name = crate::device::canonical_device(device)?.to_string();
+    link_rates().lock().insert(name, bytes_per_sec);
     Ok(())
 }
 
@@ -221,7 +270,7 @@ impl Pipeline {
                     device: d.clone(),
                     flops_per_sec: calibrate(d)?,
                     memory_bytes,
-                    link_bytes_per_sec: f64::INFINITY,
+                    link_bytes_per_sec: measure_link(d)?,
                 })
             })
             .collect()
