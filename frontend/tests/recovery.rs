@@ -2,7 +2,7 @@
 //! TLS): a sharded computation survives a worker SIGKILLed between or during realizes with the
 //! result of the run without the failure; plain tensors on a lost worker are recomputed from
 //! their graph or uploaded again from host copies; a buffer with neither is a typed error
-//! naming it and its device.
+//! naming it and its device; a SIGSTOPped worker is recovered from within the heartbeat bound.
 
 #[path = "common/processes.rs"]
 mod processes;
@@ -233,4 +233,32 @@ fn plain_tensors_on_a_lost_worker_are_recomputed_or_uploaded_again_and_others_ar
         started.elapsed() < Duration::from_secs(5),
         "the error took too long"
     );
+}
+
+#[test]
+fn a_stopped_worker_is_recovered_from_within_the_heartbeat_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (procs, names) = workers(2, dir.path());
+    let (stopped, survivor) = (names[0].as_str(), names[1].as_str());
+    let recovery = Recovery::onto(&[survivor]).unwrap();
+    let data = values(7, 64 * 32);
+    let x = Tensor::from_vec(data.clone(), &[64, 32])
+        .to(stopped)
+        .unwrap();
+    let h = x.exp();
+    recovery.realize(std::slice::from_ref(&h)).unwrap();
+
+    procs[0].signal("-STOP");
+    let started = Instant::now();
+    let got: Vec<f32> = recovery.to_vec(&h.sum(1)).unwrap();
+    let took = started.elapsed();
+    eprintln!("recovered from a stopped worker in {took:?}");
+    let want: Vec<f32> = Tensor::from_vec(data, &[64, 32])
+        .exp()
+        .sum(1)
+        .to_vec()
+        .unwrap();
+    assert_close(&got, &want, "after the stop");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    assert_eq!(recovery.recoveries(), 1);
 }
