@@ -203,7 +203,16 @@ fn plain_tensors_on_a_lost_worker_are_recomputed_or_uploaded_again_and_others_ar
     assert_eq!(recovery.recoveries(), 0);
     assert!(recovery.tracked() >= 3, "p, q and s have lineage");
 
+    // Derived from the bare upload, so its graph cannot be recomputed; a checkpoint keeps a
+    // host copy of the value instead.
+    let kept = bare.mul(2.0);
+    recovery.checkpoint(&kept).unwrap();
+    assert_eq!(kept.device().as_ref(), lost);
+
     kill(&mut procs[0]);
+    let from_checkpoint: Vec<f32> = recovery.to_vec(&kept.add(1.0)).unwrap();
+    let doubled: Vec<f32> = a.iter().map(|v| v * 2.0 + 1.0).collect();
+    assert_close(&from_checkpoint, &doubled, "from the checkpoint");
     let t = s.sum(1);
     let got: Vec<f32> = recovery.to_vec(&t).unwrap();
     assert_eq!(t.device().as_ref(), survivor);
