@@ -75,8 +75,8 @@ impl Default for Recovery {
 }
 
 impl Recovery {
-    /// Lost work moves to a surviving device of the graph being realized (remote devices
-    /// first), else to the default device.
+    /// Lost work moves to a surviving device of the graph being realized or of the lineage
+    /// it is recomputed from (remote devices first), else to the default device.
     pub fn new() -> Recovery {
         Recovery {
             preferred: Vec::new(),
