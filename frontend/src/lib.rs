@@ -29,6 +29,7 @@ pub mod optim;
 #[cfg(feature = "distributed")]
 pub mod pipeline;
 pub mod random;
+pub mod recovery;
 mod reduce;
 pub mod shard;
 pub mod state;
@@ -48,5 +49,6 @@ pub use ferrograd_runtime as runtime;
 pub use ferrograd_runtime::{Error, Result};
 pub use jit::Jit;
 pub use nn_ops::Conv2dOptions;
+pub use recovery::{Recovery, RecoveryError};
 pub use shard::ShardedTensor;
 pub use tensor::{Tensor, DEFAULT_FLOAT};

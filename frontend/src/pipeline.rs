@@ -2,24 +2,29 @@
 //! placement by measured speed and memory and failover when a worker is lost.
 //!
 //! A [`Pipeline`] holds a model's layers in order. [`Pipeline::new`] measures every device
-//! ([`calibrate`]: a matmul's rate, cached per device), estimates each layer's cost
+//! ([`calibrate`]: a matmul's rate; [`measure_link`]: the rate data reaches it; both cached per
+//! device), estimates each layer's cost
 //! ([`PipelineLayer::flops`], parameter bytes, input bytes) and asks
 //! [`crate::distributed::place_with`] for contiguous stages (the user may pin layers); each
 //! layer's parameters and buffers then move to their stage's device. [`Pipeline::forward`] runs
-//! stage by stage: the activation goes to the stage's device, the stage's layers run there as
-//! one realize, and the stage's output is kept on the host as the checkpoint the next stage
-//! starts from.
+//! stage by stage: the activation goes from the previous stage's device to the stage's device
+//! (worker to worker between remote devices: only the input and the final output pass through
+//! the client), the stage's layers run there as one realize, and the stage's output stays
+//! there as the checkpoint the next stage starts from.
 //!
 //! **Failover.** Every value of a stage is a pure function (its graph, the lineage) of the
 //! stage's input checkpoint and the layers' parameters, of which the pipeline keeps host
-//! copies. When a stage fails with [`Error::WorkerLost`], the lost device is dropped, the
-//! layers are placed again on the surviving devices (moving parameters from the host copies
-//! where their device changed) and the pass continues from the failed stage's checkpoint: the
-//! lost work is recomputed on a survivor and the result is the one of a run without the
-//! failure. A device added with [`Pipeline::add_device`] takes part from the next pass.
+//! copies. When a stage fails and devices were lost (killed, stopped or unreachable workers:
+//! the stage's own or the one holding its input), the lost devices are dropped, the layers are
+//! placed again on the surviving devices (moving parameters from the host copies where their
+//! device changed), checkpoints that lived on lost devices are forgotten, and the pass
+//! continues from the latest surviving checkpoint (at worst the host input): the lost work is
+//! recomputed on survivors and the result is the one of a run without the failure. A device
+//! added with [`Pipeline::add_device`] takes part from the next pass.
 
 use crate::distributed::{place_with, LayerCost, Placement, WorkerCapacity};
 use crate::nn::Module;
+use crate::recovery::lost;
 use crate::{Error, Result, Tensor};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -90,6 +95,54 @@ pub fn calibrate(device: &str) -> Result<f64> {
 pub fn set_rate(device: &str, flops_per_sec: f64) -> Result<()> {
     let name = crate::device::canonical_device(device)?.to_string();
     rates().lock().insert(name, flops_per_sec);
+    Ok(())
+}
+
+/// Bytes [`measure_link`] sends.
+const LINK_PROBE_BYTES: usize = 1 << 20;
+
+fn link_rates() -> &'static Mutex<HashMap<String, f64>> {
+    static RATES: OnceLock<Mutex<HashMap<String, f64>>> = OnceLock::new();
+    RATES.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The measured rate, in bytes per second, at which activations reach `device`: for a remote
+/// device, 1 MiB written to it in one batch (one round trip) against an empty round trip, the
+/// best of three of each; a local device has no link (`f64::INFINITY`). It is the client's link
+/// to the worker, taken as the worker's link (activations come from the previous stage's
+/// worker). Measured once per device and process, then cached ([`set_link_rate`] replaces it).
+pub fn measure_link(device: &str) -> Result<f64> {
+    let name = crate::device::canonical_device(device)?.to_string();
+    if let Some(&r) = link_rates().lock().get(&name) {
+        return Ok(r);
+    }
+    if !name.starts_with("remote:") {
+        return Ok(f64::INFINITY);
+    }
+    let handle = ferrograd_runtime::device(&name)?;
+    let payload = vec![0u8; LINK_PROBE_BYTES];
+    let mut empty = f64::INFINITY;
+    let mut full = f64::INFINITY;
+    for _ in 0..3 {
+        let t = Instant::now();
+        handle.device().synchronize()?;
+        empty = empty.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let buffer = ferrograd_runtime::upload(&handle, &payload)?;
+        handle.device().synchronize()?;
+        full = full.min(t.elapsed().as_secs_f64());
+        drop(buffer);
+    }
+    let rate = LINK_PROBE_BYTES as f64 / (full - empty).max(1e-9);
+    link_rates().lock().insert(name, rate);
+    Ok(rate)
+}
+
+/// Sets the link rate [`measure_link`] reports for `device`, in bytes per second
+/// (`f64::INFINITY`: treat the link as free).
+pub fn set_link_rate(device: &str, bytes_per_sec: f64) -> Result<()> {
+    let name = crate::device::canonical_device(device)?.to_string();
+    link_rates().lock().insert(name, bytes_per_sec);
     Ok(())
 }
 
@@ -217,7 +270,7 @@ impl Pipeline {
                     device: d.clone(),
                     flops_per_sec: calibrate(d)?,
                     memory_bytes,
-                    link_bytes_per_sec: f64::INFINITY,
+                    link_bytes_per_sec: measure_link(d)?,
                 })
             })
             .collect()
@@ -263,10 +316,16 @@ impl Pipeline {
     /// Runs the model on `x`, stage by stage, failing over lost devices (see the module docs).
     /// The result is on the host (`cpu`).
     pub fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
-        let mut checkpoint = x.detach().to("cpu")?;
-        checkpoint.realize()?;
-        let mut next = 0;
-        while next < self.layers.len() {
+        let input = x.detach().to("cpu")?;
+        input.realize()?;
+        // The pass's lineage: each stage's input by its first layer, on the device of the
+        // stage that produced it (the first on the host, which is never lost).
+        let mut checkpoints: Vec<(usize, Tensor)> = vec![(0, input)];
+        loop {
+            let (next, current) = checkpoints.last().cloned().expect("the host input");
+            if next == self.layers.len() {
+                return Ok(current);
+            }
             let worker = self.placement.worker_of_layers()[next];
             let layers = next..self.placement.stages[worker].end;
             let device = self.devices[worker].clone();
@@ -274,25 +333,34 @@ impl Pipeline {
                 device: device.clone(),
                 layers: layers.clone(),
             });
-            match self.run_stage(layers.clone(), &checkpoint, &device) {
+            let error = match self.run_stage(layers.clone(), &current, &device) {
                 Ok(out) => {
-                    checkpoint = out;
-                    next = layers.end;
+                    checkpoints.push((layers.end, out));
+                    continue;
                 }
-                Err(Error::WorkerLost { reason, .. }) => {
-                    self.notify(StageEvent::FailedOver {
-                        device: device.clone(),
-                        layers,
-                        reason,
-                    });
-                    self.failovers += 1;
-                    self.drop_device(worker);
-                    self.replace()?;
-                }
-                Err(e) => return Err(e),
+                Err(e) => e,
+            };
+            let lost: Vec<String> = lost::wait_for_lost(self.devices.iter().map(String::as_str))
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            if lost.is_empty() {
+                return Err(error);
             }
+            for d in &lost {
+                self.notify(StageEvent::FailedOver {
+                    device: d.clone(),
+                    layers: layers.clone(),
+                    reason: error.to_string(),
+                });
+                self.failovers += 1;
+                let index = self.devices.iter().position(|x| x == d).expect("listed");
+                self.drop_device(index);
+            }
+            self.replace()?;
+            // Stage inputs that were on a lost worker are recomputed from an earlier one.
+            checkpoints.retain(|(_, t)| !lost.iter().any(|d| **d == *t.device()));
         }
-        Ok(checkpoint)
     }
 
     fn drop_device(&mut self, index: usize) {
@@ -312,18 +380,20 @@ impl Pipeline {
         }
     }
 
-    /// Runs `layers` on `device` from `input`; the output, copied back to the host.
+    /// Runs `layers` on `device` from `input` (copied worker to worker when both are remote);
+    /// the output stays on `device`, except the last stage's, which is copied to the host.
     fn run_stage(
         &self,
         layers: std::ops::Range<usize>,
         input: &Tensor,
         device: &str,
     ) -> Result<Tensor> {
+        let last = layers.end == self.layers.len();
         let mut x = input.to(device)?;
         for layer in &self.layers[layers] {
             x = layer.forward(&x);
         }
-        let out = x.to("cpu")?;
+        let out = if last { x.to("cpu")? } else { x };
         out.realize()?;
         Ok(out)
     }

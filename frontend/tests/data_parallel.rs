@@ -174,3 +174,60 @@ fn a_worker_killed_mid_training_has_its_shard_recomputed_on_the_survivors() {
     assert_params_close(&dp.replicas()[0], &single);
     assert_params_close(&dp.replicas()[1], &single);
 }
+
+#[test]
+fn a_worker_joining_mid_training_is_used_from_the_next_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut workers: Vec<WorkerProcess> = (0..2)
+        .map(|i| WorkerProcess::start(cluster(), &dir.path().join(format!("j{i}"))))
+        .collect();
+    let devices: Vec<String> = workers.iter().map(WorkerProcess::device).collect();
+    let names: Vec<&str> = devices.iter().map(String::as_str).collect();
+
+    Tensor::manual_seed(7);
+    let model = MnistNet::new();
+    Tensor::realize_all(&model.parameters()).unwrap();
+    let single = MnistNet::new();
+    single.load_state_dict(&model.state_dict()).unwrap();
+    let mut opt = Adam::new(single.parameters(), AdamConfig::adam(LR));
+    let make_opt = |p| Adam::new(p, AdamConfig::adam(LR));
+    let mut dp =
+        DataParallel::with_weights(&model, &names, &[1.0, 1.0], MnistNet::new, make_opt).unwrap();
+
+    let data = Mnist::vendored().unwrap();
+    for step in 0..STEPS + 1 {
+        if step == 2 {
+            // Joins after two steps: Adam's moments and bias corrections are not fresh.
+            workers.push(WorkerProcess::start(cluster(), &dir.path().join("j2")));
+            let joined = workers[2].device();
+            dp.add_replica(&joined, 1.0, MnistNet::new, make_opt)
+                .unwrap();
+            assert_eq!(dp.devices().len(), 3);
+            assert_eq!(dp.split_of(BATCH), [8, 8, 8]);
+        }
+        let idx: Vec<usize> = (step * BATCH..(step + 1) * BATCH).collect();
+        let (x, y) = data.batch(Split::Train, &idx);
+        let want = single_step(&single, &mut opt, &x, &y);
+        let got = dp
+            .step(&x, &y, |m, x, y| cross_entropy(&m.forward(x), y, 0.0))
+            .unwrap()
+            .item::<f32>()
+            .unwrap();
+        eprintln!(
+            "step {step}: one device {want}, data parallel {got} on {} workers",
+            dp.devices().len()
+        );
+        assert!(
+            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+            "step {step}: loss {got} vs {want}"
+        );
+    }
+    for replica in dp.replicas() {
+        assert_params_close(replica, &single);
+    }
+    let joined = values(&dp.replicas()[2]);
+    for (name, v) in &values(&dp.replicas()[0]) {
+        let other = &joined.iter().find(|(n, _)| n == name).unwrap().1;
+        assert_eq!(v, other, "the joined replica differs in {name}");
+    }
+}

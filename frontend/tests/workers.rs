@@ -221,6 +221,7 @@ fn pipeline_survives_a_lost_worker(signal: &str, limit: Duration, join: bool) {
     let names: Vec<String> = workers.iter().map(WorkerProcess::device).collect();
     for n in &names {
         set_rate(n, 1e9).unwrap();
+        ferrograd::pipeline::set_link_rate(n, f64::INFINITY).unwrap();
     }
     let width = 48;
     Tensor::manual_seed(8);
@@ -299,6 +300,7 @@ fn pipeline_survives_a_lost_worker(signal: &str, limit: Duration, join: bool) {
     // A worker that joins is used from the next pass.
     let joined = WorkerProcess::start(cluster, &dir.path().join("p3"));
     set_rate(&joined.device(), 1e9).unwrap();
+    ferrograd::pipeline::set_link_rate(&joined.device(), f64::INFINITY).unwrap();
     p.add_device(&joined.device()).unwrap();
     events.lock().unwrap().clear();
     assert!(close(&p.forward(&x).unwrap()));

@@ -32,6 +32,24 @@ fn place(param: &Tensor, value: &Tensor) {
     state.grad = None;
 }
 
+/// Gives each tensor of `pairs` a copy of its partner's value on `device` (one realize).
+fn copy_state(pairs: Vec<(Tensor, Tensor)>, device: &Arc<str>) -> Result<()> {
+    let mut placed = Vec::with_capacity(pairs.len());
+    for (t, value) in pairs {
+        assert!(
+            value.shape() == t.shape() && value.dtype() == t.dtype(),
+            "data_parallel add_replica: new state {}{:?} vs the replicas' {}{:?}",
+            t.dtype(),
+            t.shape(),
+            value.dtype(),
+            value.shape()
+        );
+        place(&t, &on_device(&value.detach(), device));
+        placed.push(t);
+    }
+    Tensor::realize_all(&placed)
+}
+
 impl<M: Module, O: Optimizer> DataParallel<M, O> {
     /// Replicates `model` onto `devices` (weighted by measured speed): `make_model` builds each
     /// replica (its initial values are replaced with copies of `model`'s state) and
@@ -97,6 +115,58 @@ impl<M: Module, O: Optimizer> DataParallel<M, O> {
             weights: weights.to_vec(),
             algorithm: Algorithm::Auto,
         })
+    }
+
+    /// Adds a replica on `device` with relative weight `weight` (a worker that joined): it gets
+    /// copies of the first replica's current parameters, buffers and optimizer state (moments,
+    /// bias corrections, learning rate), so the next [`DataParallel::step`] splits the batch
+    /// over every replica and continues the same training. `make_model` and `make_optimizer`
+    /// build the replica and its optimizer as in [`DataParallel::new`].
+    pub fn add_replica(
+        &mut self,
+        device: &str,
+        weight: f64,
+        make_model: impl Fn() -> M,
+        make_optimizer: impl Fn(Vec<Tensor>) -> O,
+    ) -> Result<()> {
+        let device = crate::device::canonical_device(device)?;
+        assert!(
+            !self.devices.contains(&device),
+            "data_parallel add_replica: device {device} already holds a replica"
+        );
+        assert!(
+            weight > 0.0 && weight.is_finite(),
+            "data_parallel add_replica: weight {weight} for {device} is not positive"
+        );
+        let replica = crate::no_grad(&make_model);
+        let source = self.replicas[0].state_dict();
+        let mut pairs: Vec<(Tensor, Tensor)> = Vec::new();
+        for (name, t) in replica.state_dict() {
+            let value = source.get(&name).unwrap_or_else(|| {
+                panic!("data_parallel add_replica: the replica has state `{name}` the others lack")
+            });
+            pairs.push((t, value.clone()));
+        }
+        copy_state(pairs, &device)?;
+        // Made after the parameters moved, so its own buffers are on the new device too.
+        let optimizer = make_optimizer(replica.parameters());
+        let (theirs, ours) = (
+            self.optimizers[0].state_tensors(),
+            optimizer.state_tensors(),
+        );
+        assert_eq!(
+            theirs.len(),
+            ours.len(),
+            "data_parallel add_replica: the new optimizer has {} state tensors, the others {}",
+            ours.len(),
+            theirs.len()
+        );
+        copy_state(ours.into_iter().zip(theirs).collect(), &device)?;
+        self.replicas.push(replica);
+        self.optimizers.push(optimizer);
+        self.devices.push(device);
+        self.weights.push(weight);
+        Ok(())
     }
 
     /// Uses `algorithm` for the gradient all-reduce (default [`Algorithm::Auto`]).
@@ -186,17 +256,10 @@ impl<M: Module, O: Optimizer> DataParallel<M, O> {
     /// device (a survivor's transfer to the dead worker fails), so this waits up to the
     /// heartbeat's detection bound for the lost device to be marked.
     fn lost_replicas(&self) -> Vec<usize> {
-        let deadline = std::time::Instant::now() + LOSS_DETECTION;
-        loop {
-            let lost: Vec<usize> = (0..self.devices.len())
-                .filter(|&i| device_lost(&self.devices[i]))
-                .collect();
-            let remote = self.devices.iter().any(|d| d.starts_with("remote:"));
-            if !lost.is_empty() || !remote || std::time::Instant::now() >= deadline {
-                return lost;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        let lost = crate::recovery::lost::wait_for_lost(self.devices.iter().map(|d| &**d));
+        (0..self.devices.len())
+            .filter(|&i| lost.contains(&&*self.devices[i]))
+            .collect()
     }
 
     fn try_step(
@@ -278,23 +341,6 @@ impl<M: Module, O: Optimizer> DataParallel<M, O> {
                 p[k].set_grad(Some(g.reshape(p[k].shape())));
             }
         }
-    }
-}
-
-/// How long a lost worker may take to be marked lost (the heartbeat declares a silent worker
-/// lost after 1 s; a closed socket is seen at once).
-const LOSS_DETECTION: std::time::Duration = std::time::Duration::from_millis(2000);
-
-/// True if `device` is a remote device whose worker was lost.
-fn device_lost(device: &str) -> bool {
-    #[cfg(feature = "distributed")]
-    {
-        ferrograd_distributed::remote::opened(device).is_some_and(|d| d.lost().is_some())
-    }
-    #[cfg(not(feature = "distributed"))]
-    {
-        let _ = device;
-        false
     }
 }
 
