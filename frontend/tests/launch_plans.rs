@@ -67,3 +67,39 @@ fn a_new_structure_is_lowered() {
     );
     check(&out, 1e-5, 1e-5, "new structure");
 }
+
+/// (kernels, lowered) of each of `steps` Adam steps of a small model (shapes of its own).
+fn adam_steps(steps: usize) -> Vec<(usize, usize)> {
+    use ferrograd::optim::{Adam, AdamConfig, Optimizer};
+    Tensor::manual_seed(9);
+    let x = Tensor::randn(&[6, 7]);
+    let w = Tensor::randn(&[7, 3]).requires_grad(true);
+    let mut opt = Adam::new(vec![w.clone()], AdamConfig::adam(0.01));
+    (0..steps)
+        .map(|_| {
+            let before = ferrograd::runtime::stats();
+            let loss = x.matmul(&w).relu().sum(ferrograd::All);
+            loss.backward();
+            opt.step_with(&[&loss]).unwrap();
+            opt.zero_grad();
+            let after = ferrograd::runtime::stats();
+            (
+                after.kernels - before.kernels,
+                after.lowered - before.lowered,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_structure_lowers_only_kernels_no_earlier_graph_had() {
+    let steps = with_mode(Mode::Off, || adam_steps(3));
+    // Step 2's graph differs from step 1's (the optimizer state is no longer constant
+    // zeros), but its forward and backward kernels are step 1's: only the update is new.
+    let (kernels, lowered) = steps[1];
+    assert!(
+        lowered < kernels,
+        "step 2 lowered all its {kernels} kernels ({steps:?})"
+    );
+    assert_eq!(steps[2].1, 0, "step 3 launches from its plan ({steps:?})");
+}

@@ -7,12 +7,21 @@
 //! A plan belongs to one way of realizing the structure ([`PlanKey`]: as built or rewritten,
 //! and the lowering options), so a tiered rewrite or an `FERROGRAD_OPT` change makes a new one.
 //! Debug builds lower every planned kernel anyway and check the plan against it.
+//!
+//! A plan for a new structure (the first steps of a loop, whose graphs differ while optimizer
+//! state is still constant; the switch to the rewritten graph in tiered mode) takes each kernel
+//! from a second cache keyed by the kernel's own structure ([`kernel`]), so only kernels no
+//! earlier graph had are lowered.
 
 use crate::buffer::DeviceHandle;
 use crate::device::CompiledKernel;
+use crate::error::Result;
+use ferrograd_ir::rewrite::{Lifted, Structure};
+use ferrograd_ir::schedule::Kernel;
 use ferrograd_ir::Program;
 use parking_lot::Mutex;
-use std::sync::Arc;
+use rustc_hash::FxHashMap;
+use std::sync::{Arc, OnceLock};
 
 /// What a plan was made for, besides the graph's structure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +35,7 @@ pub(crate) struct PlanKey {
 }
 
 /// One kernel of a plan.
+#[derive(Clone)]
 pub(crate) struct PlannedKernel {
     /// The device it was compiled for (a device registered again under the same name is not
     /// this one: the kernel is then lowered afresh).
@@ -60,4 +70,58 @@ impl Plans {
             plans.push((key, Arc::new(plan)));
         }
     }
+}
+
+/// Kernels kept at most by [`kernel`]; the cache is emptied when it is full.
+const KERNEL_CACHE_CAPACITY: usize = 8192;
+
+/// A kernel's graph down to its inputs, the positions of its inputs (in parameter order) and of
+/// its fused reduction in that graph, the device (its handle's address: the entry holds the
+/// handle, so the address is not reused while it exists) and the lowering options.
+type KernelKey = (Structure, Vec<u32>, Option<u32>, usize, bool, bool);
+
+fn kernel_cache() -> &'static Mutex<FxHashMap<KernelKey, PlannedKernel>> {
+    static CACHE: OnceLock<Mutex<FxHashMap<KernelKey, PlannedKernel>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// The lowered and compiled kernel `k` on `device` (whose inputs are realized) with the
+/// options of `key`: from the cache when a kernel with the same structure was lowered
+/// before, else from `lower`.
+pub(crate) fn kernel(
+    device: &Arc<DeviceHandle>,
+    k: &Kernel,
+    key: PlanKey,
+    lower: impl FnOnce() -> Result<PlannedKernel>,
+) -> Result<PlannedKernel> {
+    let lifted = Lifted::new(std::slice::from_ref(&k.output));
+    let position = |node: &ferrograd_ir::NodeRef| {
+        lifted
+            .nodes
+            .iter()
+            .position(|n| n.id() == node.id())
+            .map(|p| p as u32)
+    };
+    let Some(inputs) = k.inputs.iter().map(position).collect::<Option<Vec<u32>>>() else {
+        return lower();
+    };
+    let reduce = k.reduce.as_ref().and_then(position);
+    let cache_key: KernelKey = (
+        lifted.structure,
+        inputs,
+        reduce,
+        Arc::as_ptr(device) as usize,
+        key.optimize,
+        key.index_egraph,
+    );
+    if let Some(hit) = kernel_cache().lock().get(&cache_key) {
+        return Ok(hit.clone());
+    }
+    let planned = lower()?;
+    let mut cache = kernel_cache().lock();
+    if cache.len() >= KERNEL_CACHE_CAPACITY {
+        cache.clear();
+    }
+    cache.insert(cache_key, planned.clone());
+    Ok(planned)
 }

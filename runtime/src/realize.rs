@@ -129,27 +129,27 @@ fn kernel_for(
     dev: &Arc<DeviceHandle>,
     k: &Kernel,
     planned: Option<&PlannedKernel>,
+    key: PlanKey,
 ) -> Result<PlannedKernel> {
-    if let Some(p) = planned.filter(|p| Arc::ptr_eq(&p.device, dev)) {
-        debug_assert!(
-            *p.program == lower_for(dev, k),
-            "launch plan out of date for kernel {}",
-            p.program.name
-        );
-        return Ok(PlannedKernel {
-            device: p.device.clone(),
-            program: p.program.clone(),
-            compiled: p.compiled.clone(),
-        });
-    }
-    let program = lower_for(dev, k);
-    let compiled = dev.kernel(&program)?;
-    bump(|s| s.lowered += 1);
-    Ok(PlannedKernel {
-        device: dev.clone(),
-        program: Arc::new(program),
-        compiled,
-    })
+    let planned = match planned.filter(|p| Arc::ptr_eq(&p.device, dev)) {
+        Some(p) => p.clone(),
+        None => crate::plan::kernel(dev, k, key, || {
+            let program = lower_for(dev, k);
+            let compiled = dev.kernel(&program)?;
+            bump(|s| s.lowered += 1);
+            Ok(PlannedKernel {
+                device: dev.clone(),
+                program: Arc::new(program),
+                compiled,
+            })
+        })?,
+    };
+    debug_assert!(
+        *planned.program == lower_for(dev, k),
+        "launch plan out of date for kernel {}",
+        planned.program.name
+    );
+    Ok(planned)
 }
 
 /// Runs kernel `k`; returns its output and the kernel it launched (`None` for an empty
@@ -158,6 +158,7 @@ fn run_kernel(
     k: &Kernel,
     produced: &HashMap<u64, BufferHandle>,
     planned: Option<&PlannedKernel>,
+    key: PlanKey,
 ) -> Result<(BufferHandle, Option<PlannedKernel>)> {
     let dev = registry::device(k.output.device())?;
     for n in std::iter::once(&k.output).chain(&k.inputs) {
@@ -176,7 +177,7 @@ fn run_kernel(
         }
         return Ok((out, None));
     }
-    let kernel = kernel_for(&dev, k, planned)?;
+    let kernel = kernel_for(&dev, k, planned, key)?;
     let inputs: Vec<BufferHandle> = k.inputs.iter().map(|n| handle_of(n, produced)).collect();
     let mut raws = vec![Buffer::from_handle(&out).raw()];
     for h in &inputs {
@@ -242,7 +243,7 @@ pub fn realize(targets: &[NodeRef]) -> Result<()> {
             index_egraph: optimize_indices,
         };
         let plan = decision.plans.as_ref().and_then(|p| p.get(key));
-        let made = realize_scheduled(graph, plan.as_deref())?;
+        let made = realize_scheduled(graph, plan.as_deref(), key)?;
         if let (Some(plans), Some(made)) = (&decision.plans, made) {
             plans.insert(key, made);
         }
@@ -255,7 +256,11 @@ pub fn realize(targets: &[NodeRef]) -> Result<()> {
 
 /// Schedules `targets` as they are and runs the schedule, launching kernels from `plan` when
 /// it fits the schedule; returns the plan of this schedule when none was given.
-fn realize_scheduled(targets: &[NodeRef], plan: Option<&Plan>) -> Result<Option<Plan>> {
+fn realize_scheduled(
+    targets: &[NodeRef],
+    plan: Option<&Plan>,
+    key: PlanKey,
+) -> Result<Option<Plan>> {
     let items = schedule(targets);
     let plan = plan.filter(|p| p.kernels.len() == items.len());
     let mut made = plan.is_none().then(|| Plan {
@@ -267,7 +272,7 @@ fn realize_scheduled(targets: &[NodeRef], plan: Option<&Plan>) -> Result<Option<
         let handle = match item {
             ScheduleItem::Kernel(k) => {
                 let planned = plan.and_then(|p| p.kernels[i].as_ref());
-                let (out, kernel) = run_kernel(k, &produced, planned)?;
+                let (out, kernel) = run_kernel(k, &produced, planned, key)?;
                 if let Some(m) = &mut made {
                     m.kernels.push(kernel);
                 }
