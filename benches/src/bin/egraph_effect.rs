@@ -117,7 +117,15 @@ fn child(name: &str) {
     let mut step = workload(name);
     let t0 = Instant::now();
     for _ in 0..WARMUP_STEPS {
+        let (b, t) = (ferrograd::runtime::stats(), Instant::now());
         step();
+        let a = ferrograd::runtime::stats();
+        eprintln!(
+            "warm-up step: {} kernels, {} lowered, {:.1} ms",
+            a.kernels - b.kernels,
+            a.lowered - b.lowered,
+            t.elapsed().as_secs_f64() * 1e3
+        );
     }
     let warmup = t0.elapsed();
     ferrograd::runtime::count_work(true);
