@@ -13,25 +13,35 @@ use ferrograd::nn::Module;
 use ferrograd::optim::{Adam, AdamConfig, Optimizer};
 use ferrograd::shard::{Algorithm, DataParallel};
 use ferrograd::Tensor;
-use processes::{init_cluster, WorkerProcess};
-use std::path::Path;
+use processes::{shared_cluster as cluster, WorkerProcess};
 use std::time::Duration;
 
 const BATCH: usize = 24;
 const STEPS: usize = 3;
 const LR: f64 = 2e-3;
 
-/// The cluster both tests share (the client's security is process-wide).
-fn cluster() -> &'static Path {
-    static CLUSTER: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    CLUSTER
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            init_cluster(dir.path());
-            ferrograd::device::set_default_device("cpu").unwrap();
-            dir
-        })
-        .path()
+/// Runs one data-parallel step on `(x, y)` and checks its loss against `want`, the loss of the
+/// same step on one device.
+fn data_parallel_step_matches<O: Optimizer>(
+    dp: &mut DataParallel<MnistNet, O>,
+    x: &Tensor,
+    y: &Tensor,
+    want: f32,
+    step: usize,
+) {
+    let got = dp
+        .step(x, y, |m, x, y| cross_entropy(&m.forward(x), y, 0.0))
+        .unwrap()
+        .item::<f32>()
+        .unwrap();
+    eprintln!(
+        "step {step}: one device {want}, data parallel {got} on {} workers",
+        dp.devices().len()
+    );
+    assert!(
+        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+        "step {step}: loss {got} vs {want}"
+    );
 }
 
 /// One Adam step of `net` on one device; the loss.
@@ -89,16 +99,7 @@ fn data_parallel_mnist_on_two_workers_matches_one_device() {
         let idx: Vec<usize> = (step * BATCH..(step + 1) * BATCH).collect();
         let (x, y) = data.batch(Split::Train, &idx);
         let want = single_step(&single, &mut opt, &x, &y);
-        let got = dp
-            .step(&x, &y, |m, x, y| cross_entropy(&m.forward(x), y, 0.0))
-            .unwrap()
-            .item::<f32>()
-            .unwrap();
-        eprintln!("step {step}: one device {want}, data parallel {got}");
-        assert!(
-            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-            "step {step}: loss {got} vs {want}"
-        );
+        data_parallel_step_matches(&mut dp, &x, &y, want, step);
     }
 
     let replicas: Vec<_> = dp.replicas().iter().map(values).collect();
@@ -154,19 +155,7 @@ fn a_worker_killed_mid_training_has_its_shard_recomputed_on_the_survivors() {
                 assert!(status.success());
             }));
         }
-        let got = dp
-            .step(&x, &y, |m, x, y| cross_entropy(&m.forward(x), y, 0.0))
-            .unwrap()
-            .item::<f32>()
-            .unwrap();
-        eprintln!(
-            "step {step}: one device {want}, data parallel {got} on {} workers",
-            dp.devices().len()
-        );
-        assert!(
-            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-            "step {step}: loss {got} vs {want}"
-        );
+        data_parallel_step_matches(&mut dp, &x, &y, want, step);
     }
     killer.unwrap().join().unwrap();
     let left: Vec<&str> = dp.devices().iter().map(|d| &**d).collect();
@@ -208,19 +197,7 @@ fn a_worker_joining_mid_training_is_used_from_the_next_step() {
         let idx: Vec<usize> = (step * BATCH..(step + 1) * BATCH).collect();
         let (x, y) = data.batch(Split::Train, &idx);
         let want = single_step(&single, &mut opt, &x, &y);
-        let got = dp
-            .step(&x, &y, |m, x, y| cross_entropy(&m.forward(x), y, 0.0))
-            .unwrap()
-            .item::<f32>()
-            .unwrap();
-        eprintln!(
-            "step {step}: one device {want}, data parallel {got} on {} workers",
-            dp.devices().len()
-        );
-        assert!(
-            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-            "step {step}: loss {got} vs {want}"
-        );
+        data_parallel_step_matches(&mut dp, &x, &y, want, step);
     }
     for replica in dp.replicas() {
         assert_params_close(replica, &single);

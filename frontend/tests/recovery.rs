@@ -8,22 +8,9 @@
 mod processes;
 
 use ferrograd::{Recovery, RecoveryError, ShardedTensor, Tensor};
-use processes::{init_cluster, WorkerProcess};
+use processes::{shared_cluster as cluster, WorkerProcess};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// The cluster the tests share (the client's security is process-wide).
-fn cluster() -> &'static Path {
-    static CLUSTER: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    CLUSTER
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            init_cluster(dir.path());
-            ferrograd::device::set_default_device("cpu").unwrap();
-            dir
-        })
-        .path()
-}
 
 /// `n` worker processes and their cpu devices' names.
 fn workers(n: usize, state: &Path) -> (Vec<WorkerProcess>, Vec<String>) {

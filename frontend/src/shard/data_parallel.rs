@@ -32,19 +32,25 @@ fn place(param: &Tensor, value: &Tensor) {
     state.grad = None;
 }
 
+/// Gives `t` a copy of `value` on `device`; panics naming `what` when their shapes or dtypes
+/// differ.
+fn place_copy(t: &Tensor, value: &Tensor, device: &Arc<str>, what: &str) {
+    assert!(
+        value.shape() == t.shape() && value.dtype() == t.dtype(),
+        "{what} is {}{:?}, the model's {}{:?}",
+        t.dtype(),
+        t.shape(),
+        value.dtype(),
+        value.shape()
+    );
+    place(t, &on_device(&value.detach(), device));
+}
+
 /// Gives each tensor of `pairs` a copy of its partner's value on `device` (one realize).
 fn copy_state(pairs: Vec<(Tensor, Tensor)>, device: &Arc<str>) -> Result<()> {
     let mut placed = Vec::with_capacity(pairs.len());
     for (t, value) in pairs {
-        assert!(
-            value.shape() == t.shape() && value.dtype() == t.dtype(),
-            "data_parallel add_replica: new state {}{:?} vs the replicas' {}{:?}",
-            t.dtype(),
-            t.shape(),
-            value.dtype(),
-            value.shape()
-        );
-        place(&t, &on_device(&value.detach(), device));
+        place_copy(&t, &value, device, "data_parallel add_replica: new state");
         placed.push(t);
     }
     Tensor::realize_all(&placed)
@@ -90,15 +96,8 @@ impl<M: Module, O: Optimizer> DataParallel<M, O> {
                 let value = source.get(&name).unwrap_or_else(|| {
                     panic!("data_parallel: the replica has state `{name}` the model lacks")
                 });
-                assert!(
-                    value.shape() == t.shape() && value.dtype() == t.dtype(),
-                    "data_parallel: replica state `{name}` is {}{:?}, the model's {}{:?}",
-                    t.dtype(),
-                    t.shape(),
-                    value.dtype(),
-                    value.shape()
-                );
-                place(&t, &on_device(&value.detach(), device));
+                let what = format!("data_parallel: replica state `{name}`");
+                place_copy(&t, value, device, &what);
                 placed.push(t);
             }
             replicas.push(replica);

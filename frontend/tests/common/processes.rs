@@ -94,3 +94,17 @@ pub fn init_cluster(dir: &Path) {
     ferrograd::device::init();
     remote::set_client_security(Security::MutualTls(Identity::load_client(dir).unwrap()));
 }
+
+/// The cluster the tests of one test binary share (made once; the client's security is
+/// process-wide), with `cpu` as the default device.
+pub fn shared_cluster() -> &'static Path {
+    static CLUSTER: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    CLUSTER
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            init_cluster(dir.path());
+            ferrograd::device::set_default_device("cpu").unwrap();
+            dir
+        })
+        .path()
+}
