@@ -9,7 +9,6 @@ use ferrograd_ir::lower::{lower, LoweringTarget};
 use ferrograd_ir::lower_gpu::lower_gpu;
 use ferrograd_ir::schedule::{schedule, Kernel, ScheduleItem};
 use ferrograd_ir::{BufferHandle, NodeRef, Program};
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -56,24 +55,6 @@ fn bump(f: impl FnOnce(&mut Stats)) {
     });
 }
 
-thread_local! {
-    /// Whether the graph this thread is realizing is being optimized (see
-    /// [`crate::rewrite::Decision::optimize_indices`]).
-    static OPTIMIZE_INDICES: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `f` with the index-level e-graph on or off for this thread's lowerings.
-fn with_index_egraph<R>(on: bool, f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            OPTIMIZE_INDICES.with(|c| c.set(self.0));
-        }
-    }
-    let _restore = Restore(OPTIMIZE_INDICES.with(|c| c.replace(on)));
-    f()
-}
-
 /// Whether the kernel optimizer is on (`FERROGRAD_OPT=0` turns it off).
 fn kernel_optimizer_on() -> bool {
     std::env::var("FERROGRAD_OPT")
@@ -82,11 +63,12 @@ fn kernel_optimizer_on() -> bool {
 }
 
 /// The lowering target for a device ([`crate::Device::lowering_target`]; `FERROGRAD_OPT=0`
-/// turns the kernel optimizer off). The e-graph index simplification runs for the kernels of
-/// graphs the rewrite step optimizes (`FERROGRAD_EGRAPH`, [`crate::rewrite`]).
+/// turns the kernel optimizer off). The e-graph index simplification runs unless the rewrite
+/// step is off (`FERROGRAD_EGRAPH=0`, [`crate::rewrite`]); it is not tied to the graph's tier,
+/// so the kernels a tiered rewrite leaves alone keep their lowering.
 pub fn lowering_target(device: &DeviceHandle) -> LoweringTarget {
     let mut target = device.device().lowering_target(kernel_optimizer_on());
-    target.index_egraph &= OPTIMIZE_INDICES.with(|c| c.get());
+    target.index_egraph &= crate::rewrite::enabled();
     target
 }
 
@@ -111,16 +93,14 @@ fn handle_of(node: &NodeRef, produced: &HashMap<u64, BufferHandle>) -> BufferHan
 pub fn programs(targets: &[NodeRef]) -> Result<Vec<Program>> {
     let decision = crate::rewrite::rewrite(targets);
     let targets = decision.rewritten.as_ref().map_or(targets, |r| &r.targets);
-    with_index_egraph(decision.optimize_indices, || {
-        let mut out = Vec::new();
-        for item in schedule(targets) {
-            if let ScheduleItem::Kernel(k) = item {
-                let dev = registry::device(k.output.device())?;
-                out.push(lower_for(&dev, &k));
-            }
+    let mut out = Vec::new();
+    for item in schedule(targets) {
+        if let ScheduleItem::Kernel(k) = item {
+            let dev = registry::device(k.output.device())?;
+            out.push(lower_for(&dev, &k));
         }
-        Ok(out)
-    })
+    }
+    Ok(out)
 }
 
 /// The kernel `k` launches: from `planned` when that was made for this device, else lowered
@@ -234,24 +214,21 @@ fn run_copy(
 /// The graph is first rewritten by the e-graph optimizer ([`crate::rewrite`]).
 pub fn realize(targets: &[NodeRef]) -> Result<()> {
     let decision = crate::rewrite::rewrite(targets);
-    let optimize_indices = decision.optimize_indices;
-    with_index_egraph(optimize_indices, || {
-        let graph = decision.rewritten.as_ref().map_or(targets, |r| &r.targets);
-        let key = PlanKey {
-            rewritten: decision.rewritten.is_some(),
-            optimize: kernel_optimizer_on(),
-            index_egraph: optimize_indices,
-        };
-        let plan = decision.plans.as_ref().and_then(|p| p.get(key));
-        let made = realize_scheduled(graph, plan.as_deref(), key)?;
-        if let (Some(plans), Some(made)) = (&decision.plans, made) {
-            plans.insert(key, made);
-        }
-        if let Some(rewritten) = &decision.rewritten {
-            rewritten.record_on_originals();
-        }
-        Ok(())
-    })
+    let graph = decision.rewritten.as_ref().map_or(targets, |r| &r.targets);
+    let key = PlanKey {
+        rewritten: decision.rewritten.is_some(),
+        optimize: kernel_optimizer_on(),
+        index_egraph: crate::rewrite::enabled(),
+    };
+    let plan = decision.plans.as_ref().and_then(|p| p.get(key));
+    let made = realize_scheduled(graph, plan.as_deref(), key)?;
+    if let (Some(plans), Some(made)) = (&decision.plans, made) {
+        plans.insert(key, made);
+    }
+    if let Some(rewritten) = &decision.rewritten {
+        rewritten.record_on_originals();
+    }
+    Ok(())
 }
 
 /// Schedules `targets` as they are and runs the schedule, launching kernels from `plan` when

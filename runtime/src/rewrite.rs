@@ -180,18 +180,14 @@ impl Rewritten {
 pub struct Decision {
     /// The rewritten graph, or `None` to realize the caller's graph as it is.
     pub rewritten: Option<Rewritten>,
-    /// Whether the graph's kernels are worth the index-level e-graph (the graph is being
-    /// optimized: a repeated structure in tiered mode, any graph in eager mode).
-    pub optimize_indices: bool,
     /// The launch plans of the graph's structure (`None` when nothing is left to compute).
     pub(crate) plans: Option<Arc<Plans>>,
 }
 
 impl Decision {
-    fn as_built(optimize_indices: bool, plans: Option<Arc<Plans>>) -> Decision {
+    fn as_built(plans: Option<Arc<Plans>>) -> Decision {
         Decision {
             rewritten: None,
-            optimize_indices,
             plans,
         }
     }
@@ -203,12 +199,12 @@ impl Decision {
 /// the structure's launch plans ([`crate::plan`]).
 pub fn rewrite(targets: &[NodeRef]) -> Decision {
     if targets.iter().all(|t| t.realized().is_some()) {
-        return Decision::as_built(false, None);
+        return Decision::as_built(None);
     }
     let start = Instant::now();
     let lifted = Lifted::new(targets);
     if lifted.structure.nodes.len() == lifted.leaves.len() {
-        return Decision::as_built(false, None);
+        return Decision::as_built(None);
     }
     let mode = mode();
     let key = (lifted.structure, config());
@@ -232,11 +228,11 @@ pub fn rewrite(targets: &[NodeRef]) -> Decision {
             if mode == Mode::Tiered {
                 record(Outcome::Deferred, false, Duration::ZERO, start);
             }
-            return Decision::as_built(false, Some(plans));
+            return Decision::as_built(Some(plans));
         }
     };
     if mode == Mode::Off {
-        return Decision::as_built(false, Some(plans));
+        return Decision::as_built(Some(plans));
     }
     let mut egg_time = Duration::ZERO;
     let mut outcome = Outcome::CacheHit;
@@ -281,7 +277,7 @@ pub fn rewrite(targets: &[NodeRef]) -> Decision {
     };
     if template.is_identity {
         record(outcome, true, egg_time, start);
-        return Decision::as_built(true, Some(plans));
+        return Decision::as_built(Some(plans));
     }
     let built = template.instantiate(&lifted.nodes, &lifted.leaves);
     let rewritten = Rewritten {
@@ -308,7 +304,6 @@ pub fn rewrite(targets: &[NodeRef]) -> Decision {
     record(outcome, false, egg_time, start);
     Decision {
         rewritten: Some(rewritten),
-        optimize_indices: true,
         plans: Some(plans),
     }
 }
