@@ -4,8 +4,9 @@
 //! a hostile peer cannot make the reader reserve memory it did not send.
 
 use crate::error::{Error, Result};
+use crate::pool::{BufferPool, POOLED_MIN};
 use crate::protocol::OutFrame;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Default largest frame a peer accepts (64 MiB). Bulk reads and writes are split below it.
@@ -16,7 +17,8 @@ pub const DEFAULT_MAX_FRAME: u32 = 64 << 20;
 const COALESCE_BYTES: usize = 64 << 10;
 
 /// Reads one frame from `reader`. `Ok(None)` is a clean end of stream between frames. The
-/// body is read into memory that is not zeroed first.
+/// body is read into memory that is not zeroed first; large bodies into a reused buffer of
+/// the [`BufferPool`] that returns to it when the last view of the frame is dropped.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     limit: u32,
@@ -37,13 +39,27 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         });
     }
     let len = len as usize;
+    if len >= POOLED_MIN {
+        let mut body = BufferPool::global().empty(len);
+        read_body(reader, body.vec(), len, peer).await?;
+        return Ok(Some(body.freeze()));
+    }
     let mut body = BytesMut::with_capacity(len);
-    while body.len() < len {
-        let mut rest = (&mut *reader).take((len - body.len()) as u64);
-        let n = rest
-            .read_buf(&mut body)
-            .await
-            .map_err(|e| Error::io(peer, e))?;
+    read_body(reader, &mut body, len, peer).await?;
+    Ok(Some(body.freeze()))
+}
+
+/// Appends the next `len` bytes of `reader` to the empty `body` (whose spare capacity is
+/// filled without being zeroed first).
+async fn read_body<R: AsyncRead + Unpin, B: BufMut + AsRef<[u8]>>(
+    reader: &mut R,
+    body: &mut B,
+    len: usize,
+    peer: &str,
+) -> Result<()> {
+    while body.as_ref().len() < len {
+        let mut rest = (&mut *reader).take((len - body.as_ref().len()) as u64);
+        let n = rest.read_buf(body).await.map_err(|e| Error::io(peer, e))?;
         if n == 0 {
             return Err(Error::io(
                 peer,
@@ -51,7 +67,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             ));
         }
     }
-    Ok(Some(body.freeze()))
+    Ok(())
 }
 
 /// Writes an encoded session message and flushes: small frames as one buffer, large ones as

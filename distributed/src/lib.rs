@@ -2,6 +2,7 @@
 //!
 //! - [`protocol`] + [`frame`]: the versioned wire protocol (length-delimited postcard frames).
 //! - [`transport`]: mutual TLS (rustls) or plaintext on loopback.
+//! - [`pool`]: reuse of the large buffers bulk transfers pass through.
 //! - [`cluster`]: the cluster CA, join tokens, identities.
 //! - [`placement`]: which worker runs which layers of a pipeline.
 //! - [`discovery`]: mDNS announcements and static peer lists.
@@ -13,6 +14,7 @@ pub mod discovery;
 pub mod error;
 pub mod frame;
 pub mod placement;
+pub mod pool;
 pub mod protocol;
 pub mod remote;
 pub mod transport;

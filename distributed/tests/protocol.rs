@@ -33,14 +33,12 @@ fn command() -> impl Strategy<Value = (Command, Option<Vec<u8>>)> {
         (
             any::<u64>(),
             any::<u64>(),
-            any::<u64>(),
             proptest::collection::vec(any::<u8>(), 0..64)
         )
-            .prop_map(|(buffer, offset, total, data)| (
+            .prop_map(|(buffer, offset, data)| (
                 Command::Write {
                     buffer,
                     offset,
-                    total,
                     bytes: data.len() as u64,
                 },
                 Some(data)
@@ -48,12 +46,11 @@ fn command() -> impl Strategy<Value = (Command, Option<Vec<u8>>)> {
         (any::<u64>(), proptest::collection::vec(any::<u64>(), 0..8))
             .prop_map(|(kernel, buffers)| Command::Launch { kernel, buffers })
             .prop_map(plain),
-        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>())
-            .prop_map(|(buffer, offset, bytes, total)| Command::Read {
+        (any::<u64>(), any::<u64>(), any::<u64>())
+            .prop_map(|(buffer, offset, bytes)| Command::Read {
                 buffer,
                 offset,
                 bytes,
-                total
             })
             .prop_map(plain),
         Just(Command::Synchronize).prop_map(plain),

@@ -77,10 +77,20 @@ pub trait Device: Send + Sync + 'static {
     fn info(&self) -> &DeviceInfo;
     /// Allocates `bytes` bytes of device memory (contents unspecified).
     fn allocate(&self, bytes: usize) -> Result<RawBuffer>;
+    /// Copies `data` into `dst` at byte `offset`, leaving the other bytes of `dst` as they
+    /// were. A range past the buffer's end is an error. Ordered like [`Device::write`].
+    fn write_at(&self, dst: &RawBuffer, offset: usize, data: &[u8]) -> Result<()>;
+    /// Copies `out.len()` bytes of `src` starting at byte `offset` into `out`, after every
+    /// launch and copy before it. A range past the buffer's end is an error.
+    fn read_at(&self, src: &RawBuffer, offset: usize, out: &mut [u8]) -> Result<()>;
     /// Copies `data` into the start of `dst`.
-    fn write(&self, dst: &RawBuffer, data: &[u8]) -> Result<()>;
+    fn write(&self, dst: &RawBuffer, data: &[u8]) -> Result<()> {
+        self.write_at(dst, 0, data)
+    }
     /// Copies the start of `src` into `out`.
-    fn read(&self, src: &RawBuffer, out: &mut [u8]) -> Result<()>;
+    fn read(&self, src: &RawBuffer, out: &mut [u8]) -> Result<()> {
+        self.read_at(src, 0, out)
+    }
     /// Turns a Program into device code. The runtime caches the result by the Program's hash.
     fn compile(&self, program: &Program) -> Result<CompiledKernel>;
     /// Runs a compiled kernel with `buffers` bound to the Program's params, in order.

@@ -125,6 +125,7 @@ macro_rules! __suite_group {
             three_dimensional_grid_visits_every_point_once,
             batched_dependent_launches_see_each_others_writes,
             writes_while_work_is_pending_are_ordered_after_it,
+            offset_writes_and_reads_touch_only_their_range,
             launch_checks_buffers,
             memory_errors_are_typed,
             thousands_of_small_buffers_do_not_overlap

@@ -48,33 +48,41 @@ impl CpuBuffer {
         self.ptr.as_ptr()
     }
 
-    /// Copies `data` into the start of the buffer.
-    pub(crate) fn write_from(&self, data: &[u8]) -> Result<(), String> {
-        if data.len() > self.bytes {
-            return Err(format!(
-                "cannot write {} bytes into a buffer of {} bytes",
-                data.len(),
+    /// The byte range `offset..offset + len`, if it lies inside the buffer; otherwise why not.
+    fn range(&self, what: &str, offset: usize, len: usize) -> Result<(), String> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.bytes => Ok(()),
+            _ => Err(format!(
+                "cannot {what} bytes {offset}..{} of a buffer of {} bytes",
+                offset as u128 + len as u128,
                 self.bytes
-            ));
+            )),
         }
-        // SAFETY: the destination holds at least `data.len()` bytes (checked above) and is a
-        // separate allocation from `data`, which is a live Rust slice.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr(), data.len()) };
+    }
+
+    /// Copies `data` into the buffer at byte `offset`.
+    pub(crate) fn write_from(&self, offset: usize, data: &[u8]) -> Result<(), String> {
+        self.range("write", offset, data.len())?;
+        // SAFETY: `offset..offset + data.len()` lies inside the allocation (checked above),
+        // which is separate from `data`, a live Rust slice.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len())
+        };
         Ok(())
     }
 
-    /// Copies the start of the buffer into `out`.
-    pub(crate) fn read_into(&self, out: &mut [u8]) -> Result<(), String> {
-        if out.len() > self.bytes {
-            return Err(format!(
-                "cannot read {} bytes from a buffer of {} bytes",
+    /// Copies `out.len()` bytes starting at byte `offset` of the buffer into `out`.
+    pub(crate) fn read_into(&self, offset: usize, out: &mut [u8]) -> Result<(), String> {
+        self.range("read", offset, out.len())?;
+        // SAFETY: `offset..offset + out.len()` lies inside the allocation (checked above), which
+        // cannot overlap `out`, an exclusively borrowed Rust slice.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.ptr.as_ptr().add(offset),
+                out.as_mut_ptr(),
                 out.len(),
-                self.bytes
-            ));
-        }
-        // SAFETY: the source holds at least `out.len()` bytes (checked above) and cannot overlap
-        // `out`, which is an exclusively borrowed Rust slice.
-        unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr(), out.as_mut_ptr(), out.len()) };
+            )
+        };
         Ok(())
     }
 }
@@ -96,11 +104,11 @@ mod tests {
             let buf = CpuBuffer::zeroed(size).unwrap();
             assert_eq!(buf.as_ptr() as usize % BUFFER_ALIGN, 0);
             let mut out = vec![7u8; size];
-            buf.read_into(&mut out).unwrap();
+            buf.read_into(0, &mut out).unwrap();
             assert!(out.iter().all(|&b| b == 0));
             let data: Vec<u8> = (0..size).map(|i| i as u8).collect();
-            buf.write_from(&data).unwrap();
-            buf.read_into(&mut out).unwrap();
+            buf.write_from(0, &data).unwrap();
+            buf.read_into(0, &mut out).unwrap();
             assert_eq!(out, data);
         }
     }
@@ -108,8 +116,10 @@ mod tests {
     #[test]
     fn oversized_copies_and_allocations_fail() {
         let buf = CpuBuffer::zeroed(4).unwrap();
-        assert!(buf.write_from(&[0; 5]).is_err());
-        assert!(buf.read_into(&mut [0; 5]).is_err());
+        assert!(buf.write_from(0, &[0; 5]).is_err());
+        assert!(buf.read_into(0, &mut [0; 5]).is_err());
+        assert!(buf.write_from(3, &[0; 2]).is_err());
+        assert!(buf.read_into(usize::MAX, &mut [0; 1]).is_err());
         assert!(CpuBuffer::zeroed(usize::MAX - 8).is_err());
     }
 }

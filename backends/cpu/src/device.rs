@@ -102,12 +102,16 @@ impl Device for CpuDevice {
         Ok(Box::new(buffer))
     }
 
-    fn write(&self, dst: &RawBuffer, data: &[u8]) -> Result<()> {
-        cpu_buffer(dst)?.write_from(data).map_err(device_error)
+    fn write_at(&self, dst: &RawBuffer, offset: usize, data: &[u8]) -> Result<()> {
+        cpu_buffer(dst)?
+            .write_from(offset, data)
+            .map_err(device_error)
     }
 
-    fn read(&self, src: &RawBuffer, out: &mut [u8]) -> Result<()> {
-        cpu_buffer(src)?.read_into(out).map_err(device_error)
+    fn read_at(&self, src: &RawBuffer, offset: usize, out: &mut [u8]) -> Result<()> {
+        cpu_buffer(src)?
+            .read_into(offset, out)
+            .map_err(device_error)
     }
 
     fn compile(&self, program: &Program) -> Result<CompiledKernel> {

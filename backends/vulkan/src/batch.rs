@@ -394,20 +394,23 @@ impl Batch {
         Ok(set)
     }
 
-    /// Records a copy of the first `bytes` bytes of `src` into `dst`.
+    /// Records a copy of `bytes` bytes of `src` from `src_offset` into `dst` at `dst_offset`.
     pub(crate) fn copy(
         &mut self,
-        src: &Arc<BufferInner>,
-        dst: &Arc<BufferInner>,
+        (src, src_offset): (&Arc<BufferInner>, u64),
+        (dst, dst_offset): (&Arc<BufferInner>, u64),
         bytes: u64,
     ) -> Result<()> {
         if bytes == 0 {
             return Ok(());
         }
         let cmd = self.begin_command()?;
-        let region = [vk::BufferCopy::default().size(bytes)];
-        // SAFETY: `cmd` is recording; both buffers hold at least `bytes` bytes (the caller
-        // checked) and are retained until the submission completes.
+        let region = [vk::BufferCopy::default()
+            .src_offset(src_offset)
+            .dst_offset(dst_offset)
+            .size(bytes)];
+        // SAFETY: `cmd` is recording; both buffers hold `bytes` bytes from their offsets (the
+        // caller checked) and are retained until the submission completes.
         unsafe { self.ctx.raw.cmd_copy_buffer(cmd, src.raw, dst.raw, &region) };
         let frame = &mut self.frames[self.current];
         frame.retained.push(src.clone());

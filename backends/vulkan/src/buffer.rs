@@ -102,32 +102,52 @@ impl BufferInner {
         self.mapped.is_some()
     }
 
-    /// Copies `data` to the start of the mapped buffer. The caller orders this against GPU work.
-    pub(crate) fn write_mapped(&self, data: &[u8]) {
+    /// Copies `data` into the mapped buffer at byte `offset`. The caller orders this against
+    /// GPU work.
+    pub(crate) fn write_mapped(&self, offset: u64, data: &[u8]) {
         let ptr = self.mapped.expect("write_mapped on a mapped buffer");
         assert!(
-            data.len() as u64 <= self.size,
-            "write of {} bytes into a buffer of {}",
+            offset
+                .checked_add(data.len() as u64)
+                .is_some_and(|end| end <= self.size),
+            "write of {} bytes at {offset} into a buffer of {}",
             data.len(),
             self.size
         );
-        // SAFETY: the mapping covers `size` bytes (checked above), is host-coherent, and does not
-        // overlap `data`; no GPU work touches the buffer (the device synchronized first).
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), ptr.as_ptr(), data.len()) };
+        // SAFETY: the mapping covers `size` bytes, `offset + data.len()` of them are in range
+        // (checked above; `offset` fits a usize because the mapping does), the memory is
+        // host-coherent and does not overlap `data`; no GPU work touches the buffer (the
+        // device synchronized first).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                ptr.as_ptr().add(offset as usize),
+                data.len(),
+            )
+        };
     }
 
-    /// Copies the start of the mapped buffer into `out`. The caller orders this against GPU work.
-    pub(crate) fn read_mapped(&self, out: &mut [u8]) {
+    /// Copies `out.len()` bytes of the mapped buffer starting at byte `offset` into `out`. The
+    /// caller orders this against GPU work.
+    pub(crate) fn read_mapped(&self, offset: u64, out: &mut [u8]) {
         let ptr = self.mapped.expect("read_mapped on a mapped buffer");
         assert!(
-            out.len() as u64 <= self.size,
-            "read of {} bytes from a buffer of {}",
+            offset
+                .checked_add(out.len() as u64)
+                .is_some_and(|end| end <= self.size),
+            "read of {} bytes at {offset} from a buffer of {}",
             out.len(),
             self.size
         );
         // SAFETY: as in `write_mapped`, with the GPU's writes made visible to the host by the
         // batch's final barrier and fence wait.
-        unsafe { std::ptr::copy_nonoverlapping(ptr.as_ptr(), out.as_mut_ptr(), out.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                ptr.as_ptr().add(offset as usize),
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        };
     }
 }
 

@@ -226,11 +226,15 @@ impl Device for VulkanDevice {
         Ok(Box::new(VulkanBuffer { inner }))
     }
 
-    fn write(&self, dst: &RawBuffer, data: &[u8]) -> Result<()> {
+    fn write_at(&self, dst: &RawBuffer, offset: usize, data: &[u8]) -> Result<()> {
         let dst = self.buffer(dst)?;
-        if data.len() as u64 > dst.len {
+        let offset = offset as u64;
+        if offset
+            .checked_add(data.len() as u64)
+            .is_none_or(|end| end > dst.len)
+        {
             return Err(self.device_error(format!(
-                "cannot write {} bytes into a buffer of {} bytes",
+                "cannot write {} bytes at {offset} into a buffer of {} bytes",
                 data.len(),
                 dst.len
             )));
@@ -240,19 +244,23 @@ impl Device for VulkanDevice {
         // Otherwise (it may be a recycled buffer that pending work reads or writes) the copy is
         // recorded in order, through a staging buffer, without waiting.
         if dst.is_mapped() && batch.is_idle() {
-            dst.write_mapped(data);
+            dst.write_mapped(offset, data);
             return Ok(());
         }
         let staging = self.staging(data.len())?;
-        staging.write_mapped(data);
-        batch.copy(&staging, dst, data.len() as u64)
+        staging.write_mapped(0, data);
+        batch.copy((&staging, 0), (dst, offset), data.len() as u64)
     }
 
-    fn read(&self, src: &RawBuffer, out: &mut [u8]) -> Result<()> {
+    fn read_at(&self, src: &RawBuffer, offset: usize, out: &mut [u8]) -> Result<()> {
         let src = self.buffer(src)?;
-        if out.len() as u64 > src.len {
+        let offset = offset as u64;
+        if offset
+            .checked_add(out.len() as u64)
+            .is_none_or(|end| end > src.len)
+        {
             return Err(self.device_error(format!(
-                "cannot read {} bytes from a buffer of {} bytes",
+                "cannot read {} bytes at {offset} from a buffer of {} bytes",
                 out.len(),
                 src.len
             )));
@@ -260,13 +268,13 @@ impl Device for VulkanDevice {
         let mut batch = self.batch.lock();
         if src.is_mapped() {
             batch.synchronize()?;
-            src.read_mapped(out);
+            src.read_mapped(offset, out);
             return Ok(());
         }
         let staging = self.staging(out.len())?;
-        batch.copy(src, &staging, out.len() as u64)?;
+        batch.copy((src, offset), (&staging, 0), out.len() as u64)?;
         batch.synchronize()?;
-        staging.read_mapped(out);
+        staging.read_mapped(0, out);
         Ok(())
     }
 

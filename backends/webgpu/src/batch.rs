@@ -155,10 +155,17 @@ impl Batch {
         Ok(())
     }
 
-    /// Records a copy of `bytes` bytes from `src` to `dst` (after every recorded dispatch).
-    pub(crate) fn copy(&mut self, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64) {
+    /// Records a copy of `bytes` bytes of `src` from `src_offset` to `dst` at `dst_offset` (after
+    /// every recorded dispatch; offsets and size are multiples of 4).
+    pub(crate) fn copy(
+        &mut self,
+        (src, src_offset): (&wgpu::Buffer, u64),
+        (dst, dst_offset): (&wgpu::Buffer, u64),
+        bytes: u64,
+    ) {
         self.pass = None;
-        self.encoder().copy_buffer_to_buffer(src, 0, dst, 0, bytes);
+        self.encoder()
+            .copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
         self.recorded += 1;
     }
 

@@ -14,6 +14,9 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Queue writes and buffer copies move whole words of this many bytes.
+const ALIGN: u64 = wgpu::COPY_BUFFER_ALIGNMENT;
+
 /// How [`WebGpuDevice`]s are opened.
 #[derive(Clone, Debug, Default)]
 pub struct WebGpuOptions {
@@ -204,6 +207,40 @@ impl WebGpuDevice {
         wgsl::render(program, &types, &self.features).map_err(|r| self.compile_error(program, r))
     }
 
+    /// The end of `offset..offset + len` if that range lies inside `buffer`, else an error
+    /// naming the access.
+    fn check_range(&self, buffer: &WebGpuBuffer, what: &str, offset: u64, len: u64) -> Result<u64> {
+        match offset.checked_add(len) {
+            Some(end) if end <= buffer.len => Ok(end),
+            _ => Err(self.device_error(format!(
+                "cannot {what} {len} bytes at {offset} of a buffer of {} bytes",
+                buffer.len
+            ))),
+        }
+    }
+
+    /// Reads `out.len()` bytes of `src` from `offset` (a multiple of 4; the range, rounded up
+    /// to whole words, lies inside the buffer's padded size) after all recorded work.
+    fn read_words(&self, src: &WebGpuBuffer, offset: u64, out: &mut [u8]) -> Result<()> {
+        let size = padded(out.len() as u64);
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("ferrograd readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut batch = self.batch.lock();
+        batch.copy((&src.buffer, offset), (&staging, 0), size);
+        batch
+            .synchronize()
+            .map_err(|e| self.device_error(e.to_string()))?;
+        self.errors.check(&self.info.name)?;
+        batch
+            .read_mapped(&staging, out)
+            .map_err(|e| self.device_error(e.to_string()))?;
+        self.errors.check(&self.info.name)
+    }
+
     fn buffer<'a>(&self, raw: &'a RawBuffer) -> Result<&'a WebGpuBuffer> {
         raw.downcast_ref::<WebGpuBuffer>()
             .filter(|b| b.owner == self.id)
@@ -265,65 +302,61 @@ impl Device for WebGpuDevice {
         }))
     }
 
-    fn write(&self, dst: &RawBuffer, data: &[u8]) -> Result<()> {
+    fn write_at(&self, dst: &RawBuffer, offset: usize, data: &[u8]) -> Result<()> {
         self.errors.check(&self.info.name)?;
         let dst = self.buffer(dst)?;
-        if data.len() as u64 > dst.len {
-            return Err(self.device_error(format!(
-                "cannot write {} bytes into a buffer of {} bytes",
-                data.len(),
-                dst.len
-            )));
-        }
+        let (offset, len) = (offset as u64, data.len() as u64);
+        let end = self.check_range(dst, "write", offset, len)?;
         if data.is_empty() {
             return Ok(());
         }
-        // Queue writes run before the next submit's commands: submit what is recorded first,
-        // so work recorded earlier (which may use this recycled buffer) sees the old contents.
-        let mut batch = self.batch.lock();
-        batch.submit();
-        let len = padded(data.len() as u64) as usize;
-        if len == data.len() {
-            self.queue.write_buffer(&dst.buffer, 0, data);
-        } else {
-            // Whole 4-byte words: the tail after `data` is padding of the last word.
-            let mut words = data.to_vec();
-            words.resize(len, 0);
-            self.queue.write_buffer(&dst.buffer, 0, &words);
+        // Queue writes move whole 4-byte words: an unaligned range is widened to the words
+        // around it, whose bytes outside the range are read back first so they stay as they
+        // were.
+        let start = offset / ALIGN * ALIGN;
+        let stop = padded(end);
+        if start == offset && stop == end {
+            // Queue writes run before the next submit's commands: submit what is recorded
+            // first, so work recorded earlier (which may use this recycled buffer) sees the
+            // old contents.
+            self.batch.lock().submit();
+            self.queue.write_buffer(&dst.buffer, offset, data);
+            return Ok(());
         }
+        // Bytes past the buffer's length are padding nobody reads: they need no read-back.
+        let mut words = vec![0u8; (stop - start) as usize];
+        let word = ALIGN as usize;
+        if start < offset {
+            self.read_words(dst, start, &mut words[..word])?;
+        }
+        if stop > end && end < dst.len {
+            let last = words.len() - word;
+            self.read_words(dst, stop - ALIGN, &mut words[last..])?;
+        }
+        let at = (offset - start) as usize;
+        words[at..at + data.len()].copy_from_slice(data);
+        self.batch.lock().submit();
+        self.queue.write_buffer(&dst.buffer, start, &words);
         Ok(())
     }
 
-    fn read(&self, src: &RawBuffer, out: &mut [u8]) -> Result<()> {
+    fn read_at(&self, src: &RawBuffer, offset: usize, out: &mut [u8]) -> Result<()> {
         self.errors.check(&self.info.name)?;
         let src = self.buffer(src)?;
-        if out.len() as u64 > src.len {
-            return Err(self.device_error(format!(
-                "cannot read {} bytes from a buffer of {} bytes",
-                out.len(),
-                src.len
-            )));
-        }
+        let (offset, len) = (offset as u64, out.len() as u64);
+        let end = self.check_range(src, "read", offset, len)?;
         if out.is_empty() {
             return self.synchronize();
         }
-        let size = padded(out.len() as u64);
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("ferrograd readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut batch = self.batch.lock();
-        batch.copy(&src.buffer, &staging, size);
-        batch
-            .synchronize()
-            .map_err(|e| self.device_error(e.to_string()))?;
-        self.errors.check(&self.info.name)?;
-        batch
-            .read_mapped(&staging, out)
-            .map_err(|e| self.device_error(e.to_string()))?;
-        self.errors.check(&self.info.name)
+        let start = offset / ALIGN * ALIGN;
+        if start == offset {
+            return self.read_words(src, start, out);
+        }
+        let mut words = vec![0u8; (padded(end) - start) as usize];
+        self.read_words(src, start, &mut words)?;
+        let at = (offset - start) as usize;
+        out.copy_from_slice(&words[at..at + out.len()]);
+        Ok(())
     }
 
     fn compile(&self, program: &Program) -> Result<CompiledKernel> {

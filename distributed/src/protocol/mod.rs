@@ -17,7 +17,7 @@ use program::{WireDType, WireProgram};
 use serde::{Deserialize, Serialize};
 
 /// Version of the wire protocol; bumped on any change to a message's encoding.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The first four bytes of both handshake frames.
 pub const MAGIC: [u8; 4] = *b"FGRD";
@@ -83,17 +83,15 @@ pub enum Command {
         /// Buffer id.
         buffer: u64,
     },
-    /// Writes one chunk of a `total`-byte write to the start of a buffer. Chunks of one write
-    /// come in order (`offset` 0 first); the device is written when the last one arrives. The
-    /// chunk's `bytes` bytes are the batch's next [`Batch::payload`] segment.
+    /// Writes `bytes` bytes into a buffer at byte `offset` (the device's offset write; a
+    /// transfer larger than a frame is several of these). The bytes are the batch's next
+    /// [`Batch::payload`] segment.
     Write {
         /// Buffer id.
         buffer: u64,
-        /// Byte offset of this chunk.
+        /// Byte offset in the buffer.
         offset: u64,
-        /// Bytes of the whole write.
-        total: u64,
-        /// Bytes of this chunk.
+        /// Bytes written.
         bytes: u64,
     },
     /// Compiles a Program (cached by the worker) under the id `kernel`.
@@ -110,18 +108,16 @@ pub enum Command {
         /// Buffer ids.
         buffers: Vec<u64>,
     },
-    /// Reads one chunk of a `total`-byte read from the start of a buffer, after everything
-    /// before it finished. The chunk at `offset` 0 reads the device; later chunks (in order)
-    /// come from that copy. The data comes back in [`WorkerMsg::Done`], in command order.
+    /// Reads `bytes` bytes of a buffer from byte `offset` (the device's offset read), after
+    /// everything before it finished. The data comes back in [`WorkerMsg::Done`], in command
+    /// order.
     Read {
         /// Buffer id.
         buffer: u64,
-        /// Byte offset of this chunk.
+        /// Byte offset in the buffer.
         offset: u64,
-        /// Bytes of this chunk.
+        /// Bytes read.
         bytes: u64,
-        /// Bytes of the whole read.
-        total: u64,
     },
     /// Waits for every launch and copy so far.
     Synchronize,

@@ -10,6 +10,7 @@
 
 use super::connection::{Connection, Heartbeat};
 use crate::error::Error as DistError;
+use crate::pool::BufferPool;
 use crate::protocol::program::WireProgram;
 use crate::protocol::{Command, WireDeviceInfo};
 use crate::transport::Security;
@@ -162,6 +163,29 @@ impl RemoteDevice {
         }
     }
 
+    /// An error unless `offset..offset + len` lies inside `buffer`.
+    fn check_range(
+        &self,
+        buffer: &RemoteBuffer,
+        what: &str,
+        offset: usize,
+        len: usize,
+    ) -> Result<()> {
+        if offset
+            .checked_add(len)
+            .is_some_and(|end| end <= buffer.bytes)
+        {
+            return Ok(());
+        }
+        Err(Error::Device {
+            device: self.info.name.clone(),
+            reason: format!(
+                "{what} of {len} bytes at {offset} of a buffer of {} bytes",
+                buffer.bytes
+            ),
+        })
+    }
+
     fn misuse(&self, what: &str) -> Error {
         Error::Device {
             device: self.info.name.clone(),
@@ -284,30 +308,19 @@ impl Device for RemoteDevice {
         }))
     }
 
-    fn write(&self, dst: &RawBuffer, data: &[u8]) -> Result<()> {
+    fn write_at(&self, dst: &RawBuffer, offset: usize, data: &[u8]) -> Result<()> {
         let dst = self.buffer(dst)?;
-        if data.len() > dst.bytes {
-            return Err(Error::Device {
-                device: self.info.name.clone(),
-                reason: format!(
-                    "write of {} bytes into a buffer of {}",
-                    data.len(),
-                    dst.bytes
-                ),
-            });
-        }
+        self.check_range(dst, "write", offset, data.len())?;
         self.host_bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        let total = data.len() as u64;
         // The one copy of the data on this side: into a segment the writer task owns.
         let write = |i: usize, chunk: &[u8]| {
             let command = Command::Write {
                 buffer: dst.id,
-                offset: (i * CHUNK_BYTES) as u64,
-                total,
+                offset: (offset + i * CHUNK_BYTES) as u64,
                 bytes: chunk.len() as u64,
             };
-            (command, Some(Bytes::copy_from_slice(chunk)))
+            (command, Some(BufferPool::global().copy(chunk)))
         };
         if data.len() > CHUNK_BYTES {
             let chunks = data.chunks(CHUNK_BYTES).enumerate();
@@ -317,29 +330,22 @@ impl Device for RemoteDevice {
         self.enqueue(command, data)
     }
 
-    fn read(&self, src: &RawBuffer, out: &mut [u8]) -> Result<()> {
+    fn read_at(&self, src: &RawBuffer, offset: usize, out: &mut [u8]) -> Result<()> {
         let src = self.buffer(src)?;
-        if out.len() > src.bytes {
-            return Err(Error::Device {
-                device: self.info.name.clone(),
-                reason: format!("read of {} bytes from a buffer of {}", out.len(), src.bytes),
-            });
-        }
+        self.check_range(src, "read", offset, out.len())?;
         let len = out.len();
         self.host_bytes.fetch_add(len as u64, Ordering::Relaxed);
-        let total = len as u64;
         let reads = (0..len.div_ceil(CHUNK_BYTES).max(1)).map(move |i| {
             let read = Command::Read {
                 buffer: src.id,
-                offset: (i * CHUNK_BYTES) as u64,
+                offset: (offset + i * CHUNK_BYTES) as u64,
                 bytes: (len - i * CHUNK_BYTES).min(CHUNK_BYTES) as u64,
-                total,
             };
             (read, None)
         });
         self.pipelined(reads, |i, mut data| {
             let start = i * CHUNK_BYTES;
-            let chunk = &mut out[start..(start + CHUNK_BYTES).min(total as usize)];
+            let chunk = &mut out[start..(start + CHUNK_BYTES).min(len)];
             let data = data.pop().unwrap_or_default();
             if data.len() != chunk.len() {
                 return Err(self.error(DistError::Malformed {

@@ -6,6 +6,7 @@
 //! caught: a bad command fails its batch with a reason, never the worker.
 
 use super::exchange::Exchange;
+use crate::pool::BufferPool;
 use crate::protocol::program::WireProgram;
 use crate::protocol::{Batch, Command, WorkerMsg};
 use bytes::Bytes;
@@ -22,25 +23,11 @@ struct Kernel {
     param_bytes: Vec<usize>,
 }
 
-/// A buffer being filled in chunks larger than one frame allows.
-struct Staging {
-    data: Vec<u8>,
-    done: usize,
-}
-
-/// A buffer's contents being sent back in chunks (slices of it go out without a copy).
-struct Draining {
-    data: Bytes,
-    done: usize,
-}
-
 /// The state of one client session.
 pub(crate) struct Session {
     device: Arc<DeviceHandle>,
     buffers: HashMap<u64, Buffer>,
     kernels: HashMap<u64, Kernel>,
-    writes: HashMap<u64, Staging>,
-    reads: HashMap<u64, Draining>,
     allocated: usize,
     memory_limit: usize,
     exchange: Arc<Exchange>,
@@ -62,8 +49,6 @@ impl Session {
             device,
             buffers: HashMap::new(),
             kernels: HashMap::new(),
-            writes: HashMap::new(),
-            reads: HashMap::new(),
             allocated: 0,
             memory_limit,
             exchange,
@@ -123,15 +108,10 @@ impl Session {
         match command {
             Command::Alloc { buffer, bytes } => self.alloc(buffer, bytes),
             Command::Free { buffer } => self.free(buffer),
-            Command::Write {
-                buffer,
-                offset,
-                total,
-                ..
-            } => {
+            Command::Write { buffer, offset, .. } => {
                 // The decoder attached one segment per write; a missing one is a bug here.
                 let data = data.ok_or("a write without its data")?;
-                self.write(buffer, offset, total, &data)
+                self.write(buffer, offset, &data)
             }
             Command::Compile { kernel, program } => self.compile(kernel, &program),
             Command::Launch { kernel, buffers } => self.launch(kernel, &buffers),
@@ -139,9 +119,8 @@ impl Session {
                 buffer,
                 offset,
                 bytes,
-                total,
             } => {
-                reads.push(self.read(buffer, offset, bytes, total)?);
+                reads.push(self.read(buffer, offset, bytes)?);
                 Ok(())
             }
             Command::Synchronize => self
@@ -156,7 +135,7 @@ impl Session {
                 device,
                 ticket,
             } => {
-                let data = self.read(buffer, 0, bytes, bytes)?;
+                let data = self.read(buffer, 0, bytes)?;
                 let left = self.deadline.saturating_duration_since(Instant::now());
                 self.exchange.send(&data, &peer, &device, ticket, left)
             }
@@ -217,86 +196,41 @@ impl Session {
             .remove(&id)
             .ok_or_else(|| format!("no buffer #{id} in this session"))?;
         self.allocated -= buffer.bytes();
-        self.writes.remove(&id);
-        self.reads.remove(&id);
         Ok(())
     }
 
-    /// Writes chunk `data` at `offset` of a `total`-byte write starting at the buffer's start.
-    /// Chunks arrive in order; the device is written once the last one is in.
-    fn write(&mut self, id: u64, offset: u64, total: u64, data: &[u8]) -> Outcome {
+    /// The byte range `offset..offset + bytes` of buffer `id`, if it lies inside the buffer.
+    fn range(&self, what: &str, id: u64, offset: u64, bytes: u64) -> Result<usize, String> {
         let capacity = self.buffer(id)?.bytes();
-        let (offset, total) = (offset as usize, total as usize);
-        if total > capacity || offset.checked_add(data.len()).is_none_or(|end| end > total) {
-            return Err(format!(
-                "write of bytes {offset}..{} (of {total}) into buffer #{id} of {capacity} bytes",
-                offset.saturating_add(data.len())
-            ));
+        match offset.checked_add(bytes) {
+            Some(end) if end <= capacity as u64 => Ok(offset as usize),
+            _ => Err(format!(
+                "{what} of bytes {offset}..{} of buffer #{id} of {capacity} bytes",
+                offset as u128 + bytes as u128
+            )),
         }
-        if offset == 0 && data.len() == total {
-            self.writes.remove(&id);
-            return self.buffer(id)?.write(data).map_err(|e| e.to_string());
-        }
-        if offset == 0 {
-            self.writes.insert(
-                id,
-                Staging {
-                    data: Vec::with_capacity(total),
-                    done: 0,
-                },
-            );
-        }
-        let staging = self
-            .writes
-            .get_mut(&id)
-            .filter(|s| s.done == offset && s.data.capacity() >= total)
-            .ok_or_else(|| format!("write chunk at {offset} into buffer #{id} is out of order"))?;
-        staging.data.extend_from_slice(data);
-        staging.done += data.len();
-        if staging.done == total {
-            let staging = self.writes.remove(&id).expect("present above");
-            self.buffer(id)?
-                .write(&staging.data)
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(())
     }
 
-    /// Bytes `offset..offset + bytes` of the buffer's first `total` bytes. The device is read
-    /// once, at the first chunk; later chunks are slices of that copy.
-    fn read(&mut self, id: u64, offset: u64, bytes: u64, total: u64) -> Result<Bytes, String> {
-        let capacity = self.buffer(id)?.bytes();
-        let (offset, bytes, total) = (offset as usize, bytes as usize, total as usize);
-        if total > capacity || offset.checked_add(bytes).is_none_or(|end| end > total) {
-            return Err(format!(
-                "read of bytes {offset}..{} (of {total}) from buffer #{id} of {capacity} bytes",
-                offset.saturating_add(bytes)
-            ));
-        }
-        if offset == 0 {
-            let mut data = vec![0u8; total];
-            let device = self.device.device();
-            device.synchronize().map_err(|e| e.to_string())?;
-            device
-                .read(self.buffer(id)?.raw(), &mut data)
-                .map_err(|e| e.to_string())?;
-            let data = Bytes::from(data);
-            if bytes == total {
-                return Ok(data);
-            }
-            self.reads.insert(id, Draining { data, done: 0 });
-        }
-        let staging = self
-            .reads
-            .get_mut(&id)
-            .filter(|s| s.done == offset && s.data.len() == total)
-            .ok_or_else(|| format!("read chunk at {offset} of buffer #{id} is out of order"))?;
-        let chunk = staging.data.slice(offset..offset + bytes);
-        staging.done += bytes;
-        if staging.done == total {
-            self.reads.remove(&id);
-        }
-        Ok(chunk)
+    /// Writes `data` into buffer `id` at byte `offset`, straight from the received frame.
+    fn write(&mut self, id: u64, offset: u64, data: &[u8]) -> Outcome {
+        let offset = self.range("write", id, offset, data.len() as u64)?;
+        self.device
+            .device()
+            .write_at(self.buffer(id)?.raw(), offset, data)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Bytes `offset..offset + bytes` of buffer `id`, read after everything before (into a
+    /// pooled buffer when large: it returns to the pool once the answer is sent).
+    fn read(&mut self, id: u64, offset: u64, bytes: u64) -> Result<Bytes, String> {
+        let offset = self.range("read", id, offset, bytes)?;
+        let mut data = BufferPool::global().filled(bytes as usize);
+        let device = self.device.device();
+        device.synchronize().map_err(|e| e.to_string())?;
+        device
+            .read_at(self.buffer(id)?.raw(), offset, data.vec())
+            .map_err(|e| e.to_string())?;
+        Ok(data.freeze())
     }
 
     fn compile(&mut self, id: u64, wire: &WireProgram) -> Outcome {

@@ -73,6 +73,70 @@ pub fn writes_while_work_is_pending_are_ordered_after_it<H: Harness>() {
     assert_eq!(&got[4..], &rows_want(1000)[4..]);
 }
 
+/// Offset writes and reads of odd sizes at odd offsets (the worker's chunked transfers use
+/// them) touch exactly their range, are ordered after pending launches like whole writes, and
+/// refuse ranges past the buffer's end with a typed error.
+pub fn offset_writes_and_reads_touch_only_their_range<H: Harness>() {
+    let dev = device::<H>();
+    let len = 1003;
+    let buf = dev.allocate(len).unwrap();
+    let mut want: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    dev.write(&buf, &want).unwrap();
+    // (offset, length) pairs: aligned, unaligned at either end, one byte, empty, the tail.
+    let ranges = [
+        (0usize, 4usize),
+        (1, 1),
+        (3, 6),
+        (5, 1),
+        (8, 400),
+        (13, 0),
+        (101, 333),
+        (998, 5),
+        (1002, 1),
+        (0, 1003),
+        (6, 2),
+    ];
+    for (round, &(offset, n)) in ranges.iter().enumerate() {
+        let data: Vec<u8> = (0..n).map(|i| (i * 13 + round * 29 + 1) as u8).collect();
+        dev.write_at(&buf, offset, &data).unwrap();
+        want[offset..offset + n].copy_from_slice(&data);
+        let mut all = vec![0u8; len];
+        dev.read(&buf, &mut all).unwrap();
+        assert!(all == want, "after writing {n} bytes at {offset}");
+        for &(at, m) in &ranges {
+            let mut part = vec![0u8; m];
+            dev.read_at(&buf, at, &mut part).unwrap();
+            assert_eq!(part, want[at..at + m], "{m} bytes at {at}");
+        }
+    }
+
+    // Ordered after pending work: a launch filling the buffer, then an offset write into it.
+    let p = rows_program(1000);
+    H::check_program(&dev, &p);
+    let kernel = dev.compile(&p).unwrap();
+    let out = dev.allocate(4000).unwrap();
+    dev.launch(&kernel, &[&out]).unwrap();
+    dev.write_at(&out, 6, &[0xEE; 7]).unwrap();
+    let mut expect: Vec<u8> = rows_want(1000)
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    expect[6..13].fill(0xEE);
+    let mut tail = vec![0u8; 3990];
+    dev.read_at(&out, 10, &mut tail).unwrap();
+    assert!(
+        tail[..] == expect[10..],
+        "an offset read after an offset write"
+    );
+
+    for (offset, n) in [(len, 1usize), (len - 2, 3), (usize::MAX, 1)] {
+        let write = dev.write_at(&buf, offset, &vec![0u8; n]);
+        assert!(write.is_err(), "write of {n} bytes at {offset}");
+        let read = dev.read_at(&buf, offset, &mut vec![0u8; n]);
+        assert!(read.is_err(), "read of {n} bytes at {offset}");
+    }
+}
+
 /// 3-D grids (including empty ones) with i32 and i64 indices visit every point once.
 pub fn three_dimensional_grid_visits_every_point_once<H: Harness>() {
     let dev = device::<H>();
