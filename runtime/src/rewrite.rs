@@ -7,6 +7,9 @@
 //! buffers it computes are recorded on the original nodes that have the same value (the
 //! targets the caller holds, and intermediates that later graphs may reuse).
 //!
+//! The same cache keeps each structure's launch plans ([`crate::plan`]) in every mode, the
+//! e-graph off included, so an A/B comparison of the modes compares only the rewrite.
+//!
 //! **Tiered** (the default): a structure is optimized the second time it is realized. A graph
 //! realized once (random initialization, loading, a one-shot computation) is not worth an
 //! e-graph: it pays one lift and hash and runs as built. A repeated structure (the step of a
