@@ -18,7 +18,7 @@ pub struct Stats {
     /// Kernels launched.
     pub kernels: usize,
     /// Of those, kernels lowered for the launch (the others launched from a plan:
-    /// [`crate::plan`]).
+    /// `runtime/src/plan.rs`).
     pub lowered: usize,
     /// Cross-device copies.
     pub copies: usize,

@@ -7,7 +7,7 @@
 //! buffers it computes are recorded on the original nodes that have the same value (the
 //! targets the caller holds, and intermediates that later graphs may reuse).
 //!
-//! The same cache keeps each structure's launch plans ([`crate::plan`]) in every mode, the
+//! The same cache keeps each structure's launch plans (`runtime/src/plan.rs`) in every mode, the
 //! e-graph off included, so an A/B comparison of the modes compares only the rewrite.
 //!
 //! **Tiered** (the default): a structure is optimized the second time it is realized. A graph
@@ -199,7 +199,7 @@ impl Decision {
 /// The rewritten graph of `targets` (from the cache when its structure was seen), or a
 /// decision to realize it as built: the step is off, there is nothing to rewrite, the rewrite
 /// is the identity, or (tiered mode) the structure is new. In every mode the decision carries
-/// the structure's launch plans ([`crate::plan`]).
+/// the structure's launch plans (`runtime/src/plan.rs`).
 pub fn rewrite(targets: &[NodeRef]) -> Decision {
     if targets.iter().all(|t| t.realized().is_some()) {
         return Decision::as_built(None);
