@@ -45,6 +45,7 @@ fn every_defined_case_is_listed_once() {
         ("launch", include_str!("suites/launch.rs")),
         ("workgroups", include_str!("suites/workgroups.rs")),
         ("gpu_grids", include_str!("suites/gpu_grids.rs")),
+        ("gpu_limits", include_str!("suites/gpu_limits.rs")),
         (
             "workgroup_reduce",
             include_str!("suites/workgroup_reduce.rs"),
@@ -61,6 +62,7 @@ fn every_defined_case_is_listed_once() {
         crate::__suite_group!(launch => __case_names, ()),
         crate::__suite_group!(workgroups => __case_names, ()),
         crate::__suite_group!(gpu_grids => __case_names, ()),
+        crate::__suite_group!(gpu_limits => __case_names, ()),
         crate::__suite_group!(workgroup_reduce => __case_names, ()),
         crate::__suite_group!(packed_storage => __case_names, ()),
     ];

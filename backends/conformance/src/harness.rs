@@ -47,7 +47,8 @@ pub trait Harness: 'static {
 
 /// A GPU-style backend: it runs workgroup programs and can be opened with the configurations
 /// that force its fallback paths, so the suites that need them (`gpu_grids`,
-/// `workgroup_reduce`, `packed_storage`) test those paths on every such backend alike.
+/// `workgroup_reduce`, `packed_storage`) test those paths on every such backend alike; its
+/// limits' names are data for `gpu_limits`.
 pub trait GpuHarness: Harness {
     /// The default device, but dispatching at most `count` workgroups per grid dimension, so
     /// larger grids go through the backend's grid-stride loop.
@@ -60,4 +61,16 @@ pub trait GpuHarness: Harness {
     /// The default device with 8- and 16-bit storage disabled: every small dtype (f16
     /// included) is packed into 32-bit words.
     fn open_packed_storage() -> Self::Device;
+
+    /// The default device's registered name (`vulkan:0`).
+    const DEVICE_NAME: &'static str;
+
+    /// What the device info must report (each a `key=` prefix of an `info().extra` entry).
+    const INFO_KEYS: &'static [&'static str];
+
+    /// The `info().extra` key of the largest storage-buffer binding, in bytes.
+    const STORAGE_RANGE_KEY: &'static str;
+
+    /// The name of that limit in the compile error of a larger tensor.
+    const STORAGE_RANGE_LIMIT: &'static str;
 }

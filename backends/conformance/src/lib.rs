@@ -13,7 +13,7 @@
 //!
 //! Groups (each a module of [`suites`]): `kernels`, `casts`, `float_ops`, `int_ops`, `math`,
 //! `errors`, `launch`, and `workgroups` for backends that run workgroup programs; `gpu_grids`,
-//! `workgroup_reduce` and `packed_storage` need a [`GpuHarness`] (a backend that can be opened
+//! `gpu_limits`, `workgroup_reduce` and `packed_storage` need a [`GpuHarness`] (a backend that can be opened
 //! with its grid-stride, no-subgroup and packed-storage fallbacks forced). The helpers
 //! the cases use ([`upload`], [`run`], [`map_program`], ...) are public for backend-specific
 //! tests.
@@ -141,6 +141,12 @@ macro_rules! __suite_group {
             grids_beyond_the_workgroup_count_limit_use_a_grid_stride_loop,
             grids_beyond_one_dimension_of_workgroups_use_two,
             workgroup_programs_run_in_grid_stride_loops
+        }
+    };
+    (gpu_limits => $callback:ident, $arg:ty) => {
+        $crate::$callback! { $arg; gpu_limits:
+            tensors_beyond_the_storage_buffer_range_are_compile_errors,
+            device_info_describes_the_device
         }
     };
     (workgroup_reduce => $callback:ident, $arg:ty) => {

@@ -5,6 +5,7 @@ pub mod casts;
 pub mod errors;
 pub mod float_ops;
 pub mod gpu_grids;
+pub mod gpu_limits;
 pub mod int_ops;
 pub mod kernels;
 pub mod launch;

@@ -1,14 +1,12 @@
 //! Vulkan-only device paths: descriptor pools instead of push descriptors, the staging path,
-//! storage-buffer range limits, device info, SPIR-V generation and profiling. (Grids beyond
-//! the device limits, sub-allocation, packed storage and workgroup reductions are shared
-//! suite groups.)
+//! compute units, SPIR-V generation and profiling. (Grids beyond the device limits, the
+//! storage-range limit and device info, sub-allocation, packed storage and workgroup
+//! reductions are shared suite groups.)
 use super::{open_with, Vulkan};
 use ferrograd_conformance::suites::launch::dependent_launches;
-use ferrograd_conformance::{
-    device, download, map_program, rows_program, rows_want, run, TestDevice,
-};
-use ferrograd_ir::{DType, Inst, Program};
-use ferrograd_runtime::{Device, Error};
+use ferrograd_conformance::{device, download, rows_program, rows_want, run, TestDevice};
+use ferrograd_ir::{Inst, Program};
+use ferrograd_runtime::Device;
 use ferrograd_vulkan::VulkanOptions;
 
 fn run_rows(dev: &TestDevice<Vulkan>, rows: usize) -> Vec<i32> {
@@ -54,51 +52,9 @@ fn staging_copies_work_like_mapped_memory() {
 }
 
 #[test]
-fn tensors_beyond_the_storage_buffer_range_are_compile_errors() {
-    let dev = device::<Vulkan>();
-    let range = dev
-        .info()
-        .extra
-        .iter()
-        .find_map(|e| e.strip_prefix("max_storage_buffer_bytes="))
-        .and_then(|v| v.parse::<usize>().ok())
-        .expect("max_storage_buffer_bytes in the device info");
-    let n = range / 4 + 1;
-    let p = map_program("huge", &[DType::F32], DType::F32, n, 1, |b, v| {
-        b.push(Inst::Unary {
-            op: ferrograd_ir::UnaryOp::Neg,
-            arg: v[0],
-        })
-    });
-    let err = dev.compile(&p).expect_err("a too-large param is rejected");
-    assert!(
-        matches!(err, Error::Compile { .. }) && err.to_string().contains("maxStorageBufferRange"),
-        "{err}"
-    );
-}
-
-#[test]
-fn device_info_describes_the_device() {
+fn compute_units_come_from_the_driver() {
     let dev = device::<Vulkan>();
     let info = dev.info();
-    assert_eq!(info.name, "vulkan:0");
-    assert!(!info.description.is_empty());
-    assert!(info.dtypes.contains(&DType::F32) && info.dtypes.contains(&DType::I32));
-    for key in [
-        "max_storage_buffer_bytes=",
-        "max_workgroup_size=",
-        "max_workgroup_count=",
-        "shared_memory_bytes=",
-        "subgroup_size=",
-        "f16=",
-    ] {
-        assert!(
-            info.extra.iter().any(|e| e.contains(key)),
-            "{key} missing from {:?}",
-            info.extra
-        );
-    }
-    assert_eq!(dev.preferred_lanes(DType::F32), 1);
     // Compute units come from the driver (SMs, CUs, shader cores) or, for a CPU
     // implementation such as lavapipe, the host's cores; never a made-up figure.
     if info.kind == ferrograd_runtime::DeviceKind::Cpu {

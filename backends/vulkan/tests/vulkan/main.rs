@@ -48,6 +48,18 @@ impl Harness for Vulkan {
 }
 
 impl GpuHarness for Vulkan {
+    const DEVICE_NAME: &'static str = "vulkan:0";
+    const INFO_KEYS: &'static [&'static str] = &[
+        "max_storage_buffer_bytes=",
+        "max_workgroup_size=",
+        "max_workgroup_count=",
+        "shared_memory_bytes=",
+        "subgroup_size=",
+        "f16=",
+    ];
+    const STORAGE_RANGE_KEY: &'static str = "max_storage_buffer_bytes";
+    const STORAGE_RANGE_LIMIT: &'static str = "maxStorageBufferRange";
+
     fn open_with_max_workgroup_count(count: u32) -> VulkanDevice {
         open_first(VulkanOptions {
             max_workgroup_count: Some(count),
@@ -82,6 +94,7 @@ ferrograd_conformance::suite!(
         launch,
         workgroups,
         gpu_grids,
+        gpu_limits,
         workgroup_reduce,
         packed_storage
     ]

@@ -36,6 +36,19 @@ impl Harness for WebGpu {
 }
 
 impl GpuHarness for WebGpu {
+    const DEVICE_NAME: &'static str = "webgpu:0";
+    const INFO_KEYS: &'static [&'static str] = &[
+        "max_storage_buffer_binding_size=",
+        "max_storage_buffers_per_stage=",
+        "max_workgroup_size=",
+        "max_workgroups_per_dimension=",
+        "workgroup_storage_bytes=",
+        "shader_f16=",
+        "subgroups=",
+    ];
+    const STORAGE_RANGE_KEY: &'static str = "max_storage_buffer_binding_size";
+    const STORAGE_RANGE_LIMIT: &'static str = "max_storage_buffer_binding_size";
+
     fn open_with_max_workgroup_count(count: u32) -> WebGpuDevice {
         open_first(&WebGpuOptions {
             max_workgroup_count: Some(count),
@@ -71,6 +84,7 @@ ferrograd_conformance::suite!(
         launch,
         workgroups,
         gpu_grids,
+        gpu_limits,
         workgroup_reduce,
         packed_storage
     ]
