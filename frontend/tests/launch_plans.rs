@@ -1,6 +1,6 @@
 //! Launch plans: a graph realized again on new buffers launches its kernels from the plan kept
-//! with its structure (no lowering), with the same results, on every test device and in every
-//! mode of the rewrite step.
+//! with its structure (no lowering; a replay, without scheduling), with the same results, on
+//! every test device and in every mode of the rewrite step.
 
 use ferrograd::runtime::rewrite::{with_mode, Mode};
 use ferrograd::testing::{check, test_devices};
@@ -19,8 +19,8 @@ fn graph(seed: u64, device: &str) -> Tensor {
     ((&x * 2.0).exp2() + y.t() * &b).sum_keepdim(1) - x.max_keepdim(1)
 }
 
-/// (kernels launched, kernels lowered) by one realize of `graph(seed)`.
-fn realize_counts(seed: u64, device: &str) -> (usize, usize) {
+/// (kernels launched, kernels lowered, replayed) by one realize of `graph(seed)`.
+fn realize_counts(seed: u64, device: &str) -> (usize, usize, usize) {
     let out = graph(seed, device);
     let before = ferrograd::runtime::stats();
     out.realize().unwrap();
@@ -29,6 +29,7 @@ fn realize_counts(seed: u64, device: &str) -> (usize, usize) {
     (
         after.kernels - before.kernels,
         after.lowered - before.lowered,
+        after.replayed - before.replayed,
     )
 }
 
@@ -40,12 +41,13 @@ fn a_repeated_graph_launches_from_its_plan() {
                 // Tiered mode rewrites at the second realize (a new plan), so the third is
                 // the first that must find one in every mode.
                 let counts: Vec<_> = (0..4).map(|s| realize_counts(s, &device)).collect();
-                for &(kernels, lowered) in &counts[2..] {
+                for &(kernels, lowered, replayed) in &counts[2..] {
                     assert!(kernels > 0, "{mode:?} on {device}: nothing launched");
                     assert_eq!(
                         lowered, 0,
                         "{mode:?} on {device}: {lowered} of {kernels} kernels lowered again"
                     );
+                    assert_eq!(replayed, 1, "{mode:?} on {device}: not replayed");
                 }
             });
         }
@@ -65,6 +67,7 @@ fn a_new_structure_is_lowered() {
         after.lowered > before.lowered,
         "a new graph on {device} is lowered"
     );
+    assert_eq!(after.replayed, before.replayed, "a new graph is not replayed");
     check(&out, 1e-5, 1e-5, "new structure");
 }
 
@@ -102,4 +105,49 @@ fn a_new_structure_lowers_only_kernels_no_earlier_graph_had() {
         "step 2 lowered all its {kernels} kernels ({steps:?})"
     );
     assert_eq!(steps[2].1, 0, "step 3 launches from its plan ({steps:?})");
+}
+
+/// A replay records buffers on the caller's nodes as the plain path does: a materialized
+/// intermediate the caller holds is realized by the realize of its consumer, and a target the
+/// rewrite folds into a leaf (`x * 1`) gets the leaf's buffer.
+#[test]
+fn a_replay_realizes_the_intermediates_the_caller_holds() {
+    for mode in [Mode::Off, Mode::Tiered, Mode::Eager] {
+        with_mode(mode, || {
+            for seed in 0..4 {
+                Tensor::manual_seed(100 + seed);
+                let x = Tensor::randn(&[3, 13]);
+                x.realize().unwrap();
+                let hidden = (&x * 2.0).exp2().contiguous();
+                let out = hidden.sum(1);
+                let same = &x * 1.0;
+                let before = ferrograd::runtime::stats();
+                Tensor::realize_all(&[out.clone(), same.clone()]).unwrap();
+                let replayed = ferrograd::runtime::stats().replayed - before.replayed;
+                if seed >= 2 {
+                    assert_eq!(replayed, 1, "{mode:?}, seed {seed}: not replayed");
+                }
+                assert!(
+                    hidden.node().realized().is_some(),
+                    "{mode:?}, seed {seed}: the intermediate has no buffer"
+                );
+                let kernels = ferrograd::runtime::stats().kernels;
+                let what = format!("{mode:?}, seed {seed}");
+                hidden.to_vec::<f32>().unwrap();
+                out.to_vec::<f32>().unwrap();
+                assert_eq!(
+                    same.to_vec::<f32>().unwrap(),
+                    x.to_vec::<f32>().unwrap(),
+                    "{what}"
+                );
+                assert_eq!(
+                    ferrograd::runtime::stats().kernels,
+                    kernels,
+                    "{what}: reading the results launched kernels"
+                );
+                check(&hidden, 1e-5, 1e-5, &what);
+                check(&out, 1e-5, 1e-5, &what);
+            }
+        });
+    }
 }

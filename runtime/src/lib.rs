@@ -10,6 +10,7 @@ pub mod pool;
 pub mod profile;
 pub mod realize;
 pub mod registry;
+mod replay;
 pub mod rewrite;
 
 pub use buffer::{Buffer, DeviceHandle};

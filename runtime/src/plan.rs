@@ -16,6 +16,7 @@
 use crate::buffer::DeviceHandle;
 use crate::device::CompiledKernel;
 use crate::error::Result;
+use crate::replay::Replay;
 use ferrograd_ir::rewrite::{Lifted, Structure};
 use ferrograd_ir::schedule::Kernel;
 use ferrograd_ir::Program;
@@ -46,9 +47,13 @@ pub(crate) struct PlannedKernel {
     pub compiled: CompiledKernel,
 }
 
-/// The kernels of one schedule, by schedule position (`None` for copies and empty outputs).
+/// The kernels of one schedule, by schedule position (`None` for copies and empty outputs),
+/// and its replay.
 pub(crate) struct Plan {
     pub kernels: Vec<Option<PlannedKernel>>,
+    /// The schedule by positions, where every buffer of the realize that made the plan could
+    /// be named (`runtime/src/replay.rs`).
+    pub replay: Option<Replay>,
 }
 
 /// The plans of one structure (a few at most).

@@ -5,6 +5,9 @@ use crate::capture;
 use crate::error::{Error, Result};
 use crate::plan::{Plan, PlanKey, PlannedKernel};
 use crate::registry;
+use crate::replay::{Step, Tracer, Work};
+#[cfg(debug_assertions)]
+use crate::{replay::Replay, rewrite::Found};
 use ferrograd_ir::lower::{lower, LoweringTarget};
 use ferrograd_ir::lower_gpu::lower_gpu;
 use ferrograd_ir::schedule::{schedule, Kernel, ScheduleItem};
@@ -17,6 +20,8 @@ use std::sync::Arc;
 pub struct Stats {
     /// Kernels launched.
     pub kernels: usize,
+    /// Realizes that ran from a replay (`runtime/src/replay.rs`): no scheduling, no lowering.
+    pub replayed: usize,
     /// Of those, kernels lowered for the launch (the others launched from a plan:
     /// `runtime/src/plan.rs`).
     pub lowered: usize,
@@ -30,7 +35,7 @@ pub struct Stats {
 
 thread_local! {
     static STATS: std::cell::Cell<Stats> = const {
-        std::cell::Cell::new(Stats { kernels: 0, lowered: 0, copies: 0, alu_ops: 0, bytes: 0 })
+        std::cell::Cell::new(Stats { kernels: 0, replayed: 0, lowered: 0, copies: 0, alu_ops: 0, bytes: 0 })
     };
     static COUNT_WORK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -91,8 +96,9 @@ fn handle_of(node: &NodeRef, produced: &HashMap<u64, BufferHandle>) -> BufferHan
 
 /// The Programs that realizing `targets` would run, without running them (for inspection).
 pub fn programs(targets: &[NodeRef]) -> Result<Vec<Program>> {
-    let decision = crate::rewrite::rewrite(targets);
-    let targets = decision.rewritten.as_ref().map_or(targets, |r| &r.targets);
+    let found = crate::rewrite::rewrite(targets);
+    let rewritten = found.as_ref().and_then(|f| f.instantiate(targets));
+    let targets = rewritten.as_ref().map_or(targets, |r| &r.targets);
     let mut out = Vec::new();
     for item in schedule(targets) {
         if let ScheduleItem::Kernel(k) = item {
@@ -132,16 +138,10 @@ fn kernel_for(
     Ok(planned)
 }
 
-/// Runs kernel `k`; returns its output and the kernel it launched (`None` for an empty
-/// output, which launches nothing).
-fn run_kernel(
-    k: &Kernel,
-    produced: &HashMap<u64, BufferHandle>,
-    planned: Option<&PlannedKernel>,
-    key: PlanKey,
-) -> Result<(BufferHandle, Option<PlannedKernel>)> {
-    let dev = registry::device(k.output.device())?;
-    for n in std::iter::once(&k.output).chain(&k.inputs) {
+/// The device of `node`, checked to support the dtypes of `nodes`.
+fn device_for(node: &NodeRef, nodes: &[NodeRef]) -> Result<Arc<DeviceHandle>> {
+    let dev = registry::device(node.device())?;
+    for n in std::iter::once(node).chain(nodes) {
         if !dev.supports(n.dtype()) {
             return Err(Error::UnsupportedDType {
                 device: dev.name().to_string(),
@@ -149,18 +149,27 @@ fn run_kernel(
             });
         }
     }
-    let bytes = k.output.numel() * k.output.dtype().size();
+    Ok(dev)
+}
+
+/// Allocates a `bytes`-byte output on `dev` and launches `kernel` into it with `inputs`
+/// (`None`: an empty output, allocated and not launched).
+pub(crate) fn launch(
+    dev: &Arc<DeviceHandle>,
+    kernel: Option<&PlannedKernel>,
+    bytes: usize,
+    inputs: &[BufferHandle],
+) -> Result<BufferHandle> {
     let out = dev.alloc(bytes)?.into_handle();
-    if k.output.numel() == 0 {
+    let Some(kernel) = kernel else {
         if capture::is_recording() {
-            capture::record_alloc(&dev, bytes, &out);
+            capture::record_alloc(dev, bytes, &out);
         }
-        return Ok((out, None));
-    }
-    let kernel = kernel_for(&dev, k, planned, key)?;
-    let inputs: Vec<BufferHandle> = k.inputs.iter().map(|n| handle_of(n, produced)).collect();
-    let mut raws = vec![Buffer::from_handle(&out).raw()];
-    for h in &inputs {
+        return Ok(out);
+    };
+    let mut raws = Vec::with_capacity(inputs.len() + 1);
+    raws.push(Buffer::from_handle(&out).raw());
+    for h in inputs {
         raws.push(Buffer::from_handle(h).raw());
     }
     if crate::profile::enabled() {
@@ -172,7 +181,7 @@ fn run_kernel(
         dev.device().launch(&kernel.compiled, &raws)?;
     }
     if capture::is_recording() {
-        capture::record_kernel(&dev, &kernel.compiled, bytes, &out, &inputs);
+        capture::record_kernel(dev, &kernel.compiled, bytes, &out, inputs);
     }
     if COUNT_WORK.with(|c| c.get()) {
         let w = ferrograd_ir::work::work(&kernel.program);
@@ -182,7 +191,7 @@ fn run_kernel(
         });
     }
     bump_kernels(1);
-    Ok((out, Some(kernel)))
+    Ok(out)
 }
 
 /// Counts `n` kernel launches in this thread's [`stats`].
@@ -190,20 +199,15 @@ pub(crate) fn bump_kernels(n: usize) {
     bump(|s| s.kernels += n);
 }
 
-fn run_copy(
-    output: &NodeRef,
-    src: &NodeRef,
-    produced: &HashMap<u64, BufferHandle>,
-) -> Result<BufferHandle> {
-    let src = handle_of(src, produced);
-    let source = Buffer::from_handle(&src);
+/// Copies `src` into a new buffer on `dev`.
+pub(crate) fn copy(dev: &Arc<DeviceHandle>, src: &BufferHandle) -> Result<BufferHandle> {
+    let source = Buffer::from_handle(src);
     let bytes = source.bytes();
-    let dev = registry::device(output.device())?;
     let out = dev.alloc(bytes)?;
     source.copy_to(&out, bytes)?;
     let out = out.into_handle();
     if capture::is_recording() {
-        capture::record_copy(&dev, bytes, &out, &src);
+        capture::record_copy(dev, bytes, &out, src);
     }
     bump(|s| s.copies += 1);
     Ok(out)
@@ -211,57 +215,126 @@ fn run_copy(
 
 /// Computes the values of `targets` and records their buffers on the nodes
 /// ([`ferrograd_ir::Node::realized`]). Intermediate materialized nodes keep their buffers too.
-/// The graph is first rewritten by the e-graph optimizer ([`crate::rewrite`]).
+/// The graph is first rewritten by the e-graph optimizer ([`crate::rewrite`]); a structure
+/// realized before runs from its launch plan's replay (`runtime/src/replay.rs`).
 pub fn realize(targets: &[NodeRef]) -> Result<()> {
-    let decision = crate::rewrite::rewrite(targets);
-    let graph = decision.rewritten.as_ref().map_or(targets, |r| &r.targets);
+    let Some(found) = crate::rewrite::rewrite(targets) else {
+        return Ok(());
+    };
     let key = PlanKey {
-        rewritten: decision.rewritten.is_some(),
+        rewritten: found.template.is_some(),
         optimize: kernel_optimizer_on(),
         index_egraph: crate::rewrite::enabled(),
     };
-    let plan = decision.plans.as_ref().and_then(|p| p.get(key));
-    let made = realize_scheduled(graph, plan.as_deref(), key)?;
-    if let (Some(plans), Some(made)) = (&decision.plans, made) {
-        plans.insert(key, made);
+    let plan = found.plans.get(key);
+    if let Some(replay) = plan.as_ref().and_then(|p| p.replay.as_ref()) {
+        #[cfg(debug_assertions)]
+        check_replay(replay, &found, targets, key);
+        if replay.run(&found.nodes, &found.leaves)? {
+            bump(|s| s.replayed += 1);
+            return Ok(());
+        }
     }
-    if let Some(rewritten) = &decision.rewritten {
+    let rewritten = found.instantiate(targets);
+    let graph = rewritten.as_ref().map_or(targets, |r| &r.targets);
+    let traced = realize_scheduled(graph, plan.as_deref(), key, &found.leaves)?;
+    if let Some(rewritten) = &rewritten {
         rewritten.record_on_originals();
+    }
+    if let Some((kernels, tracer, produced)) = traced {
+        let replay = tracer.finish(&found.nodes, &found.leaves, &produced);
+        found.plans.insert(key, Plan { kernels, replay });
     }
     Ok(())
 }
 
+/// Debug builds: the replay about to run is the one the plain path would trace now (same
+/// steps, sources and Programs).
+#[cfg(debug_assertions)]
+fn check_replay(replay: &Replay, found: &Found, targets: &[NodeRef], key: PlanKey) {
+    let rewritten = found.instantiate(targets);
+    let graph = rewritten.as_ref().map_or(targets, |r| &r.targets);
+    let items = schedule(graph);
+    assert_eq!(items.len(), replay.steps.len(), "replay out of date");
+    let mut tracer = Tracer::new(&found.leaves);
+    for (item, step) in items.iter().zip(&replay.steps) {
+        let inputs = match item {
+            ScheduleItem::Kernel(k) => {
+                if let Work::Kernel(Some(planned)) = &step.work {
+                    assert!(
+                        *planned.program == lower_for(&step.device, k),
+                        "replayed kernel {} out of date (key {key:?})",
+                        planned.program.name
+                    );
+                }
+                k.inputs.clone()
+            }
+            ScheduleItem::Copy { src, .. } => vec![src.clone()],
+        };
+        tracer.step(item.output(), step.clone(), &inputs);
+    }
+    let traced: Vec<_> = tracer.steps().iter().map(|s| &s.inputs).collect();
+    let replayed: Vec<_> = replay.steps.iter().map(|s| &s.inputs).collect();
+    assert_eq!(traced, replayed, "replay inputs out of date");
+}
+
+/// The launch plan's kernels of a realize, its tracer and the buffers its steps made.
+type Traced = (Vec<Option<PlannedKernel>>, Tracer, Vec<BufferHandle>);
+
 /// Schedules `targets` as they are and runs the schedule, launching kernels from `plan` when
-/// it fits the schedule; returns the plan of this schedule when none was given.
+/// it fits the schedule; when no plan was given, returns this schedule's kernels and its trace
+/// (over the graph's `leaves`) for a new plan.
 fn realize_scheduled(
     targets: &[NodeRef],
     plan: Option<&Plan>,
     key: PlanKey,
-) -> Result<Option<Plan>> {
+    leaves: &[NodeRef],
+) -> Result<Option<Traced>> {
     let items = schedule(targets);
     let plan = plan.filter(|p| p.kernels.len() == items.len());
-    let mut made = plan.is_none().then(|| Plan {
-        kernels: Vec::with_capacity(items.len()),
-    });
+    let mut made = plan
+        .is_none()
+        .then(|| (Vec::with_capacity(items.len()), Tracer::new(leaves), Vec::with_capacity(items.len())));
     let mut produced: HashMap<u64, BufferHandle> = HashMap::new();
     let _span = tracing::debug_span!("realize", items = items.len()).entered();
     for (i, item) in items.iter().enumerate() {
-        let handle = match item {
+        let (handle, dev, work, bytes, inputs) = match item {
             ScheduleItem::Kernel(k) => {
-                let planned = plan.and_then(|p| p.kernels[i].as_ref());
-                let (out, kernel) = run_kernel(k, &produced, planned, key)?;
-                if let Some(m) = &mut made {
-                    m.kernels.push(kernel);
-                }
-                out
+                let dev = device_for(&k.output, &k.inputs)?;
+                let bytes = k.output.numel() * k.output.dtype().size();
+                let kernel = if k.output.numel() == 0 {
+                    None
+                } else {
+                    let planned = plan.and_then(|p| p.kernels[i].as_ref());
+                    Some(kernel_for(&dev, k, planned, key)?)
+                };
+                let inputs: Vec<BufferHandle> =
+                    k.inputs.iter().map(|n| handle_of(n, &produced)).collect();
+                let out = launch(&dev, kernel.as_ref(), bytes, &inputs)?;
+                (out, dev, Work::Kernel(kernel), bytes, &k.inputs[..])
             }
             ScheduleItem::Copy { output, src } => {
-                if let Some(m) = &mut made {
-                    m.kernels.push(None);
-                }
-                run_copy(output, src, &produced)?
+                let dev = registry::device(output.device())?;
+                let src_handle = handle_of(src, &produced);
+                let bytes = Buffer::from_handle(&src_handle).bytes();
+                let out = copy(&dev, &src_handle)?;
+                (out, dev, Work::Copy, bytes, std::slice::from_ref(src))
             }
         };
+        if let Some((kernels, tracer, made_buffers)) = &mut made {
+            kernels.push(match &work {
+                Work::Kernel(k) => k.clone(),
+                Work::Copy => None,
+            });
+            let step = Step {
+                device: dev,
+                work,
+                bytes,
+                inputs: Vec::new(),
+            };
+            tracer.step(item.output(), step, inputs);
+            made_buffers.push(handle.clone());
+        }
         item.output().set_realized(handle.clone());
         produced.insert(item.output().id(), handle);
     }

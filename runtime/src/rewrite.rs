@@ -179,38 +179,82 @@ impl Rewritten {
     }
 }
 
-/// What the rewrite step decided for one realize.
-pub struct Decision {
-    /// The rewritten graph, or `None` to realize the caller's graph as it is.
-    pub rewritten: Option<Rewritten>,
-    /// The launch plans of the graph's structure (`None` when nothing is left to compute).
-    pub(crate) plans: Option<Arc<Plans>>,
+/// What the rewrite step found for one realize: the graph taken apart, the rewrite to run
+/// (if any) and the structure's launch plans.
+pub struct Found {
+    /// The caller's graph by structure position ([`Lifted::nodes`]).
+    pub nodes: Vec<NodeRef>,
+    /// Its realized leaves by slot ([`Lifted::leaves`]).
+    pub leaves: Vec<NodeRef>,
+    /// The rewrite of the structure, unless the graph is to be realized as built (the step is
+    /// off, there is nothing to rewrite, the rewrite is the identity, or, tiered, the
+    /// structure is new).
+    pub template: Option<Arc<Template>>,
+    /// The launch plans of the structure (`runtime/src/plan.rs`).
+    pub(crate) plans: Arc<Plans>,
 }
 
-impl Decision {
-    fn as_built(plans: Option<Arc<Plans>>) -> Decision {
-        Decision {
-            rewritten: None,
+impl Found {
+    fn as_built(nodes: Vec<NodeRef>, leaves: Vec<NodeRef>, plans: Arc<Plans>) -> Found {
+        Found {
+            nodes,
+            leaves,
+            template: None,
             plans,
         }
     }
+
+    /// The rewritten graph on this realize's leaves (`None` when the graph is realized as
+    /// built). Its time counts as the rewrite step's overhead.
+    pub fn instantiate(&self, targets: &[NodeRef]) -> Option<Rewritten> {
+        let template = self.template.clone()?;
+        let start = Instant::now();
+        let built = template.instantiate(&self.nodes, &self.leaves);
+        let rewritten = Rewritten {
+            // A target folded to a constant is computed into its own buffer (`Contiguous`):
+            // were the hash-consed `Const` node itself realized, every later graph using that
+            // constant would read a buffer instead of inlining it, and compile different
+            // kernels.
+            targets: template
+                .roots
+                .iter()
+                .map(|&r| {
+                    let t = &built[r as usize];
+                    if matches!(t.op(), Op::Const(_)) && t.realized().is_none() {
+                        Node::contiguous(t)
+                    } else {
+                        t.clone()
+                    }
+                })
+                .collect(),
+            original_targets: targets.to_vec(),
+            originals: self.nodes.clone(),
+            built,
+            template,
+        };
+        STATS.lock().overhead_time += start.elapsed();
+        Some(rewritten)
+    }
 }
 
-/// The rewritten graph of `targets` (from the cache when its structure was seen), or a
-/// decision to realize it as built: the step is off, there is nothing to rewrite, the rewrite
-/// is the identity, or (tiered mode) the structure is new. In every mode the decision carries
-/// the structure's launch plans (`runtime/src/plan.rs`).
-pub fn rewrite(targets: &[NodeRef]) -> Decision {
+/// The structure of `targets`, its rewrite (from the cache when the structure was seen) and
+/// its launch plans; `None` when nothing is left to compute. In tiered mode a structure seen
+/// for the first time is realized as built.
+pub fn rewrite(targets: &[NodeRef]) -> Option<Found> {
     if targets.iter().all(|t| t.realized().is_some()) {
-        return Decision::as_built(None);
+        return None;
     }
     let start = Instant::now();
-    let lifted = Lifted::new(targets);
-    if lifted.structure.nodes.len() == lifted.leaves.len() {
-        return Decision::as_built(None);
+    let Lifted {
+        structure,
+        leaves,
+        nodes,
+    } = Lifted::new(targets);
+    if structure.nodes.len() == leaves.len() {
+        return None;
     }
     let mode = mode();
-    let key = (lifted.structure, config());
+    let key = (structure, config());
     let known = cache().lock().get_mut(&key).map(|e| {
         e.seen = e.seen.saturating_add(1);
         (e.seen, e.template.clone(), e.plans.clone())
@@ -231,11 +275,11 @@ pub fn rewrite(targets: &[NodeRef]) -> Decision {
             if mode == Mode::Tiered {
                 record(Outcome::Deferred, false, Duration::ZERO, start);
             }
-            return Decision::as_built(Some(plans));
+            return Some(Found::as_built(nodes, leaves, plans));
         }
     };
     if mode == Mode::Off {
-        return Decision::as_built(Some(plans));
+        return Some(Found::as_built(nodes, leaves, plans));
     }
     let mut egg_time = Duration::ZERO;
     let mut outcome = Outcome::CacheHit;
@@ -278,37 +322,16 @@ pub fn rewrite(targets: &[NodeRef]) -> Decision {
             template
         }
     };
+    record(outcome, template.is_identity, egg_time, start);
     if template.is_identity {
-        record(outcome, true, egg_time, start);
-        return Decision::as_built(Some(plans));
+        return Some(Found::as_built(nodes, leaves, plans));
     }
-    let built = template.instantiate(&lifted.nodes, &lifted.leaves);
-    let rewritten = Rewritten {
-        // A target folded to a constant is computed into its own buffer (`Contiguous`): were
-        // the hash-consed `Const` node itself realized, every later graph using that constant
-        // would read a buffer instead of inlining it, and compile different kernels.
-        targets: template
-            .roots
-            .iter()
-            .map(|&r| {
-                let t = &built[r as usize];
-                if matches!(t.op(), Op::Const(_)) && t.realized().is_none() {
-                    Node::contiguous(t)
-                } else {
-                    t.clone()
-                }
-            })
-            .collect(),
-        original_targets: targets.to_vec(),
-        originals: lifted.nodes,
-        built,
-        template,
-    };
-    record(outcome, false, egg_time, start);
-    Decision {
-        rewritten: Some(rewritten),
-        plans: Some(plans),
-    }
+    Some(Found {
+        nodes,
+        leaves,
+        template: Some(template),
+        plans,
+    })
 }
 
 /// Adds a structure to the cache (emptied first when full).
