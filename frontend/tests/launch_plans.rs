@@ -67,7 +67,10 @@ fn a_new_structure_is_lowered() {
         after.lowered > before.lowered,
         "a new graph on {device} is lowered"
     );
-    assert_eq!(after.replayed, before.replayed, "a new graph is not replayed");
+    assert_eq!(
+        after.replayed, before.replayed,
+        "a new graph is not replayed"
+    );
     check(&out, 1e-5, 1e-5, "new structure");
 }
 
@@ -150,4 +153,33 @@ fn a_replay_realizes_the_intermediates_the_caller_holds() {
             }
         });
     }
+}
+
+/// A tiered rewrite that only folds a permute pair lowers no kernel again: the cache of
+/// lowered kernels keys a kernel's graph with permute chains composed.
+#[test]
+fn a_rewrite_that_only_folds_a_permute_pair_lowers_nothing_new() {
+    with_mode(Mode::Tiered, || {
+        let counts: Vec<(usize, usize)> = (0..3)
+            .map(|seed| {
+                Tensor::manual_seed(200 + seed);
+                let x = Tensor::randn(&[5, 6, 9]);
+                let y = Tensor::randn(&[9, 5, 6]);
+                x.realize().unwrap();
+                y.realize().unwrap();
+                let out = x.permute([1, 2, 0]).permute([1, 2, 0]) + &y;
+                let before = ferrograd::runtime::stats();
+                out.realize().unwrap();
+                let after = ferrograd::runtime::stats();
+                check(&out, 0.0, 0.0, &format!("seed {seed}"));
+                (
+                    after.lowered - before.lowered,
+                    after.replayed - before.replayed,
+                )
+            })
+            .collect();
+        // Realize 2 runs the rewritten graph (a new plan, not a replay of realize 1's) and
+        // finds its kernel in the cache; realize 3 replays it.
+        assert_eq!(counts, vec![(1, 0), (0, 0), (0, 1)]);
+    });
 }

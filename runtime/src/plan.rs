@@ -17,6 +17,7 @@ use crate::buffer::DeviceHandle;
 use crate::device::CompiledKernel;
 use crate::error::Result;
 use crate::replay::Replay;
+use ferrograd_ir::rewrite::canonical::compose_permutes;
 use ferrograd_ir::rewrite::{Lifted, Structure};
 use ferrograd_ir::schedule::Kernel;
 use ferrograd_ir::Program;
@@ -80,9 +81,11 @@ impl Plans {
 /// Kernels kept at most by [`kernel`]; the cache is emptied when it is full.
 const KERNEL_CACHE_CAPACITY: usize = 8192;
 
-/// A kernel's graph down to its inputs, the positions of its inputs (in parameter order) and of
-/// its fused reduction in that graph, the device (its handle's address: the entry holds the
-/// handle, so the address is not reused while it exists) and the lowering options.
+/// A kernel's graph down to its inputs (permute chains composed: `compose_permutes`, so the
+/// kernels a tiered rewrite changed only by folding permute pairs are not lowered again), the
+/// positions of its inputs (in parameter order) and of its fused reduction in that graph, the
+/// device (its handle's address: the entry holds the handle, so the address is not reused
+/// while it exists) and the lowering options.
 type KernelKey = (Structure, Vec<u32>, Option<u32>, usize, bool, bool);
 
 fn kernel_cache() -> &'static Mutex<FxHashMap<KernelKey, PlannedKernel>> {
@@ -100,19 +103,20 @@ pub(crate) fn kernel(
     lower: impl FnOnce() -> Result<PlannedKernel>,
 ) -> Result<PlannedKernel> {
     let lifted = Lifted::new(std::slice::from_ref(&k.output));
+    let (structure, canonical) = compose_permutes(&lifted.structure);
     let position = |node: &ferrograd_ir::NodeRef| {
         lifted
             .nodes
             .iter()
             .position(|n| n.id() == node.id())
-            .map(|p| p as u32)
+            .and_then(|p| canonical[p])
     };
     let Some(inputs) = k.inputs.iter().map(position).collect::<Option<Vec<u32>>>() else {
         return lower();
     };
     let reduce = k.reduce.as_ref().and_then(position);
     let cache_key: KernelKey = (
-        lifted.structure,
+        structure,
         inputs,
         reduce,
         Arc::as_ptr(device) as usize,

@@ -292,9 +292,13 @@ fn realize_scheduled(
 ) -> Result<Option<Traced>> {
     let items = schedule(targets);
     let plan = plan.filter(|p| p.kernels.len() == items.len());
-    let mut made = plan
-        .is_none()
-        .then(|| (Vec::with_capacity(items.len()), Tracer::new(leaves), Vec::with_capacity(items.len())));
+    let mut made = plan.is_none().then(|| {
+        (
+            Vec::with_capacity(items.len()),
+            Tracer::new(leaves),
+            Vec::with_capacity(items.len()),
+        )
+    });
     let mut produced: HashMap<u64, BufferHandle> = HashMap::new();
     let _span = tracing::debug_span!("realize", items = items.len()).entered();
     for (i, item) in items.iter().enumerate() {

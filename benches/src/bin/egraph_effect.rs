@@ -116,14 +116,21 @@ const WARMUP_STEPS: usize = 3;
 fn child(name: &str) {
     let mut step = workload(name);
     let t0 = Instant::now();
+    let compiled = || {
+        ferrograd::runtime::registry::devices()
+            .iter()
+            .map(|d| d.compiled_kernels())
+            .sum::<usize>()
+    };
     for _ in 0..WARMUP_STEPS {
-        let (b, t) = (ferrograd::runtime::stats(), Instant::now());
+        let (b, c, t) = (ferrograd::runtime::stats(), compiled(), Instant::now());
         step();
         let a = ferrograd::runtime::stats();
         eprintln!(
-            "warm-up step: {} kernels, {} lowered, {:.1} ms",
+            "warm-up step: {} kernels, {} lowered, {} compiled, {:.1} ms",
             a.kernels - b.kernels,
             a.lowered - b.lowered,
+            compiled() - c,
             t.elapsed().as_secs_f64() * 1e3
         );
     }

@@ -35,6 +35,7 @@
 //! Float division is `a * recip(b)` in this IR, so `x / c -> x * (1/c)` is constant folding of
 //! `recip(c)` (exact: it is what the graph computes anyway).
 
+pub mod canonical;
 pub mod cost;
 pub mod extract;
 pub mod lang;
