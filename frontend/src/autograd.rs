@@ -29,17 +29,23 @@ use std::sync::{Arc, Weak};
 pub(crate) enum GradNode {
     /// A tensor marked with `requires_grad(true)`; `backward` accumulates into its state.
     Leaf(Weak<RwLock<State>>),
-    /// The result `out` of one primitive op on `src`; `inputs[i]` is how autograd reaches
-    /// `src[i]` (`None`: not tracked).
+    /// The result `out` of one primitive op on `src`, or of a composite op with its own
+    /// gradient rule; `inputs[i]` is how autograd reaches `src[i]` (`None`: not tracked).
     Op {
-        /// The forward result node (its op selects the gradient rule).
+        /// The forward result node (its op selects the gradient rule of a primitive).
         out: NodeRef,
         /// The operand nodes, in the op's source order.
         src: Vec<NodeRef>,
         /// The records of the operands.
         inputs: Vec<Option<Arc<GradNode>>>,
+        /// The gradient rule of a composite op (`None`: the primitive's, from `out`'s op).
+        rule: Option<CompositeRule>,
     },
 }
+
+/// The gradient rule of a composite op: given its operands and the gradient `g` of its result,
+/// the gradient of every operand `i` with `wanted[i]` (as [`crate::grad_rules::vjp`]).
+pub(crate) type CompositeRule = fn(&[NodeRef], &NodeRef, &[bool]) -> Vec<Option<NodeRef>>;
 
 impl GradNode {
     fn inputs(&self) -> &[Option<Arc<GradNode>>] {
@@ -147,6 +153,32 @@ impl Tensor {
             out: out.clone(),
             src: Vec::from(nodes),
             inputs: Vec::from(origins),
+            rule: None,
+        };
+        Tensor::with_origin(out, Some(Arc::new(record)))
+    }
+
+    /// The result of a composite op: `forward` builds it from primitives on untracked copies of
+    /// the operands, and autograd differentiates it with `rule` (one small gradient graph)
+    /// instead of through every primitive. Tracked like [`Tensor::apply`]'s results.
+    pub(crate) fn composite<const N: usize>(
+        operands: [&Tensor; N],
+        forward: impl FnOnce([Tensor; N]) -> Tensor,
+        rule: CompositeRule,
+    ) -> Tensor {
+        let origins: Vec<Option<Arc<GradNode>>> = operands
+            .iter()
+            .map(|t| t.state.read().origin.clone())
+            .collect();
+        let out = forward(operands.map(Tensor::detach)).node();
+        if origins.iter().all(Option::is_none) || !out.dtype().is_float() || !is_grad_enabled() {
+            return Tensor::from_node(out);
+        }
+        let record = GradNode::Op {
+            out: out.clone(),
+            src: operands.iter().map(|t| t.node()).collect(),
+            inputs: origins,
+            rule: Some(rule),
         };
         Tensor::with_origin(out, Some(Arc::new(record)))
     }
@@ -412,7 +444,13 @@ fn propagate(
         if target[i] {
             sink(&order[i], g.clone());
         }
-        let GradNode::Op { out, src, inputs } = &*order[i] else {
+        let GradNode::Op {
+            out,
+            src,
+            inputs,
+            rule,
+        } = &*order[i]
+        else {
             continue;
         };
         let wanted: Vec<bool> = inputs
@@ -422,7 +460,11 @@ fn propagate(
         if !wanted.contains(&true) {
             continue;
         }
-        for (input, d) in inputs.iter().zip(vjp(out, src, &g, &wanted)) {
+        let grads_of_src = match rule {
+            Some(rule) => rule(src, &g, &wanted),
+            None => vjp(out, src, &g, &wanted),
+        };
+        for (input, d) in inputs.iter().zip(grads_of_src) {
             if let (Some(input), Some(d)) = (input, d) {
                 let slot = &mut grads[at(input)];
                 *slot = Some(match slot.take() {

@@ -2,6 +2,7 @@
 //! the primitive ops.
 
 use crate::axes::broadcast_shape;
+use crate::grad_rules;
 use crate::tensor::{Tensor, DEFAULT_FLOAT};
 use ferrograd_ir::{BinaryOp, DType, Node, Scalar, UnaryOp};
 use std::f64::consts::{LN_2, LOG2_E, PI};
@@ -463,9 +464,19 @@ impl Tensor {
         let x = self.float();
         x.relu().add(x.abs().neg().exp().add(1.0).log())
     }
-    /// The error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7).
+    /// The error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7). Its gradient is the
+    /// derivative of erf itself, `2/sqrt(pi) exp(-x^2)`, not of the approximating polynomial.
     pub fn erf(&self) -> Tensor {
-        let x = self.float();
+        Tensor::composite(
+            [&self.float()],
+            |[x]| x.erf_approximation(),
+            grad_rules::erf,
+        )
+    }
+
+    /// The forward computation of [`Tensor::erf`].
+    fn erf_approximation(&self) -> Tensor {
+        let x = self;
         let a = x.abs();
         let t = a.mul(0.327_591_1).add(1.0).reciprocal();
         let poly = [

@@ -4,7 +4,7 @@
 //! `Bitcast`, the condition of `Where`) give that source no gradient.
 
 use ferrograd_ir::{BinaryOp, Node, NodeRef, Op, ReduceOp, Scalar, TernaryOp, UnaryOp};
-use std::f64::consts::{FRAC_PI_2, LN_2, LOG2_E};
+use std::f64::consts::{FRAC_2_SQRT_PI, FRAC_PI_2, LN_2, LOG2_E};
 
 /// Gradients of `out = op(src)` with respect to every source `i` with `wanted[i]`, given the
 /// gradient `g` of `out` (same shape and dtype as `out`). Each gradient has its source's shape
@@ -97,6 +97,21 @@ fn each(wanted: &[bool], rules: &[&dyn Fn() -> Option<NodeRef>]) -> Vec<Option<N
         .zip(rules)
         .map(|(&w, rule)| if w { rule() } else { None })
         .collect()
+}
+
+/// The gradient of `erf` (a composite op, `Tensor::erf`): `g * 2/sqrt(pi) * exp(-x^2)`, the
+/// derivative of the function itself rather than of the polynomial that approximates it (whose
+/// derivative is off by up to 1e-3), in one small elementwise graph.
+pub(crate) fn erf(src: &[NodeRef], g: &NodeRef, wanted: &[bool]) -> Vec<Option<NodeRef>> {
+    each(
+        wanted,
+        &[&|| {
+            let x = &src[0];
+            let minus_x2_log2e = mul(&mul(x, x), &konst(x, -LOG2_E));
+            let exp = Node::unary(UnaryOp::Exp2, &minus_x2_log2e);
+            Some(mul(g, &mul(&exp, &konst(x, FRAC_2_SQRT_PI))))
+        }],
+    )
 }
 
 /// A float constant with `like`'s dtype, shape and device.
