@@ -91,7 +91,8 @@ fn erf_and_gelu_have_the_true_derivatives() {
     let d_gelu = |x: f64| {
         0.5 * (1.0 + erf(x * FRAC_1_SQRT_2)) + x * (-x * x / 2.0).exp() / (2.0 * PI).sqrt()
     };
-    let ops: [(&str, Unary, &dyn Fn(f64) -> f64); 2] = [
+    type Derivative<'a> = &'a dyn Fn(f64) -> f64;
+    let ops: [(&str, Unary, Derivative); 2] = [
         ("erf", |x| x.erf(), &d_erf),
         ("gelu", |x| x.gelu(), &d_gelu),
     ];
