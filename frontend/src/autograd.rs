@@ -44,8 +44,10 @@ pub(crate) enum GradNode {
 }
 
 /// The gradient rule of a composite op: given its operands and the gradient `g` of its result,
-/// the gradient of every operand `i` with `wanted[i]` (as [`crate::grad_rules::vjp`]).
-pub(crate) type CompositeRule = fn(&[NodeRef], &NodeRef, &[bool]) -> Vec<Option<NodeRef>>;
+/// the gradient of every operand `i` with `wanted[i]` (as [`crate::grad_rules::vjp`]; each
+/// with its operand's shape and dtype).
+pub(crate) type CompositeRule =
+    Arc<dyn Fn(&[NodeRef], &NodeRef, &[bool]) -> Vec<Option<NodeRef>> + Send + Sync>;
 
 impl GradNode {
     fn inputs(&self) -> &[Option<Arc<GradNode>>] {

@@ -470,7 +470,7 @@ impl Tensor {
         Tensor::composite(
             [&self.float()],
             |[x]| x.erf_approximation(),
-            grad_rules::erf,
+            std::sync::Arc::new(grad_rules::erf),
         )
     }
 

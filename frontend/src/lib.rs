@@ -13,6 +13,7 @@ extern crate self as ferrograd;
 
 mod autograd;
 mod axes;
+mod conv_grad;
 pub mod data;
 pub mod device;
 mod element;

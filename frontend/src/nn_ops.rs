@@ -3,7 +3,7 @@
 
 use crate::axes::{broadcast_shape, resolve_axis, AxisInt};
 use crate::tensor::Tensor;
-use ferrograd_ir::{DType, Scalar};
+use ferrograd_ir::{DType, NodeRef, Scalar};
 
 /// Options of a 2-D convolution or pooling window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +49,11 @@ impl Conv2dOptions {
     pub fn groups(mut self, groups: usize) -> Self {
         self.groups = groups;
         self
+    }
+    /// True when windows of `kernel` taps do not overlap and leave no gap: stride equal to
+    /// the kernel, no padding, no dilation.
+    fn tiles(&self, kernel: (usize, usize)) -> bool {
+        self.stride == kernel && self.padding == (0, 0) && self.dilation == (1, 1)
     }
 }
 
@@ -177,7 +182,7 @@ impl Tensor {
         taps.permute(perm)
     }
 
-    fn windows2d(
+    pub(crate) fn windows2d(
         &self,
         kernel: (usize, usize),
         opts: &Conv2dOptions,
@@ -188,12 +193,7 @@ impl Tensor {
         assert_eq!(s.len(), 4, "{op}: input must be (N, C, H, W), got {s:?}");
         let (ph, pw) = opts.padding;
         let (kh, kw) = kernel;
-        if opts.stride == kernel
-            && opts.padding == (0, 0)
-            && opts.dilation == (1, 1)
-            && kh <= s[2]
-            && kw <= s[3]
-        {
+        if opts.tiles(kernel) && kh <= s[2] && kw <= s[3] {
             // Non-overlapping windows tile the image: a reshape, whose gradient is a reshape
             // too (no reduction over overlapping windows).
             let (oh, ow) = (s[2] / kh, s[3] / kw);
@@ -229,11 +229,25 @@ impl Tensor {
             cin_g,
             cin / g
         );
-        let win = self.windows2d((kh, kw), &opts, 0.0, "conv2d"); // (N, C, OH, OW, kh, kw)
-        let (oh, ow) = (win.shape()[2], win.shape()[3]);
-        let win = win.reshape([n, g, 1, cin_g, oh, ow, kh, kw]);
-        let w = weight.reshape([1, g, cout / g, cin_g, 1, 1, kh, kw]);
-        let out = win.mul(&w).sum([3, 6, 7]).reshape([n, cout, oh, ow]);
+        let forward = move |[x, w]: [Tensor; 2]| {
+            let win = x.windows2d((kh, kw), &opts, 0.0, "conv2d"); // (N, C, OH, OW, kh, kw)
+            let (oh, ow) = (win.shape()[2], win.shape()[3]);
+            let win = win.reshape([n, g, 1, cin_g, oh, ow, kh, kw]);
+            let w = w.reshape([1, g, cout / g, cin_g, 1, 1, kh, kw]);
+            win.mul(&w).sum([3, 6, 7]).reshape([n, cout, oh, ow])
+        };
+        let out = if opts.tiles((kh, kw)) {
+            // Windows that tile the image are a reshape: autograd's gradient is a reshape too.
+            forward([self.clone(), weight.clone()])
+        } else {
+            Tensor::composite(
+                [self, weight],
+                forward,
+                std::sync::Arc::new(move |src: &[NodeRef], grad: &NodeRef, wanted: &[bool]| {
+                    crate::conv_grad::conv2d_vjp(src, grad, wanted, opts)
+                }),
+            )
+        };
         match bias {
             Some(b) => {
                 assert_eq!(

@@ -515,3 +515,37 @@ fn cross_entropy_of_a_small_network() {
     };
     check(&[x, w1, b1, w2], f, "mlp + cross entropy");
 }
+
+/// The input gradient of a convolution with overlapping windows is a transposed convolution:
+/// at most two kernels (differentiating the forward's unfold took four at stride 1: the window
+/// gradients, then sums of the overlapping copies back through the unfold, axis by axis).
+#[test]
+fn conv2d_input_gradient_is_a_transposed_convolution() {
+    for (opts, what) in [
+        (Conv2dOptions::default(), "stride 1"),
+        (
+            Conv2dOptions::default().stride(2, 2).padding(1, 1),
+            "stride 2, padding 1",
+        ),
+        (
+            Conv2dOptions::default().dilation(2, 1).groups(3),
+            "dilated, grouped",
+        ),
+    ] {
+        let x = Tensor::randn(&[2, 3, 17, 17]).requires_grad(true);
+        let w = Tensor::randn(&[6, 1, 3, 3]);
+        let w = if opts.groups == 3 {
+            w
+        } else {
+            Tensor::randn(&[6, 3, 3, 3])
+        };
+        x.realize().unwrap();
+        w.realize().unwrap();
+        x.conv2d(&w, None, opts).sum(All).backward();
+        let grad = x.grad().expect("a gradient");
+        let before = ferrograd::runtime::stats().kernels;
+        grad.realize().unwrap();
+        let kernels = ferrograd::runtime::stats().kernels - before;
+        assert!(kernels <= 2, "{what}: {kernels} kernels");
+    }
+}
