@@ -108,7 +108,8 @@ impl Tracer {
         });
     }
 
-    /// The steps traced so far.
+    /// The steps traced so far (debug builds check replays against them).
+    #[cfg(debug_assertions)]
     pub fn steps(&self) -> &[Step] {
         &self.steps
     }
