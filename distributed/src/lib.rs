@@ -1,7 +1,9 @@
 //! ferrograd-distributed: the worker daemon, remote devices and the cluster's security.
 //!
 //! - [`protocol`] + [`frame`]: the versioned wire protocol (length-delimited postcard frames).
-//! - [`transport`]: mutual TLS (rustls) or plaintext on loopback.
+//! - [`transport`]: mutual TLS (rustls' handshake, [`tls`]' record layer) or plaintext on
+//!   loopback.
+//! - [`tls`]: the TLS 1.3 record layer after rustls' handshake (key updates included).
 //! - [`pool`]: reuse of the large buffers bulk transfers pass through.
 //! - [`cluster`]: the cluster CA, join tokens, identities.
 //! - [`placement`]: which worker runs which layers of a pipeline.
@@ -17,6 +19,7 @@ pub mod placement;
 pub mod pool;
 pub mod protocol;
 pub mod remote;
+pub mod tls;
 pub mod transport;
 pub mod worker;
 

@@ -107,11 +107,11 @@ impl Connection {
         };
         run_blocking(async move {
             let peer = addr.to_string();
-            let mut stream = transport::connect(addr, &security).await?;
-            write_frame(&mut stream, &encode_handshake(&hello), &peer).await?;
+            let (mut rd, mut wr) = transport::connect(addr, &security).await?;
+            write_frame(&mut wr, &encode_handshake(&hello), &peer).await?;
             let reply = tokio::time::timeout(
                 HANDSHAKE_TIMEOUT,
-                read_frame(&mut stream, DEFAULT_MAX_FRAME, &peer),
+                read_frame(&mut rd, DEFAULT_MAX_FRAME, &peer),
             )
             .await
             .map_err(|_| Error::Deadline {
@@ -145,7 +145,6 @@ impl Connection {
                 last_heard_ms: AtomicU64::new(0),
                 round_trips: AtomicU64::new(0),
             });
-            let (rd, wr) = tokio::io::split(stream);
             tokio::spawn(write_loop(Arc::downgrade(&conn), wr, rx));
             tokio::spawn(read_loop(Arc::downgrade(&conn), rd));
             tokio::spawn(heartbeat_loop(Arc::downgrade(&conn), heartbeat));
@@ -278,7 +277,7 @@ fn tls_refusal(e: Error, peer: &str) -> Error {
 
 async fn write_loop(
     conn: Weak<Connection>,
-    mut wr: tokio::io::WriteHalf<Box<dyn transport::Stream>>,
+    mut wr: transport::Writer,
     mut frames: mpsc::UnboundedReceiver<OutFrame>,
 ) {
     let peer = match conn.upgrade() {
@@ -299,7 +298,7 @@ async fn write_loop(
 
 async fn read_loop(
     conn: Weak<Connection>,
-    mut rd: tokio::io::ReadHalf<Box<dyn transport::Stream>>,
+    mut rd: transport::Reader,
 ) {
     let peer = match conn.upgrade() {
         Some(c) => c.peer.clone(),

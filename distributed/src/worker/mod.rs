@@ -55,7 +55,7 @@ impl WorkerConfig {
 /// A bound worker, not yet serving.
 pub struct Worker {
     listener: std::net::TcpListener,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     config: WorkerConfig,
 }
 
@@ -87,7 +87,7 @@ impl Drop for RunningWorker {
 impl Worker {
     /// Binds the listening socket. Plaintext on a non-loopback address is refused.
     pub fn bind(config: WorkerConfig) -> Result<Worker> {
-        let acceptor = match &config.security {
+        let tls = match &config.security {
             Security::InsecureLoopback => {
                 if !config.listen.ip().is_loopback() {
                     return Err(Error::InsecureNotLoopback {
@@ -96,9 +96,7 @@ impl Worker {
                 }
                 None
             }
-            Security::MutualTls(id) => Some(tokio_rustls::TlsAcceptor::from(
-                transport::server_config(id)?,
-            )),
+            Security::MutualTls(id) => Some(transport::server_config(id)?),
         };
         let listener = std::net::TcpListener::bind(config.listen)
             .map_err(|e| Error::io(&config.listen.to_string(), e))?;
@@ -107,7 +105,7 @@ impl Worker {
             .map_err(|e| Error::io(&config.listen.to_string(), e))?;
         Ok(Worker {
             listener,
-            acceptor,
+            tls,
             config,
         })
     }
@@ -153,7 +151,7 @@ impl Worker {
                 .map_err(|e| Error::io(&addr, e))?;
             let exchange = Exchange::new(self.config.security.clone());
             let config = Arc::new(self.config);
-            let acceptor = self.acceptor;
+            let tls = self.tls;
             tokio::pin!(shutdown);
             loop {
                 tokio::select! {
@@ -166,12 +164,12 @@ impl Worker {
                                 continue;
                             }
                         };
-                        let acceptor = acceptor.clone();
+                        let tls = tls.clone();
                         let config = config.clone();
                         let exchange = exchange.clone();
                         tokio::spawn(async move {
                             let peer = peer.to_string();
-                            if let Err(e) = serve_connection(tcp, &peer, acceptor, &config, exchange).await {
+                            if let Err(e) = serve_connection(tcp, &peer, tls, &config, exchange).await {
                                 tracing::info!(%peer, error = %e, "connection closed");
                             }
                         });
@@ -195,12 +193,11 @@ fn open_device(name: &str) -> std::result::Result<Arc<ferrograd_runtime::DeviceH
 async fn serve_connection(
     tcp: tokio::net::TcpStream,
     peer: &str,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     config: &WorkerConfig,
     exchange: Arc<Exchange>,
 ) -> Result<()> {
-    let stream = transport::accept(tcp, peer, acceptor.as_ref()).await?;
-    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (mut rd, mut wr) = transport::accept(tcp, peer, tls.as_ref()).await?;
     let hello_frame = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
         read_frame(&mut rd, HANDSHAKE_LIMIT, peer),
