@@ -75,10 +75,18 @@ fn roots(id: &Identity) -> Result<Arc<RootCertStore>> {
 /// 1.3 only, secrets handed over to our record layer after the handshake, no session tickets
 /// (connections are not resumed).
 pub fn server_config(id: &Identity) -> Result<Arc<ServerConfig>> {
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(id)?, provider())
+    server_config_with(id, provider())
+}
+
+/// [`server_config`] with the cipher suites of `provider`.
+pub(crate) fn server_config_with(
+    id: &Identity,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<ServerConfig>> {
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(id)?, provider.clone())
         .build()
         .map_err(tls_config_error)?;
-    let mut config = ServerConfig::builder_with_provider(provider())
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls_config_error)?
         .with_client_cert_verifier(verifier)
@@ -92,7 +100,15 @@ pub fn server_config(id: &Identity) -> Result<Arc<ServerConfig>> {
 /// A client configuration that trusts only the cluster CA and presents our certificate: TLS
 /// 1.3 only, secrets handed over to our record layer after the handshake.
 pub fn client_config(id: &Identity) -> Result<Arc<ClientConfig>> {
-    let mut config = ClientConfig::builder_with_provider(provider())
+    client_config_with(id, provider())
+}
+
+/// [`client_config`] with the cipher suites of `provider`.
+pub(crate) fn client_config_with(
+    id: &Identity,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<ClientConfig>> {
+    let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls_config_error)?
         .with_root_certificates(roots(id)?)
@@ -114,11 +130,11 @@ fn tls_halves(
     tcp: TcpStream,
     peer: &str,
 ) -> Result<(Reader, Writer)> {
-    let (rd, wr) =
-        tls::split(established, tcp, RECORDS_PER_KEY).map_err(|e| Error::Tls {
-            peer: peer.to_string(),
-            reason: e.to_string(),
-        })?;
+    let (rd, wr) = tcp.into_split();
+    let (rd, wr) = tls::split(established, rd, wr, RECORDS_PER_KEY).map_err(|e| Error::Tls {
+        peer: peer.to_string(),
+        reason: e.to_string(),
+    })?;
     Ok((Box::new(rd), Box::new(wr)))
 }
 

@@ -296,10 +296,7 @@ async fn write_loop(
     let _ = tokio::io::AsyncWriteExt::shutdown(&mut wr).await;
 }
 
-async fn read_loop(
-    conn: Weak<Connection>,
-    mut rd: transport::Reader,
-) {
+async fn read_loop(conn: Weak<Connection>, mut rd: transport::Reader) {
     let peer = match conn.upgrade() {
         Some(c) => c.peer.clone(),
         None => return,

@@ -30,7 +30,10 @@ pub(crate) trait Unbuffered: Send {
     /// Client or server data.
     type Data;
     /// `process_tls_records` of the connection.
-    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data>;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data>;
     /// Whether the handshake still runs.
     fn handshaking(&self) -> bool;
     /// Hands the secrets over.
@@ -39,7 +42,10 @@ pub(crate) trait Unbuffered: Send {
 
 impl Unbuffered for UnbufferedClientConnection {
     type Data = ClientConnectionData;
-    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
         self.process_tls_records(incoming)
     }
     fn handshaking(&self) -> bool {
@@ -53,7 +59,10 @@ impl Unbuffered for UnbufferedClientConnection {
 
 impl Unbuffered for UnbufferedServerConnection {
     type Data = ServerConnectionData;
-    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
         self.process_tls_records(incoming)
     }
     fn handshaking(&self) -> bool {
@@ -138,10 +147,16 @@ pub(crate) async fn drive<C: Unbuffered>(
             // checked: wait for the client's Finished.
             Ok(ConnectionState::WriteTraffic(_)) => Next::Done,
             Ok(ConnectionState::PeerClosed | ConnectionState::Closed) => {
-                return Err(tls_error(peer, "the peer closed the connection during the handshake"))
+                return Err(tls_error(
+                    peer,
+                    "the peer closed the connection during the handshake",
+                ))
             }
             Ok(other) => {
-                return Err(tls_error(peer, format!("unexpected handshake state {other:?}")))
+                return Err(tls_error(
+                    peer,
+                    format!("unexpected handshake state {other:?}"),
+                ))
             }
         };
         incoming.copy_within(discard..filled, 0);
@@ -164,7 +179,10 @@ pub(crate) async fn drive<C: Unbuffered>(
                     .await
                     .map_err(|e| Error::io(peer, e))?;
                 if n == 0 {
-                    return Err(tls_error(peer, "the peer closed the connection during the handshake"));
+                    return Err(tls_error(
+                        peer,
+                        "the peer closed the connection during the handshake",
+                    ));
                 }
                 filled += n;
             }

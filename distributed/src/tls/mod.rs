@@ -136,10 +136,14 @@ const CLOSE_NOTIFY: u8 = 0;
 
 /// Splits an established connection into its halves. `records_per_key` lowers the number of
 /// records sent under one key (the suite's confidentiality limit applies anyway).
-pub(crate) fn split(
+pub(crate) fn split<R, W>(
     established: handshake::Established,
-    tcp: tokio::net::TcpStream,
+    rd: R,
+    wr: W,
     records_per_key: u64,
-) -> Result<(TlsReader, TlsWriter), RecordError> {
-    stream::split(established, tcp, records_per_key)
+) -> Result<(TlsReader<R>, TlsWriter<W>), RecordError> {
+    stream::split(established, rd, wr, records_per_key)
 }
+
+#[cfg(test)]
+mod tests;

@@ -71,15 +71,14 @@ impl RecordKey {
         Ok(Nonce::assume_unique_for_key(nonce))
     }
 
-    /// Appends one protected record carrying `content` (at most [`MAX_PLAINTEXT`] bytes) of
-    /// inner type `content_type` to `out`.
+    /// Appends one protected record carrying `content` of inner type `content_type` to `out`
+    /// (the caller keeps `content` within [`MAX_PLAINTEXT`] bytes; a peer refuses more).
     pub(crate) fn seal(
         &mut self,
         content_type: u8,
         content: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), RecordError> {
-        debug_assert!(content.len() <= MAX_PLAINTEXT);
         let len = (content.len() + 1 + TAG) as u16;
         let [hi, lo] = len.to_be_bytes();
         let header = [APPLICATION_DATA, 0x03, 0x03, hi, lo];

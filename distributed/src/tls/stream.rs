@@ -32,8 +32,8 @@ struct Shared {
 }
 
 /// The receiving half: decrypts records in place in one reused buffer.
-pub struct TlsReader {
-    tcp: OwnedReadHalf,
+pub struct TlsReader<R = OwnedReadHalf> {
+    tcp: R,
     /// Received bytes; `plain` is decrypted content not yet delivered, `pos..filled` bytes
     /// not yet opened.
     buf: Vec<u8>,
@@ -49,12 +49,14 @@ pub struct TlsReader {
     messages: Vec<u8>,
     /// close_notify arrived.
     closed: bool,
+    /// Key updates received.
+    updates: u64,
     shared: Arc<Shared>,
 }
 
 /// The sending half: seals records into one reused buffer, sent in batches.
-pub struct TlsWriter {
-    tcp: OwnedWriteHalf,
+pub struct TlsWriter<W = OwnedWriteHalf> {
+    tcp: W,
     /// Sealed records; `out[sent..]` is still to be written to the socket.
     out: Vec<u8>,
     sent: usize,
@@ -65,14 +67,17 @@ pub struct TlsWriter {
     records_per_key: u64,
     /// close_notify was sealed.
     closing: bool,
+    /// Key updates sent.
+    updates: u64,
     shared: Arc<Shared>,
 }
 
-pub(super) fn split(
+pub(super) fn split<R, W>(
     established: Established,
-    tcp: tokio::net::TcpStream,
+    rd: R,
+    wr: W,
     records_per_key: u64,
-) -> Result<(TlsReader, TlsWriter), RecordError> {
+) -> Result<(TlsReader<R>, TlsWriter<W>), RecordError> {
     let Established {
         secrets,
         kernel,
@@ -86,7 +91,6 @@ pub(super) fn split(
         kernel: Mutex::new(kernel),
         update_requested: AtomicBool::new(false),
     });
-    let (rd, wr) = tcp.into_split();
     // What arrived with the handshake goes first: rustls' plaintext, then our records.
     let (p, c) = (plaintext.len(), ciphertext.len());
     let mut buf = vec![0u8; READ_BUFFER.max(p + c + MAX_RECORD)];
@@ -103,6 +107,7 @@ pub(super) fn split(
         limit,
         messages: Vec::new(),
         closed: false,
+        updates: 0,
         shared: shared.clone(),
     };
     let writer = TlsWriter {
@@ -113,12 +118,18 @@ pub(super) fn split(
         sealed: 0,
         records_per_key: records_per_key.min(limit).max(2),
         closing: false,
+        updates: 0,
         shared,
     };
     Ok((reader, writer))
 }
 
-impl TlsReader {
+impl<R> TlsReader<R> {
+    /// Key updates received from the peer so far.
+    pub fn key_updates(&self) -> u64 {
+        self.updates
+    }
+
     /// Opens the next complete record, if one was received. `Ok(false)`: more bytes needed.
     fn open_next(&mut self) -> Result<bool, RecordError> {
         if self.filled - self.pos < HEADER {
@@ -185,6 +196,7 @@ impl TlsReader {
                     }
                     self.key = self.shared.kernel.lock().update_rx()?;
                     self.opened = 0;
+                    self.updates += 1;
                     if *request == 1 {
                         self.shared.update_requested.store(true, Ordering::Release);
                     }
@@ -196,7 +208,9 @@ impl TlsReader {
         }
         Ok(())
     }
+}
 
+impl<R: AsyncRead + Unpin> TlsReader<R> {
     /// Reads more bytes from the socket (called with no plaintext left to deliver).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.pos == self.filled {
@@ -221,7 +235,7 @@ impl TlsReader {
     }
 }
 
-impl AsyncRead for TlsReader {
+impl<R: AsyncRead + Unpin> AsyncRead for TlsReader<R> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -245,28 +259,57 @@ impl AsyncRead for TlsReader {
     }
 }
 
-impl TlsWriter {
+impl<W> TlsWriter<W> {
+    /// Key updates sent so far.
+    pub fn key_updates(&self) -> u64 {
+        self.updates
+    }
+
     /// Seals one record (updating the key first when due).
     fn seal(&mut self, content_type: u8, content: &[u8]) -> Result<(), RecordError> {
         let requested = self.shared.update_requested.load(Ordering::Relaxed)
             && self.shared.update_requested.swap(false, Ordering::Acquire);
         if requested || self.sealed + 1 >= self.records_per_key {
-            self.update_key()?;
+            self.update_key(false)?;
         }
         self.key.seal(content_type, content, &mut self.out)?;
         self.sealed += 1;
         Ok(())
     }
 
-    /// Sends a KeyUpdate (not asking the peer to update) and switches to the next key.
-    fn update_key(&mut self) -> Result<(), RecordError> {
-        self.key
-            .seal(HANDSHAKE, &[KEY_UPDATE, 0, 0, 1, 0], &mut self.out)?;
+    /// Sends a KeyUpdate (asking the peer to update its key too when `request`) and switches
+    /// to the next key.
+    fn update_key(&mut self, request: bool) -> Result<(), RecordError> {
+        let message = [KEY_UPDATE, 0, 0, 1, u8::from(request)];
+        self.key.seal(HANDSHAKE, &message, &mut self.out)?;
         self.key = self.shared.kernel.lock().update_tx()?;
         self.sealed = 0;
+        self.updates += 1;
         Ok(())
     }
+}
 
+#[cfg(test)]
+impl<W> TlsWriter<W> {
+    /// The transport (tests read the sealed records from it).
+    pub(super) fn transport(&mut self) -> &mut W {
+        &mut self.tcp
+    }
+
+    /// Seals an arbitrary record (tests build hostile streams with it).
+    pub(super) fn seal_raw(&mut self, content_type: u8, content: &[u8]) {
+        self.key
+            .seal(content_type, content, &mut self.out)
+            .expect("sealed");
+    }
+
+    /// Sends a KeyUpdate that asks the peer to update its key too.
+    pub(super) fn request_key_update(&mut self) {
+        self.update_key(true).expect("updated");
+    }
+}
+
+impl<W: AsyncWrite + Unpin> TlsWriter<W> {
     /// Writes the sealed records to the socket.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.sent < self.out.len() {
@@ -282,7 +325,7 @@ impl TlsWriter {
     }
 }
 
-impl AsyncWrite for TlsWriter {
+impl<W: AsyncWrite + Unpin> AsyncWrite for TlsWriter<W> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -292,7 +335,9 @@ impl AsyncWrite for TlsWriter {
         if this.out.len() >= WRITE_BATCH {
             ready!(this.poll_drain(cx))?;
         }
-        let room = WRITE_BATCH.saturating_sub(this.out.len()).max(MAX_PLAINTEXT);
+        let room = WRITE_BATCH
+            .saturating_sub(this.out.len())
+            .max(MAX_PLAINTEXT);
         let take = data.len().min(room);
         for content in data[..take].chunks(MAX_PLAINTEXT) {
             this.seal(APPLICATION_DATA, content)?;
