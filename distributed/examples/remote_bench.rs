@@ -2,7 +2,8 @@
 //! `--plaintext`): bulk transfer to and from a worker's buffer, and the round trip of a 16 KB
 //! activation (written to the worker and read back: one batch each way).
 //!
-//! `cargo run --release -p ferrograd-distributed --example remote_bench [-- --plaintext]`
+//! `cargo run --release -p ferrograd-distributed --example remote_bench [-- --plaintext]
+//! [--round-trip-only]`
 
 use ferrograd_distributed::cluster::{self, Identity};
 use ferrograd_distributed::remote::{RemoteDevice, RemoteOptions};
@@ -67,6 +68,7 @@ fn raw_tcp_gbps(bytes: usize) -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plaintext = std::env::args().any(|a| a == "--plaintext");
+    let round_trip_only = std::env::args().any(|a| a == "--round-trip-only");
     register_backend(Box::new(Cpu));
     let dir = tempfile::tempdir()?;
     cluster::init(dir.path())?;
@@ -90,7 +92,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let mode = if plaintext { "plaintext" } else { "mutual TLS" };
 
-    // Bulk: 256 MiB each way, best of 5.
+    if !round_trip_only {
+        bulk(&device, mode)?;
+    }
+    round_trip(&device, mode)
+}
+
+/// Bulk: 256 MiB each way, best of 5.
+fn bulk(device: &RemoteDevice, mode: &str) -> Result<(), Box<dyn std::error::Error>> {
     let bytes = 256 << 20;
     let data: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
     let mut back = vec![0u8; bytes];
@@ -118,8 +127,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cpu.as_secs_f64() / (2.0 * rounds as f64 * bytes as f64 / 1e9),
         raw_tcp_gbps(bytes)
     );
+    Ok(())
+}
 
-    // 16 KB activation: write + read back = one batch, one round trip.
+/// 16 KB activation: write + read back = one batch, one round trip.
+fn round_trip(device: &RemoteDevice, mode: &str) -> Result<(), Box<dyn std::error::Error>> {
     let act = vec![1u8; 16 << 10];
     let mut out = vec![0u8; 16 << 10];
     let small = device.allocate(act.len())?;

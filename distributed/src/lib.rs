@@ -11,6 +11,7 @@
 //! - [`worker`]: `ferrograd worker`, serving the local devices of the runtime registry.
 //! - [`remote`]: `remote:HOST:PORT/DEVICE`, a worker's device as an ordinary runtime device.
 
+mod blocking;
 pub mod cluster;
 pub mod discovery;
 pub mod error;

@@ -1,19 +1,22 @@
 //! A client connection to one worker session: request/answer matching, heartbeats and loss
 //! detection.
 //!
-//! Three tasks run on the client's network runtime: the writer sends queued frames, the reader
-//! routes answers to the waiting callers and notes when the worker was last heard from, and the
-//! heartbeat task sends a ping every [`Heartbeat::interval`] and declares the worker lost when
-//! nothing arrived for [`Heartbeat::timeout`]. A closed socket (a killed worker) is detected by
+//! A caller writes its request to the socket itself, on its own thread (the sending half sits
+//! behind an async mutex, so frames never interleave and go out in the order they were sent).
+//! Two tasks run on the client's network runtime: the reader routes answers to the waiting
+//! callers and notes when the worker was last heard from, and the heartbeat task sends a ping
+//! every [`Heartbeat::interval`] and declares the worker lost when nothing arrived for
+//! [`Heartbeat::timeout`]. A closed socket (a killed worker) is detected by
 //! the reader at once; a stopped worker by the heartbeat. Loss fails every waiting request with
 //! [`Error::WorkerLost`]. Callers block on a std channel, never on the runtime, so the device
 //! works from any thread (including inside another async runtime).
 
+use crate::blocking::{block_on_unless, Abort};
 use crate::error::{Error, Result};
 use crate::frame::{read_frame, write_frame, write_message, DEFAULT_MAX_FRAME};
 use crate::protocol::{
     decode_handshake, decode_message, encode_handshake, encode_message, Batch, ClientMsg, Command,
-    Hello, HelloReply, OutFrame, WireDeviceInfo, WorkerMsg,
+    Hello, HelloReply, WireDeviceInfo, WorkerMsg,
 };
 use crate::transport::{self, Security, HANDSHAKE_TIMEOUT};
 use bytes::Bytes;
@@ -23,7 +26,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::io::AsyncWriteExt;
 
 /// Liveness checking of a worker.
 #[derive(Clone, Copy, Debug)]
@@ -83,7 +86,9 @@ type Reply = std::sync::mpsc::Sender<Result<WorkerMsg>>;
 /// An open session with a worker.
 pub struct Connection {
     peer: String,
-    frames: mpsc::UnboundedSender<OutFrame>,
+    writer: Arc<tokio::sync::Mutex<transport::Writer>>,
+    /// Fired when the worker is lost: stops callers blocked writing to it.
+    closed: Abort,
     pending: Mutex<HashMap<u64, Reply>>,
     lost: OnceLock<(String, Instant)>,
     next_id: AtomicU64,
@@ -134,10 +139,10 @@ impl Connection {
                     })
                 }
             };
-            let (frames, rx) = mpsc::unbounded_channel();
             let conn = Arc::new(Connection {
                 peer,
-                frames,
+                writer: Arc::new(tokio::sync::Mutex::new(wr)),
+                closed: Abort::default(),
                 pending: Mutex::new(HashMap::new()),
                 lost: OnceLock::new(),
                 next_id: AtomicU64::new(1),
@@ -145,7 +150,6 @@ impl Connection {
                 last_heard_ms: AtomicU64::new(0),
                 round_trips: AtomicU64::new(0),
             });
-            tokio::spawn(write_loop(Arc::downgrade(&conn), wr, rx));
             tokio::spawn(read_loop(Arc::downgrade(&conn), rd));
             tokio::spawn(heartbeat_loop(Arc::downgrade(&conn), heartbeat));
             Ok((conn, info))
@@ -178,6 +182,7 @@ impl Connection {
         if self.lost.set((reason, Instant::now())).is_ok() {
             tracing::warn!(peer = %self.peer, reason = %self.lost.get().expect("set").0, "worker lost");
         }
+        self.closed.abort();
         let waiting: Vec<Reply> = self.pending.lock().drain().map(|(_, r)| r).collect();
         for reply in waiting {
             let _ = reply.send(Err(self.lost_error().expect("marked lost")));
@@ -215,11 +220,17 @@ impl Connection {
             commands,
             payload,
         }));
-        if self.frames.send(frame).is_err() {
-            self.mark_lost("the connection's writer stopped".into());
-            return Err(self.lost_error().expect("marked lost"));
+        let written = block_on_unless(&self.closed, async {
+            write_message(&mut *self.writer.lock().await, &frame, &self.peer).await
+        });
+        match written {
+            Some(Ok(())) => Ok(rx),
+            Some(Err(e)) => {
+                self.mark_lost(format!("sending failed: {e}"));
+                Err(self.lost_error().expect("marked lost"))
+            }
+            None => Err(self.lost_error().expect("marked lost")),
         }
-        Ok(rx)
     }
 
     /// Waits for the answer of a batch sent by [`Connection::send`]: the data of its reads.
@@ -261,6 +272,20 @@ impl Connection {
     }
 }
 
+impl Drop for Connection {
+    /// Closes the connection cleanly (close_notify under TLS), which ends the worker's
+    /// session. In the background and bounded: a stopped worker may never read it.
+    fn drop(&mut self) {
+        let writer = self.writer.clone();
+        if let Ok(rt) = client_runtime() {
+            rt.spawn(async move {
+                let close = async { writer.lock().await.shutdown().await };
+                let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, close).await;
+            });
+        }
+    }
+}
+
 /// With TLS 1.3 a client learns that the worker rejected its certificate only when it reads;
 /// name that case instead of reporting a bare I/O error.
 fn tls_refusal(e: Error, peer: &str) -> Error {
@@ -273,27 +298,6 @@ fn tls_refusal(e: Error, peer: &str) -> Error {
         }
         other => other,
     }
-}
-
-async fn write_loop(
-    conn: Weak<Connection>,
-    mut wr: transport::Writer,
-    mut frames: mpsc::UnboundedReceiver<OutFrame>,
-) {
-    let peer = match conn.upgrade() {
-        Some(c) => c.peer.clone(),
-        None => return,
-    };
-    while let Some(frame) = frames.recv().await {
-        if let Err(e) = write_message(&mut wr, &frame, &peer).await {
-            if let Some(c) = conn.upgrade() {
-                c.mark_lost(format!("sending failed: {e}"));
-            }
-            return;
-        }
-    }
-    // Every sender is gone: the device was dropped. Closing tells the worker to end the session.
-    let _ = tokio::io::AsyncWriteExt::shutdown(&mut wr).await;
 }
 
 async fn read_loop(conn: Weak<Connection>, mut rd: transport::Reader) {
@@ -344,11 +348,19 @@ async fn heartbeat_loop(conn: Weak<Connection>, heartbeat: Heartbeat) {
             ));
         }
         seq += 1;
-        if c.frames
-            .send(encode_message(&ClientMsg::Ping(seq)))
-            .is_err()
-        {
-            return;
-        }
+        // While a request is being written the ping waits for the next tick; the ping's own
+        // write runs apart, so a worker that stopped reading cannot stall the silence check.
+        let Ok(mut writer) = c.writer.clone().try_lock_owned() else {
+            continue;
+        };
+        let ping = encode_message(&ClientMsg::Ping(seq));
+        let (conn, peer) = (conn.clone(), c.peer.clone());
+        tokio::spawn(async move {
+            if let Err(e) = write_message(&mut *writer, &ping, &peer).await {
+                if let Some(c) = conn.upgrade() {
+                    c.mark_lost(format!("sending failed: {e}"));
+                }
+            }
+        });
     }
 }

@@ -2,19 +2,20 @@
 //! authenticated clients.
 //!
 //! Per connection: a TLS handshake (client certificate required), the version handshake, then
-//! three activities: the reader answers pings at once and queues batches, one thread runs the
-//! session's batches in order ([`session::Session`]), the writer sends answers. A malformed
+//! two activities: the reader answers pings at once and queues batches, and one thread runs the
+//! session's batches in order ([`session::Session`]) and writes each answer itself. A malformed
 //! frame, a frame over the size limit or a client silent for [`WorkerConfig::idle_timeout`]
 //! closes that connection and frees its buffers; other sessions are untouched.
 
 mod exchange;
 mod session;
 
+use crate::blocking::{block_on_unless, Abort};
 use crate::error::{Error, Result};
 use crate::frame::{read_frame, write_frame, write_message, DEFAULT_MAX_FRAME};
 use crate::protocol::{
     decode_handshake, decode_message, encode_handshake, encode_message, ClientMsg, Hello,
-    HelloReply, OutFrame, WireDeviceInfo, WorkerMsg,
+    HelloReply, WireDeviceInfo, WorkerMsg,
 };
 use crate::transport::{self, Security, HANDSHAKE_TIMEOUT};
 use exchange::Exchange;
@@ -22,7 +23,6 @@ use session::Session;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// Largest handshake frame accepted (the hello is a device name).
 const HANDSHAKE_LIMIT: u32 = 64 << 10;
@@ -249,23 +249,24 @@ async fn serve_connection(
     write_frame(&mut wr, &encode_handshake(&HelloReply::Welcome(info)), peer).await?;
     tracing::info!(%peer, device = %hello.device, "session opened");
 
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<OutFrame>();
-    let writer_peer = peer.to_string();
-    let writer = tokio::spawn(async move {
-        while let Some(frame) = out_rx.recv().await {
-            write_message(&mut wr, &frame, &writer_peer).await?;
-        }
-        Ok::<(), Error>(())
-    });
+    // The session thread writes each answer itself (no hand-off to a writer task); pongs are
+    // written by tasks of their own. The async mutex keeps frames whole and in order.
+    let writer = Arc::new(tokio::sync::Mutex::new(wr));
+    let closed = Arc::new(Abort::default());
     let (batch_tx, batch_rx) = std::sync::mpsc::channel::<(crate::protocol::Batch, Instant)>();
-    let exec_tx = out_tx.clone();
+    let (session_writer, session_closed, session_peer) =
+        (writer.clone(), closed.clone(), peer.to_string());
     std::thread::Builder::new()
         .name(format!("ferrograd-session-{peer}"))
         .spawn(move || {
             let mut session = Session::new(device, memory_limit, exchange);
             while let Ok((batch, received)) = batch_rx.recv() {
-                let answer = session.run(batch, received);
-                if exec_tx.send(encode_message(&answer)).is_err() {
+                let answer = encode_message(&session.run(batch, received));
+                let written = block_on_unless(&session_closed, async {
+                    let mut writer = session_writer.lock().await;
+                    write_message(&mut *writer, &answer, &session_peer).await
+                });
+                if !matches!(written, Some(Ok(()))) {
                     break;
                 }
             }
@@ -289,7 +290,11 @@ async fn serve_connection(
             };
             match decode_message::<ClientMsg>(frame, peer)? {
                 ClientMsg::Ping(n) => {
-                    let _ = out_tx.send(encode_message(&WorkerMsg::Pong(n)));
+                    let (writer, peer) = (writer.clone(), peer.to_string());
+                    tokio::spawn(async move {
+                        let pong = encode_message(&WorkerMsg::Pong(n));
+                        let _ = write_message(&mut *writer.lock().await, &pong, &peer).await;
+                    });
                 }
                 ClientMsg::Batch(batch) => {
                     if batch_tx.send((batch, Instant::now())).is_err() {
@@ -301,7 +306,7 @@ async fn serve_connection(
     }
     .await;
     drop(batch_tx);
-    drop(out_tx);
-    writer.abort();
+    // A session thread blocked writing to a client that stopped reading gives up.
+    closed.abort();
     result
 }
