@@ -1,9 +1,9 @@
 //! Mutual TLS 1.3 with our own record layer, the way kernel TLS does it.
 //!
 //! rustls runs the handshake (certificates, the cluster CA, the key schedule) through its
-//! unbuffered API ([`handshake`]) and then hands the traffic secrets over
+//! unbuffered API (`handshake`) and then hands the traffic secrets over
 //! (`dangerous_into_kernel_connection`). From there [`TlsReader`] and [`TlsWriter`] protect
-//! records themselves ([`record`], `ring::aead`): the reader decrypts in place in one large
+//! records themselves (`record`, `ring::aead`): the reader decrypts in place in one large
 //! reused buffer and copies each byte once, into the caller's buffer; the writer seals batches
 //! of records into one reused buffer and sends a batch with one system call. The two halves
 //! share no lock on the data path; the rustls [`KernelConnection`] that derives new keys sits
