@@ -15,12 +15,13 @@ use crate::error::{Error, Result};
 use crate::frame::{read_frame, write_frame, write_message, DEFAULT_MAX_FRAME};
 use crate::protocol::{
     decode_handshake, decode_message, encode_handshake, encode_message, ClientMsg, Hello,
-    HelloReply, WireDeviceInfo, WorkerMsg,
+    HelloReply, OutFrame, WireDeviceInfo, WorkerMsg,
 };
 use crate::transport::{self, Security, HANDSHAKE_TIMEOUT};
 use exchange::Exchange;
 use session::Session;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -180,6 +181,25 @@ impl Worker {
     }
 }
 
+/// Runs `batch` here when it is quick and nothing is queued for the session thread (so the
+/// order of batches is kept): its encoded answer. Otherwise the batch is given back.
+fn run_if_quick(
+    session: &parking_lot::Mutex<Session>,
+    queued: &AtomicUsize,
+    batch: crate::protocol::Batch,
+    received: Instant,
+) -> std::result::Result<OutFrame, crate::protocol::Batch> {
+    if queued.load(Ordering::Acquire) != 0 {
+        return Err(batch);
+    }
+    match session.try_lock() {
+        Some(mut session) if session.is_quick(&batch) => {
+            Ok(encode_message(&session.run(batch, received)))
+        }
+        _ => Err(batch),
+    }
+}
+
 /// The local device a hello asks for (remote devices are not relayed).
 fn open_device(name: &str) -> std::result::Result<Arc<ferrograd_runtime::DeviceHandle>, String> {
     if name.starts_with("remote:") {
@@ -249,23 +269,33 @@ async fn serve_connection(
     write_frame(&mut wr, &encode_handshake(&HelloReply::Welcome(info)), peer).await?;
     tracing::info!(%peer, device = %hello.device, "session opened");
 
-    // The session thread writes each answer itself (no hand-off to a writer task); pongs are
-    // written by tasks of their own. The async mutex keeps frames whole and in order.
+    // A quick batch (data movement, see `Session::is_quick`) runs on this reader when nothing
+    // is queued before it; the others go to the session thread, which writes each answer
+    // itself. Either way no other thread is woken in between. Pongs are written by tasks of
+    // their own; the async mutex keeps frames whole and in order.
     let writer = Arc::new(tokio::sync::Mutex::new(wr));
     let closed = Arc::new(Abort::default());
+    let session = Arc::new(parking_lot::Mutex::new(Session::new(
+        device,
+        memory_limit,
+        exchange,
+    )));
+    // Batches handed to the session thread and not yet answered.
+    let queued = Arc::new(AtomicUsize::new(0));
     let (batch_tx, batch_rx) = std::sync::mpsc::channel::<(crate::protocol::Batch, Instant)>();
     let (session_writer, session_closed, session_peer) =
         (writer.clone(), closed.clone(), peer.to_string());
+    let (thread_session, thread_queued) = (session.clone(), queued.clone());
     std::thread::Builder::new()
         .name(format!("ferrograd-session-{peer}"))
         .spawn(move || {
-            let mut session = Session::new(device, memory_limit, exchange);
             while let Ok((batch, received)) = batch_rx.recv() {
-                let answer = encode_message(&session.run(batch, received));
+                let answer = encode_message(&thread_session.lock().run(batch, received));
                 let written = block_on_unless(&session_closed, async {
                     let mut writer = session_writer.lock().await;
                     write_message(&mut *writer, &answer, &session_peer).await
                 });
+                thread_queued.fetch_sub(1, Ordering::AcqRel);
                 if !matches!(written, Some(Ok(()))) {
                     break;
                 }
@@ -297,8 +327,17 @@ async fn serve_connection(
                     });
                 }
                 ClientMsg::Batch(batch) => {
-                    if batch_tx.send((batch, Instant::now())).is_err() {
-                        return Ok(());
+                    let received = Instant::now();
+                    match run_if_quick(&session, &queued, batch, received) {
+                        Ok(answer) => {
+                            write_message(&mut *writer.lock().await, &answer, peer).await?
+                        }
+                        Err(batch) => {
+                            queued.fetch_add(1, Ordering::AcqRel);
+                            if batch_tx.send((batch, received)).is_err() {
+                                return Ok(());
+                            }
+                        }
                     }
                 }
             }
