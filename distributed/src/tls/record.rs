@@ -97,17 +97,19 @@ impl RecordKey {
     }
 
     /// Decrypts the record whose `header` was read and whose body (ciphertext and tag) is
-    /// `body`, in place. Returns the inner content type and the content's length (the content
-    /// is `body[..len]`).
+    /// `in_out[src..]`, moving the plaintext to the start of `in_out` (`src` 0: in place).
+    /// Returns the inner content type and the content's length (the content is
+    /// `in_out[..len]`).
     pub(crate) fn open(
         &mut self,
         header: [u8; HEADER],
-        body: &mut [u8],
+        in_out: &mut [u8],
+        src: usize,
     ) -> Result<(u8, usize), RecordError> {
         let nonce = self.next_nonce()?;
         let plain = self
             .key
-            .open_in_place(nonce, Aad::from(header), body)
+            .open_within(nonce, Aad::from(header), in_out, src..)
             .map_err(|_| RecordError::BadRecordMac)?;
         // The inner plaintext ends with the content type, then zero padding.
         let end = plain

@@ -23,6 +23,9 @@ const WRITE_BATCH: usize = 256 << 10;
 const MESSAGES_LIMIT: usize = 64 << 10;
 /// Bytes one record may take on the wire.
 const MAX_RECORD: usize = HEADER + MAX_CIPHERTEXT;
+/// A read asking for at least this many bytes receives records straight into the caller's
+/// buffer and decrypts them there.
+const DIRECT_READ: usize = 2 * MAX_RECORD;
 
 /// What the two halves share: rustls' key schedule, used only on key updates.
 struct Shared {
@@ -31,7 +34,9 @@ struct Shared {
     update_requested: AtomicBool,
 }
 
-/// The receiving half: decrypts records in place in one reused buffer.
+/// The receiving half: decrypts records in place, in the caller's buffer when a read asks for
+/// several records' worth (the kernel's copy is then the only one), else in one reused buffer
+/// of its own.
 pub struct TlsReader<R = OwnedReadHalf> {
     tcp: R,
     /// Received bytes; `plain` is decrypted content not yet delivered, `pos..filled` bytes
@@ -40,6 +45,11 @@ pub struct TlsReader<R = OwnedReadHalf> {
     plain: Range<usize>,
     pos: usize,
     filled: usize,
+    rx: Receiving,
+}
+
+/// The receiving key and what the records other than data change.
+struct Receiving {
     key: RecordKey,
     /// Records opened under `key`.
     opened: u64,
@@ -102,13 +112,15 @@ pub(super) fn split<R, W>(
         plain: 0..p,
         pos: p,
         filled: p + c,
-        key: RecordKey::new(rx_seq, rx)?,
-        opened: 0,
-        limit,
-        messages: Vec::new(),
-        closed: false,
-        updates: 0,
-        shared: shared.clone(),
+        rx: Receiving {
+            key: RecordKey::new(rx_seq, rx)?,
+            opened: 0,
+            limit,
+            messages: Vec::new(),
+            closed: false,
+            updates: 0,
+            shared: shared.clone(),
+        },
     };
     let writer = TlsWriter {
         tcp: wr,
@@ -127,45 +139,69 @@ pub(super) fn split<R, W>(
 impl<R> TlsReader<R> {
     /// Key updates received from the peer so far.
     pub fn key_updates(&self) -> u64 {
-        self.updates
+        self.rx.updates
     }
 
-    /// Opens the next complete record, if one was received. `Ok(false)`: more bytes needed.
+    /// Opens the next complete record in our buffer, if one was received. `Ok(false)`: more
+    /// bytes needed.
     fn open_next(&mut self) -> Result<bool, RecordError> {
-        if self.filled - self.pos < HEADER {
+        let Some((header, len)) = next_record(&self.buf[self.pos..self.filled])? else {
             return Ok(false);
+        };
+        let record = self.pos..self.pos + HEADER + len;
+        // The content moves over the header, to the record's start.
+        let content = self
+            .rx
+            .open(header, &mut self.buf[record.clone()], HEADER)?;
+        if let Some(n) = content {
+            self.plain = record.start..record.start + n;
         }
-        let header: [u8; HEADER] = self.buf[self.pos..self.pos + HEADER]
-            .try_into()
-            .expect("a header's bytes");
-        let len = record::check_header(header)?;
-        let body = self.pos + HEADER..self.pos + HEADER + len;
-        if body.end > self.filled {
-            return Ok(false);
-        }
+        self.pos = record.end;
+        Ok(true)
+    }
+}
+
+/// The header and body length of the record at the start of `received`, once all of it is
+/// there.
+fn next_record(received: &[u8]) -> Result<Option<([u8; HEADER], usize)>, RecordError> {
+    let Some(header) = received.first_chunk::<HEADER>() else {
+        return Ok(None);
+    };
+    let len = record::check_header(*header)?;
+    Ok((received.len() >= HEADER + len).then_some((*header, len)))
+}
+
+impl Receiving {
+    /// Opens the record `header` announced, whose body is `in_out[src..]`, moving its content
+    /// to the start of `in_out`. Data: `Some(length)`; a handshake message or an alert is
+    /// handled here (`None`).
+    fn open(
+        &mut self,
+        header: [u8; HEADER],
+        in_out: &mut [u8],
+        src: usize,
+    ) -> Result<Option<usize>, RecordError> {
         self.opened += 1;
         if self.opened > self.limit {
             return Err(RecordError::KeyLimitExceeded);
         }
-        let (content_type, n) = self.key.open(header, &mut self.buf[body.clone()])?;
-        self.pos = body.end;
-        let content = body.start..body.start + n;
+        let (content_type, n) = self.key.open(header, in_out, src)?;
         match content_type {
-            APPLICATION_DATA => self.plain = content,
+            APPLICATION_DATA => return Ok(Some(n)),
             HANDSHAKE if n > 0 => {
                 if self.messages.len() + n > MESSAGES_LIMIT {
                     return Err(RecordError::MalformedHandshake("message too long"));
                 }
-                self.messages.extend_from_slice(&self.buf[content]);
+                self.messages.extend_from_slice(&in_out[..n]);
                 self.handle_messages()?;
             }
-            ALERT if n == 2 => match self.buf[content.start + 1] {
+            ALERT if n == 2 => match in_out[1] {
                 CLOSE_NOTIFY => self.closed = true,
                 description => return Err(RecordError::Alert(description)),
             },
             other => return Err(RecordError::UnexpectedInnerType(other)),
         }
-        Ok(true)
+        Ok(None)
     }
 
     /// Handles every complete post-handshake message received.
@@ -211,7 +247,8 @@ impl<R> TlsReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> TlsReader<R> {
-    /// Reads more bytes from the socket (called with no plaintext left to deliver).
+    /// Reads more bytes from the socket into our buffer (called with no plaintext left to
+    /// deliver).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.pos == self.filled {
             self.pos = 0;
@@ -225,14 +262,59 @@ impl<R: AsyncRead + Unpin> TlsReader<R> {
         ready!(Pin::new(&mut self.tcp).poll_read(cx, &mut read))?;
         let n = read.filled().len();
         if n == 0 {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the peer closed the connection without close_notify",
-            )));
+            return Poll::Ready(Err(truncated()));
         }
         self.filled += n;
         Poll::Ready(Ok(()))
     }
+
+    /// Reads records straight into `out` and decrypts them there, each content moved over
+    /// the headers and tags before it (called with our buffer empty). A record cut at the end
+    /// of the read moves to our buffer.
+    fn poll_read_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let start = out.filled().len();
+        ready!(Pin::new(&mut self.tcp).poll_read(cx, out))?;
+        let received = &mut out.filled_mut()[start..];
+        if received.is_empty() {
+            return Poll::Ready(Err(truncated()));
+        }
+        // Records are opened at `read`; their contents are gathered at `written`.
+        let (mut read, mut written) = (0, 0);
+        while !self.rx.closed {
+            let Some((header, len)) = next_record(&received[read..])? else {
+                break;
+            };
+            let end = read + HEADER + len;
+            let src = read + HEADER - written;
+            if let Some(n) = self.rx.open(header, &mut received[written..end], src)? {
+                written += n;
+            }
+            read = end;
+        }
+        // Nothing after close_notify counts.
+        let rest = if self.rx.closed {
+            0
+        } else {
+            received.len() - read
+        };
+        self.buf[..rest].copy_from_slice(&received[read..read + rest]);
+        self.pos = 0;
+        self.filled = rest;
+        out.set_filled(start + written);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The error of a stream that ended inside a record or without close_notify.
+fn truncated() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the peer closed the connection without close_notify",
+    )
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for TlsReader<R> {
@@ -249,10 +331,16 @@ impl<R: AsyncRead + Unpin> AsyncRead for TlsReader<R> {
                 this.plain.start += n;
                 return Poll::Ready(Ok(()));
             }
-            if this.closed {
+            if this.rx.closed {
                 return Poll::Ready(Ok(()));
             }
-            if !this.open_next()? {
+            if this.pos == this.filled && out.remaining() >= DIRECT_READ {
+                let before = out.filled().len();
+                ready!(this.poll_read_direct(cx, out))?;
+                if out.filled().len() > before {
+                    return Poll::Ready(Ok(()));
+                }
+            } else if !this.open_next()? {
                 ready!(this.poll_fill(cx))?;
             }
         }

@@ -201,10 +201,32 @@ fn records_of_every_size_round_trip_with_reads_split_at_every_byte() {
                 expected.extend_from_slice(&data);
             }
             writer.shutdown().await.unwrap();
-            let mut reader = reader(std::mem::take(writer.transport()), chunk);
+            let stream = std::mem::take(writer.transport());
+            // Reads into a growing vector (small ones first: records opened in the reader's
+            // buffer) ...
+            let mut reader = reader(stream, chunk);
             let mut got = Vec::new();
             reader.read_to_end(&mut got).await.unwrap();
             assert!(got == expected, "chunk {chunk}: data differs");
+        });
+        runtime().block_on(async {
+            // ... and one read of everything (records opened in the caller's buffer).
+            let (mut writer, reader) = memory_pair(&ids, u64::MAX).await;
+            let mut expected = Vec::new();
+            for (i, &len) in sizes.iter().enumerate() {
+                let data = pattern(len, i as u8);
+                writer.write_all(&data).await.unwrap();
+                expected.extend_from_slice(&data);
+            }
+            writer.shutdown().await.unwrap();
+            let mut reader = reader(std::mem::take(writer.transport()), chunk);
+            let mut got = vec![0u8; expected.len()];
+            reader.read_exact(&mut got).await.unwrap();
+            assert!(got == expected, "chunk {chunk}, one read: data differs");
+            assert_eq!(
+                reader.read_u8().await.expect_err("the end").kind(),
+                std::io::ErrorKind::UnexpectedEof
+            );
         });
     }
 }
