@@ -13,10 +13,12 @@
 
 use crate::blocking::{block_on_unless, Abort};
 use crate::error::{Error, Result};
-use crate::frame::{read_frame, write_frame, write_message, DEFAULT_MAX_FRAME};
+use crate::frame::{
+    read_frame, write_frame, write_message, write_message_with_tail, DEFAULT_MAX_FRAME,
+};
 use crate::protocol::{
-    decode_handshake, decode_message, encode_handshake, encode_message, Batch, ClientMsg, Command,
-    Hello, HelloReply, WireDeviceInfo, WorkerMsg,
+    decode_handshake, decode_message, encode_handshake, encode_message, encode_message_with_tail,
+    Batch, ClientMsg, Command, Hello, HelloReply, WireDeviceInfo, WorkerMsg,
 };
 use crate::transport::{self, Security, HANDSHAKE_TIMEOUT};
 use bytes::Bytes;
@@ -203,6 +205,18 @@ impl Connection {
         payload: Vec<Bytes>,
         deadline: Duration,
     ) -> Result<std::sync::mpsc::Receiver<Result<WorkerMsg>>> {
+        self.send_with_tail(commands, payload, None, deadline)
+    }
+
+    /// [`Connection::send`] where the last write's data is `tail`, borrowed: it is written to
+    /// the socket (or sealed) from where it lies, before this returns.
+    pub fn send_with_tail(
+        &self,
+        commands: Vec<Command>,
+        payload: Vec<Bytes>,
+        tail: Option<&[u8]>,
+        deadline: Duration,
+    ) -> Result<std::sync::mpsc::Receiver<Result<WorkerMsg>>> {
         if let Some(e) = self.lost_error() {
             return Err(e);
         }
@@ -214,14 +228,20 @@ impl Connection {
             self.pending.lock().remove(&id);
             return Err(e);
         }
-        let frame = encode_message(&ClientMsg::Batch(Batch {
+        let batch = ClientMsg::Batch(Batch {
             id,
             deadline_ms: deadline.as_millis().min(u32::MAX as u128) as u32,
             commands,
             payload,
-        }));
+        });
+        let frame = match tail {
+            Some(tail) => encode_message_with_tail(&batch, tail.len()),
+            None => encode_message(&batch),
+        };
+        let tail = tail.unwrap_or_default();
         let written = block_on_unless(&self.closed, async {
-            write_message(&mut *self.writer.lock().await, &frame, &self.peer).await
+            let mut writer = self.writer.lock().await;
+            write_message_with_tail(&mut *writer, &frame, tail, &self.peer).await
         });
         match written {
             Some(Ok(())) => Ok(rx),
