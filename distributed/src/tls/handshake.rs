@@ -1,7 +1,7 @@
 //! The TLS 1.3 handshake, driven through rustls' unbuffered API over a tokio `TcpStream`, up
 //! to the point where rustls hands the traffic secrets over (`dangerous_into_kernel_connection`).
 
-use super::{Kernel, RecordError};
+use super::Kernel;
 use crate::error::{Error, Result};
 use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
@@ -12,6 +12,8 @@ use tokio::net::TcpStream;
 
 /// Bytes read from the socket at once during the handshake (certificates fit comfortably).
 const HANDSHAKE_READ: usize = 16 << 10;
+/// Most bytes of one handshake flight held at once (rustls refuses far smaller messages).
+const HANDSHAKE_LIMIT: usize = 1 << 20;
 
 /// What a finished handshake leaves behind.
 pub(crate) struct Established {
@@ -172,6 +174,9 @@ pub(crate) async fn drive<C: Unbuffered>(
             Next::Done if !conn.handshaking() => break,
             Next::Read | Next::Done => {
                 if filled == incoming.len() {
+                    if incoming.len() >= HANDSHAKE_LIMIT {
+                        return Err(tls_error(peer, "handshake messages too large"));
+                    }
                     incoming.resize(incoming.len() * 2, 0);
                 }
                 let n = tcp
@@ -208,11 +213,5 @@ async fn send_alert<C: Unbuffered>(conn: &mut C, tcp: &mut TcpStream) {
     };
     if n > 0 {
         let _ = tcp.write_all(&alert[..n]).await;
-    }
-}
-
-impl From<rustls::Error> for RecordError {
-    fn from(e: rustls::Error) -> Self {
-        RecordError::Rustls(e.to_string())
     }
 }

@@ -76,6 +76,12 @@ pub enum RecordError {
     Rustls(String),
 }
 
+impl From<rustls::Error> for RecordError {
+    fn from(e: rustls::Error) -> Self {
+        RecordError::Rustls(e.to_string())
+    }
+}
+
 impl From<RecordError> for std::io::Error {
     fn from(e: RecordError) -> Self {
         std::io::Error::new(std::io::ErrorKind::InvalidData, e)
