@@ -3,7 +3,7 @@
 //!
 //! Per connection: a TLS handshake (client certificate required), the version handshake, then
 //! two activities: the reader answers pings at once and queues batches, and one thread runs the
-//! session's batches in order ([`session::Session`]) and writes each answer itself. A malformed
+//! session's batches in order (`session::Session`) and writes each answer itself. A malformed
 //! frame, a frame over the size limit or a client silent for [`WorkerConfig::idle_timeout`]
 //! closes that connection and frees its buffers; other sessions are untouched.
 
