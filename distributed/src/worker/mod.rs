@@ -2,8 +2,9 @@
 //! authenticated clients.
 //!
 //! Per connection: a TLS handshake (client certificate required), the version handshake, then
-//! two activities: the reader answers pings at once and queues batches, and one thread runs the
-//! session's batches in order (`session::Session`) and writes each answer itself. A malformed
+//! two activities: the reader answers pings at once, runs quick batches (data movement) itself
+//! and queues the others, and one thread runs the queued batches in order (`session::Session`)
+//! and writes each answer itself. A malformed
 //! frame, a frame over the size limit or a client silent for [`WorkerConfig::idle_timeout`]
 //! closes that connection and frees its buffers; other sessions are untouched.
 
