@@ -17,8 +17,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// Bytes the reader asks the socket for at once (many records per system call).
 const READ_BUFFER: usize = 256 << 10;
-/// Bytes of sealed records the writer gathers before it sends them.
-const WRITE_BATCH: usize = 256 << 10;
+/// Bytes of sealed records the writer gathers before it sends them (1 MiB measured cheaper
+/// than 256 KiB and 4 MiB: fewer wake-ups of the receiving side per byte).
+const WRITE_BATCH: usize = 1 << 20;
 /// Most bytes of post-handshake messages a peer may leave incomplete.
 const MESSAGES_LIMIT: usize = 64 << 10;
 /// Bytes one record may take on the wire.
