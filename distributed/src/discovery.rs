@@ -225,14 +225,14 @@ pub fn probe(host_port: &str, security: &Security) -> Result<FoundWorker> {
         .map_err(|e| Error::io("local", e))?;
     rt.block_on(async move {
         let peer = addr.to_string();
-        let mut stream = transport::connect(addr, &security).await?;
+        let (mut rd, mut wr) = transport::connect(addr, &security).await?;
         let hello = Hello {
             device: String::new(),
         };
-        write_frame(&mut stream, &encode_handshake(&hello), &peer).await?;
+        write_frame(&mut wr, &encode_handshake(&hello), &peer).await?;
         let reply = tokio::time::timeout(
             HANDSHAKE_TIMEOUT,
-            read_frame(&mut stream, DEFAULT_MAX_FRAME, &peer),
+            read_frame(&mut rd, DEFAULT_MAX_FRAME, &peer),
         )
         .await
         .map_err(|_| Error::Deadline {

@@ -77,20 +77,33 @@ pub async fn write_message<W: AsyncWrite + Unpin>(
     frame: &OutFrame,
     peer: &str,
 ) -> Result<()> {
+    write_message_with_tail(writer, frame, &[], peer).await
+}
+
+/// [`write_message`] of a frame encoded by
+/// [`crate::protocol::encode_message_with_tail`]: `tail` is written after its segments.
+pub async fn write_message_with_tail<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    frame: &OutFrame,
+    tail: &[u8],
+    peer: &str,
+) -> Result<()> {
     let io = |e| Error::io(peer, e);
-    let data: usize = frame.segments.iter().map(Bytes::len).sum();
+    let data = frame.segments.iter().map(Bytes::len).sum::<usize>() + tail.len();
     if data <= COALESCE_BYTES {
         let mut all = Vec::with_capacity(frame.head.len() + data);
         all.extend_from_slice(&frame.head);
         for s in &frame.segments {
             all.extend_from_slice(s);
         }
+        all.extend_from_slice(tail);
         writer.write_all(&all).await.map_err(io)?;
     } else {
         writer.write_all(&frame.head).await.map_err(io)?;
         for s in &frame.segments {
             writer.write_all(s).await.map_err(io)?;
         }
+        writer.write_all(tail).await.map_err(io)?;
     }
     writer.flush().await.map_err(io)
 }

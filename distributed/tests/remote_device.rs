@@ -130,6 +130,37 @@ fn bulk_data_crosses_in_chunks_exactly() {
     assert!(out == data, "bulk data differs");
 }
 
+/// Several threads using one device over mutual TLS at once (each writes its requests to the
+/// socket itself): every thread reads back exactly its own data, small and multi-frame.
+#[test]
+fn threads_sharing_one_device_over_tls_each_read_their_own_data() {
+    let cluster = Cluster::new();
+    let worker = cluster.worker();
+    let device = connect(worker.addr(), &Security::MutualTls(cluster.client())).unwrap();
+    std::thread::scope(|scope| {
+        for thread in 0..4usize {
+            let device = &device;
+            scope.spawn(move || {
+                for round in 0..40usize {
+                    // Mostly activations, every tenth round a transfer of several frames.
+                    let n = match round % 10 {
+                        9 => CHUNK_BYTES + 1 + thread * 4099,
+                        r => (16 << 10) + r * 1031 + thread,
+                    };
+                    let data: Vec<u8> = (0..n)
+                        .map(|i| (i * 13 + thread * 7 + round) as u8)
+                        .collect();
+                    let buf = device.allocate(n).unwrap();
+                    device.write(&buf, &data).unwrap();
+                    let mut out = vec![0u8; n];
+                    device.read(&buf, &mut out).unwrap();
+                    assert!(out == data, "thread {thread}, round {round}: data differs");
+                }
+            });
+        }
+    });
+}
+
 /// Offset writes and reads spanning several frames, at odd offsets and of odd sizes, over
 /// mutual TLS: byte for byte what was written, the bytes around them untouched; the second
 /// round reuses pooled frame buffers.

@@ -193,3 +193,77 @@ fn a_token_round_trips_through_the_worker_state_directory() {
         .unwrap();
     round_trip_works(&connect(worker.addr(), &Security::MutualTls(cluster.client())).unwrap());
 }
+
+/// A member of the cluster (rustls' own client) opens a session, then forges a record on the
+/// raw socket: the worker's record layer refuses it and closes that connection only.
+async fn forged_record_after_hello(
+    addr: std::net::SocketAddr,
+    id: Identity,
+) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = ferrograd_distributed::transport::client_config(&id).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls_pki_types::ServerName::try_from(cluster::WORKER_NAME).unwrap();
+    let mut tls = connector.connect(name, tcp).await?;
+    let hello = ferrograd_distributed::protocol::encode_handshake(
+        &ferrograd_distributed::protocol::Hello {
+            device: "cpu".into(),
+        },
+    );
+    tls.write_all(&(hello.len() as u32).to_le_bytes()).await?;
+    tls.write_all(&hello).await?;
+    tls.flush().await?;
+    // The welcome: the session is open.
+    let mut len = [0u8; 4];
+    tls.read_exact(&mut len).await?;
+    let mut welcome = vec![0u8; u32::from_le_bytes(len) as usize];
+    tls.read_exact(&mut welcome).await?;
+    // An application-data record whose ciphertext and tag are not from the session's key.
+    let mut forged = vec![0x17, 0x03, 0x03, 0x00, 0x40];
+    forged.extend((0..0x40u8).map(|i| i.wrapping_mul(37)));
+    tls.get_mut().0.write_all(&forged).await?;
+    let mut rest = Vec::new();
+    tls.read_to_end(&mut rest).await?;
+    Ok(rest)
+}
+
+#[test]
+fn a_forged_record_closes_only_its_connection() {
+    let cluster = Cluster::new();
+    let worker = cluster.worker();
+    let served = connect(worker.addr(), &Security::MutualTls(cluster.client())).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt.block_on(async {
+        // Well below the worker's 10 s idle timeout, which would close the session as well.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            forged_record_after_hello(worker.addr(), cluster.client()),
+        )
+        .await
+    });
+    // The worker closed the connection (a clean end, an unexpected one or a reset) and
+    // answered nothing.
+    match result.expect("the worker closed the forged connection in time") {
+        Ok(rest) => assert!(
+            rest.is_empty(),
+            "{} bytes after a forged record",
+            rest.len()
+        ),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+            ),
+            "{e}"
+        ),
+    }
+    // Sessions opened before and after are untouched.
+    round_trip_works(&served);
+    round_trip_works(&connect(worker.addr(), &Security::MutualTls(cluster.client())).unwrap());
+}

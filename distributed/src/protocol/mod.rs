@@ -414,19 +414,30 @@ impl OutFrame {
 /// Encodes a session message as a frame. Panics if a segment's length differs from what the
 /// message announces (a bug of the sender, never input from a peer).
 pub fn encode_message<T: Message>(msg: &T) -> OutFrame {
+    encode_frame(msg, None)
+}
+
+/// [`encode_message`] for a message whose last announced segment, `tail` bytes long, is not
+/// among its segments: the caller writes it after them from where it lies
+/// ([`crate::frame::write_message_with_tail`]), so it is not copied into a segment first.
+pub fn encode_message_with_tail<T: Message>(msg: &T, tail: usize) -> OutFrame {
+    encode_frame(msg, Some(tail))
+}
+
+fn encode_frame<T: Message>(msg: &T, tail: Option<usize>) -> OutFrame {
     let announced = msg.announced();
     let segments = msg.segments();
+    let lengths: Vec<u64> = segments
+        .iter()
+        .map(|s| s.len() as u64)
+        .chain(tail.map(|t| t as u64))
+        .collect();
     assert!(
-        announced.len() == segments.len()
-            && announced
-                .iter()
-                .zip(segments)
-                .all(|(&n, s)| n == s.len() as u64),
-        "encode_message: the message announces segments of {announced:?} bytes but carries {:?}",
-        segments.iter().map(Bytes::len).collect::<Vec<_>>()
+        announced == lengths,
+        "encode_message: the message announces segments of {announced:?} bytes but carries {lengths:?}"
     );
     let mut head = postcard::to_extend(msg, vec![0u8; 4]).expect("encoding to a Vec cannot fail");
-    let body = head.len() - 4 + segments.iter().map(Bytes::len).sum::<usize>();
+    let body = head.len() - 4 + lengths.iter().sum::<u64>() as usize;
     let body = u32::try_from(body).expect("a frame body below 4 GiB (bulk data is chunked)");
     head[..4].copy_from_slice(&body.to_le_bytes());
     OutFrame {

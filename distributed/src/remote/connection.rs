@@ -1,19 +1,24 @@
 //! A client connection to one worker session: request/answer matching, heartbeats and loss
 //! detection.
 //!
-//! Three tasks run on the client's network runtime: the writer sends queued frames, the reader
-//! routes answers to the waiting callers and notes when the worker was last heard from, and the
-//! heartbeat task sends a ping every [`Heartbeat::interval`] and declares the worker lost when
-//! nothing arrived for [`Heartbeat::timeout`]. A closed socket (a killed worker) is detected by
+//! A caller writes its request to the socket itself, on its own thread (the sending half sits
+//! behind an async mutex, so frames never interleave and go out in the order they were sent).
+//! Two tasks run on the client's network runtime: the reader routes answers to the waiting
+//! callers and notes when the worker was last heard from, and the heartbeat task sends a ping
+//! every [`Heartbeat::interval`] and declares the worker lost when nothing arrived for
+//! [`Heartbeat::timeout`]. A closed socket (a killed worker) is detected by
 //! the reader at once; a stopped worker by the heartbeat. Loss fails every waiting request with
 //! [`Error::WorkerLost`]. Callers block on a std channel, never on the runtime, so the device
 //! works from any thread (including inside another async runtime).
 
+use crate::blocking::{block_on_unless, Abort};
 use crate::error::{Error, Result};
-use crate::frame::{read_frame, write_frame, write_message, DEFAULT_MAX_FRAME};
+use crate::frame::{
+    read_frame, write_frame, write_message, write_message_with_tail, DEFAULT_MAX_FRAME,
+};
 use crate::protocol::{
-    decode_handshake, decode_message, encode_handshake, encode_message, Batch, ClientMsg, Command,
-    Hello, HelloReply, OutFrame, WireDeviceInfo, WorkerMsg,
+    decode_handshake, decode_message, encode_handshake, encode_message, encode_message_with_tail,
+    Batch, ClientMsg, Command, Hello, HelloReply, WireDeviceInfo, WorkerMsg,
 };
 use crate::transport::{self, Security, HANDSHAKE_TIMEOUT};
 use bytes::Bytes;
@@ -23,7 +28,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::io::AsyncWriteExt;
 
 /// Liveness checking of a worker.
 #[derive(Clone, Copy, Debug)]
@@ -83,7 +88,9 @@ type Reply = std::sync::mpsc::Sender<Result<WorkerMsg>>;
 /// An open session with a worker.
 pub struct Connection {
     peer: String,
-    frames: mpsc::UnboundedSender<OutFrame>,
+    writer: Arc<tokio::sync::Mutex<transport::Writer>>,
+    /// Fired when the worker is lost: stops callers blocked writing to it.
+    closed: Abort,
     pending: Mutex<HashMap<u64, Reply>>,
     lost: OnceLock<(String, Instant)>,
     next_id: AtomicU64,
@@ -107,11 +114,11 @@ impl Connection {
         };
         run_blocking(async move {
             let peer = addr.to_string();
-            let mut stream = transport::connect(addr, &security).await?;
-            write_frame(&mut stream, &encode_handshake(&hello), &peer).await?;
+            let (mut rd, mut wr) = transport::connect(addr, &security).await?;
+            write_frame(&mut wr, &encode_handshake(&hello), &peer).await?;
             let reply = tokio::time::timeout(
                 HANDSHAKE_TIMEOUT,
-                read_frame(&mut stream, DEFAULT_MAX_FRAME, &peer),
+                read_frame(&mut rd, DEFAULT_MAX_FRAME, &peer),
             )
             .await
             .map_err(|_| Error::Deadline {
@@ -134,10 +141,10 @@ impl Connection {
                     })
                 }
             };
-            let (frames, rx) = mpsc::unbounded_channel();
             let conn = Arc::new(Connection {
                 peer,
-                frames,
+                writer: Arc::new(tokio::sync::Mutex::new(wr)),
+                closed: Abort::default(),
                 pending: Mutex::new(HashMap::new()),
                 lost: OnceLock::new(),
                 next_id: AtomicU64::new(1),
@@ -145,8 +152,6 @@ impl Connection {
                 last_heard_ms: AtomicU64::new(0),
                 round_trips: AtomicU64::new(0),
             });
-            let (rd, wr) = tokio::io::split(stream);
-            tokio::spawn(write_loop(Arc::downgrade(&conn), wr, rx));
             tokio::spawn(read_loop(Arc::downgrade(&conn), rd));
             tokio::spawn(heartbeat_loop(Arc::downgrade(&conn), heartbeat));
             Ok((conn, info))
@@ -179,6 +184,7 @@ impl Connection {
         if self.lost.set((reason, Instant::now())).is_ok() {
             tracing::warn!(peer = %self.peer, reason = %self.lost.get().expect("set").0, "worker lost");
         }
+        self.closed.abort();
         let waiting: Vec<Reply> = self.pending.lock().drain().map(|(_, r)| r).collect();
         for reply in waiting {
             let _ = reply.send(Err(self.lost_error().expect("marked lost")));
@@ -199,6 +205,18 @@ impl Connection {
         payload: Vec<Bytes>,
         deadline: Duration,
     ) -> Result<std::sync::mpsc::Receiver<Result<WorkerMsg>>> {
+        self.send_with_tail(commands, payload, None, deadline)
+    }
+
+    /// [`Connection::send`] where the last write's data is `tail`, borrowed: it is written to
+    /// the socket (or sealed) from where it lies, before this returns.
+    pub fn send_with_tail(
+        &self,
+        commands: Vec<Command>,
+        payload: Vec<Bytes>,
+        tail: Option<&[u8]>,
+        deadline: Duration,
+    ) -> Result<std::sync::mpsc::Receiver<Result<WorkerMsg>>> {
         if let Some(e) = self.lost_error() {
             return Err(e);
         }
@@ -210,17 +228,29 @@ impl Connection {
             self.pending.lock().remove(&id);
             return Err(e);
         }
-        let frame = encode_message(&ClientMsg::Batch(Batch {
+        let batch = ClientMsg::Batch(Batch {
             id,
             deadline_ms: deadline.as_millis().min(u32::MAX as u128) as u32,
             commands,
             payload,
-        }));
-        if self.frames.send(frame).is_err() {
-            self.mark_lost("the connection's writer stopped".into());
-            return Err(self.lost_error().expect("marked lost"));
+        });
+        let frame = match tail {
+            Some(tail) => encode_message_with_tail(&batch, tail.len()),
+            None => encode_message(&batch),
+        };
+        let tail = tail.unwrap_or_default();
+        let written = block_on_unless(&self.closed, async {
+            let mut writer = self.writer.lock().await;
+            write_message_with_tail(&mut *writer, &frame, tail, &self.peer).await
+        });
+        match written {
+            Some(Ok(())) => Ok(rx),
+            Some(Err(e)) => {
+                self.mark_lost(format!("sending failed: {e}"));
+                Err(self.lost_error().expect("marked lost"))
+            }
+            None => Err(self.lost_error().expect("marked lost")),
         }
-        Ok(rx)
     }
 
     /// Waits for the answer of a batch sent by [`Connection::send`]: the data of its reads.
@@ -229,7 +259,7 @@ impl Connection {
         answer: std::sync::mpsc::Receiver<Result<WorkerMsg>>,
         deadline: Duration,
     ) -> Result<Vec<Bytes>> {
-        let result = match answer.recv_timeout(deadline) {
+        let result = match receive_spinning(&answer, deadline) {
             Ok(Ok(WorkerMsg::Done { reads, .. })) => Ok(reads),
             Ok(Ok(WorkerMsg::Failed { index, reason, .. })) => Err(Error::Refused {
                 peer: self.peer.clone(),
@@ -262,6 +292,49 @@ impl Connection {
     }
 }
 
+impl Drop for Connection {
+    /// Closes the connection cleanly (close_notify under TLS), which ends the worker's
+    /// session. In the background and bounded: a stopped worker may never read it.
+    fn drop(&mut self) {
+        let writer = self.writer.clone();
+        if let Ok(rt) = client_runtime() {
+            rt.spawn(async move {
+                let close = async { writer.lock().await.shutdown().await };
+                let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, close).await;
+            });
+        }
+    }
+}
+
+/// How long a caller polls for its answer (yielding the CPU between polls) before it sleeps.
+/// A sleeping caller is woken by the reader task, and on an idle virtual CPU that wake-up
+/// costs tens of microseconds; a short request's answer usually arrives within this time.
+/// Busy-polling without yielding was measured too: it took the CPU the worker needed.
+const ANSWER_SPIN: Duration = Duration::from_micros(300);
+
+/// Waits for `answer`: polls it for [`ANSWER_SPIN`], then sleeps until `deadline`.
+fn receive_spinning<T>(
+    answer: &std::sync::mpsc::Receiver<T>,
+    deadline: Duration,
+) -> std::result::Result<T, std::sync::mpsc::RecvTimeoutError> {
+    let start = Instant::now();
+    let spin = ANSWER_SPIN.min(deadline);
+    loop {
+        match answer.try_recv() {
+            Ok(v) => return Ok(v),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                return Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) if start.elapsed() < spin => {
+                std::thread::yield_now()
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                return answer.recv_timeout(deadline.saturating_sub(start.elapsed()))
+            }
+        }
+    }
+}
+
 /// With TLS 1.3 a client learns that the worker rejected its certificate only when it reads;
 /// name that case instead of reporting a bare I/O error.
 fn tls_refusal(e: Error, peer: &str) -> Error {
@@ -276,31 +349,7 @@ fn tls_refusal(e: Error, peer: &str) -> Error {
     }
 }
 
-async fn write_loop(
-    conn: Weak<Connection>,
-    mut wr: tokio::io::WriteHalf<Box<dyn transport::Stream>>,
-    mut frames: mpsc::UnboundedReceiver<OutFrame>,
-) {
-    let peer = match conn.upgrade() {
-        Some(c) => c.peer.clone(),
-        None => return,
-    };
-    while let Some(frame) = frames.recv().await {
-        if let Err(e) = write_message(&mut wr, &frame, &peer).await {
-            if let Some(c) = conn.upgrade() {
-                c.mark_lost(format!("sending failed: {e}"));
-            }
-            return;
-        }
-    }
-    // Every sender is gone: the device was dropped. Closing tells the worker to end the session.
-    let _ = tokio::io::AsyncWriteExt::shutdown(&mut wr).await;
-}
-
-async fn read_loop(
-    conn: Weak<Connection>,
-    mut rd: tokio::io::ReadHalf<Box<dyn transport::Stream>>,
-) {
+async fn read_loop(conn: Weak<Connection>, mut rd: transport::Reader) {
     let peer = match conn.upgrade() {
         Some(c) => c.peer.clone(),
         None => return,
@@ -348,11 +397,19 @@ async fn heartbeat_loop(conn: Weak<Connection>, heartbeat: Heartbeat) {
             ));
         }
         seq += 1;
-        if c.frames
-            .send(encode_message(&ClientMsg::Ping(seq)))
-            .is_err()
-        {
-            return;
-        }
+        // While a request is being written the ping waits for the next tick; the ping's own
+        // write runs apart, so a worker that stopped reading cannot stall the silence check.
+        let Ok(mut writer) = c.writer.clone().try_lock_owned() else {
+            continue;
+        };
+        let ping = encode_message(&ClientMsg::Ping(seq));
+        let (conn, peer) = (conn.clone(), c.peer.clone());
+        tokio::spawn(async move {
+            if let Err(e) = write_message(&mut *writer, &ping, &peer).await {
+                if let Some(c) = conn.upgrade() {
+                    c.mark_lost(format!("sending failed: {e}"));
+                }
+            }
+        });
     }
 }

@@ -200,13 +200,14 @@ impl RemoteDevice {
 
     /// Sends what is queued plus `extra` (with the data of its writes) as one batch, without
     /// waiting (`None`: nothing to send).
-    fn send_queued(&self, extra: Vec<Command>, extra_data: Vec<Bytes>) -> Result<Option<Answer>> {
+    /// Sends what is queued plus `extra` as one batch, without waiting; `tail` is the data of
+    /// the last write of `extra`, borrowed.
+    fn send_queued(&self, extra: Vec<Command>, tail: Option<&[u8]>) -> Result<Option<Answer>> {
         let mut q = self.queue.lock();
         let mut commands = std::mem::take(&mut q.commands);
-        let mut payload = std::mem::take(&mut q.payload);
+        let payload = std::mem::take(&mut q.payload);
         q.bytes = 0;
         commands.extend(extra);
-        payload.extend(extra_data);
         if commands.is_empty() {
             return Ok(None);
         }
@@ -219,7 +220,7 @@ impl RemoteDevice {
         }
         // Sent under the lock, so batches reach the worker in the order they were queued.
         self.conn
-            .send(commands, payload, self.options.deadline)
+            .send_with_tail(commands, payload, tail, self.options.deadline)
             .map(Some)
             .map_err(|e| self.error(e))
     }
@@ -232,7 +233,7 @@ impl RemoteDevice {
 
     /// Sends what is queued plus `extra` as one batch and waits; the data of its reads.
     fn flush_with(&self, extra: Vec<Command>) -> Result<Vec<Bytes>> {
-        match self.send_queued(extra, Vec::new())? {
+        match self.send_queued(extra, None)? {
             Some(answer) => self.wait(answer),
             None => Ok(Vec::new()),
         }
@@ -240,9 +241,9 @@ impl RemoteDevice {
 
     /// Sends one batch per item of `chunks` (a command and the data of a write) with at most
     /// [`CHUNKS_IN_FLIGHT`] unanswered, and hands each answer to `done` in order.
-    fn pipelined(
+    fn pipelined<'a>(
         &self,
-        chunks: impl Iterator<Item = (Command, Option<Bytes>)>,
+        chunks: impl Iterator<Item = (Command, Option<&'a [u8]>)>,
         mut done: impl FnMut(usize, Vec<Bytes>) -> Result<()>,
     ) -> Result<()> {
         let mut in_flight = std::collections::VecDeque::new();
@@ -253,7 +254,7 @@ impl RemoteDevice {
                 done(next, self.wait(answer)?)?;
                 next += 1;
             }
-            let answer = self.send_queued(vec![command], data.into_iter().collect())?;
+            let answer = self.send_queued(vec![command], data)?;
             in_flight.push_back(answer.expect("one command"));
         }
         for answer in in_flight {
@@ -313,21 +314,18 @@ impl Device for RemoteDevice {
         self.check_range(dst, "write", offset, data.len())?;
         self.host_bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        // The one copy of the data on this side: into a segment the writer task owns.
-        let write = |i: usize, chunk: &[u8]| {
-            let command = Command::Write {
-                buffer: dst.id,
-                offset: (offset + i * CHUNK_BYTES) as u64,
-                bytes: chunk.len() as u64,
-            };
-            (command, Some(BufferPool::global().copy(chunk)))
+        let write = |i: usize, chunk: &[u8]| Command::Write {
+            buffer: dst.id,
+            offset: (offset + i * CHUNK_BYTES) as u64,
+            bytes: chunk.len() as u64,
         };
         if data.len() > CHUNK_BYTES {
+            // Each chunk is written to the socket (or sealed) straight from `data`.
             let chunks = data.chunks(CHUNK_BYTES).enumerate();
-            return self.pipelined(chunks.map(|(i, c)| write(i, c)), |_, _| Ok(()));
+            return self.pipelined(chunks.map(|(i, c)| (write(i, c), Some(c))), |_, _| Ok(()));
         }
-        let (command, data) = write(0, data);
-        self.enqueue(command, data)
+        // Queued: the one copy of the data on this side, into a segment the batch owns.
+        self.enqueue(write(0, data), Some(BufferPool::global().copy(data)))
     }
 
     fn read_at(&self, src: &RawBuffer, offset: usize, out: &mut [u8]) -> Result<()> {

@@ -2,14 +2,16 @@
 //! authenticated clients.
 //!
 //! Per connection: a TLS handshake (client certificate required), the version handshake, then
-//! three activities: the reader answers pings at once and queues batches, one thread runs the
-//! session's batches in order ([`session::Session`]), the writer sends answers. A malformed
+//! two activities: the reader answers pings at once, runs quick batches (data movement) itself
+//! and queues the others, and one thread runs the queued batches in order (`session::Session`)
+//! and writes each answer itself. A malformed
 //! frame, a frame over the size limit or a client silent for [`WorkerConfig::idle_timeout`]
 //! closes that connection and frees its buffers; other sessions are untouched.
 
 mod exchange;
 mod session;
 
+use crate::blocking::{block_on_unless, Abort};
 use crate::error::{Error, Result};
 use crate::frame::{read_frame, write_frame, write_message, DEFAULT_MAX_FRAME};
 use crate::protocol::{
@@ -20,9 +22,9 @@ use crate::transport::{self, Security, HANDSHAKE_TIMEOUT};
 use exchange::Exchange;
 use session::Session;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// Largest handshake frame accepted (the hello is a device name).
 const HANDSHAKE_LIMIT: u32 = 64 << 10;
@@ -55,7 +57,7 @@ impl WorkerConfig {
 /// A bound worker, not yet serving.
 pub struct Worker {
     listener: std::net::TcpListener,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     config: WorkerConfig,
 }
 
@@ -87,7 +89,7 @@ impl Drop for RunningWorker {
 impl Worker {
     /// Binds the listening socket. Plaintext on a non-loopback address is refused.
     pub fn bind(config: WorkerConfig) -> Result<Worker> {
-        let acceptor = match &config.security {
+        let tls = match &config.security {
             Security::InsecureLoopback => {
                 if !config.listen.ip().is_loopback() {
                     return Err(Error::InsecureNotLoopback {
@@ -96,9 +98,7 @@ impl Worker {
                 }
                 None
             }
-            Security::MutualTls(id) => Some(tokio_rustls::TlsAcceptor::from(
-                transport::server_config(id)?,
-            )),
+            Security::MutualTls(id) => Some(transport::server_config(id)?),
         };
         let listener = std::net::TcpListener::bind(config.listen)
             .map_err(|e| Error::io(&config.listen.to_string(), e))?;
@@ -107,7 +107,7 @@ impl Worker {
             .map_err(|e| Error::io(&config.listen.to_string(), e))?;
         Ok(Worker {
             listener,
-            acceptor,
+            tls,
             config,
         })
     }
@@ -153,7 +153,7 @@ impl Worker {
                 .map_err(|e| Error::io(&addr, e))?;
             let exchange = Exchange::new(self.config.security.clone());
             let config = Arc::new(self.config);
-            let acceptor = self.acceptor;
+            let tls = self.tls;
             tokio::pin!(shutdown);
             loop {
                 tokio::select! {
@@ -166,12 +166,12 @@ impl Worker {
                                 continue;
                             }
                         };
-                        let acceptor = acceptor.clone();
+                        let tls = tls.clone();
                         let config = config.clone();
                         let exchange = exchange.clone();
                         tokio::spawn(async move {
                             let peer = peer.to_string();
-                            if let Err(e) = serve_connection(tcp, &peer, acceptor, &config, exchange).await {
+                            if let Err(e) = serve_connection(tcp, &peer, tls, &config, exchange).await {
                                 tracing::info!(%peer, error = %e, "connection closed");
                             }
                         });
@@ -179,6 +179,25 @@ impl Worker {
                 }
             }
         })
+    }
+}
+
+/// Runs `batch` here when it is quick and nothing is queued for the session thread (so the
+/// order of batches is kept): its encoded answer. Otherwise the batch is given back.
+fn run_if_quick(
+    session: &parking_lot::Mutex<Session>,
+    queued: &AtomicUsize,
+    batch: crate::protocol::Batch,
+    received: Instant,
+) -> std::result::Result<OutFrame, crate::protocol::Batch> {
+    if queued.load(Ordering::Acquire) != 0 {
+        return Err(batch);
+    }
+    match session.try_lock() {
+        Some(mut session) if session.is_quick(&batch) => {
+            Ok(encode_message(&session.run(batch, received)))
+        }
+        _ => Err(batch),
     }
 }
 
@@ -195,12 +214,11 @@ fn open_device(name: &str) -> std::result::Result<Arc<ferrograd_runtime::DeviceH
 async fn serve_connection(
     tcp: tokio::net::TcpStream,
     peer: &str,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     config: &WorkerConfig,
     exchange: Arc<Exchange>,
 ) -> Result<()> {
-    let stream = transport::accept(tcp, peer, acceptor.as_ref()).await?;
-    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (mut rd, mut wr) = transport::accept(tcp, peer, tls.as_ref()).await?;
     let hello_frame = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
         read_frame(&mut rd, HANDSHAKE_LIMIT, peer),
@@ -252,23 +270,34 @@ async fn serve_connection(
     write_frame(&mut wr, &encode_handshake(&HelloReply::Welcome(info)), peer).await?;
     tracing::info!(%peer, device = %hello.device, "session opened");
 
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<OutFrame>();
-    let writer_peer = peer.to_string();
-    let writer = tokio::spawn(async move {
-        while let Some(frame) = out_rx.recv().await {
-            write_message(&mut wr, &frame, &writer_peer).await?;
-        }
-        Ok::<(), Error>(())
-    });
+    // A quick batch (data movement, see `Session::is_quick`) runs on this reader when nothing
+    // is queued before it; the others go to the session thread, which writes each answer
+    // itself. Either way no other thread is woken in between. Pongs are written by tasks of
+    // their own; the async mutex keeps frames whole and in order.
+    let writer = Arc::new(tokio::sync::Mutex::new(wr));
+    let closed = Arc::new(Abort::default());
+    let session = Arc::new(parking_lot::Mutex::new(Session::new(
+        device,
+        memory_limit,
+        exchange,
+    )));
+    // Batches handed to the session thread and not yet answered.
+    let queued = Arc::new(AtomicUsize::new(0));
     let (batch_tx, batch_rx) = std::sync::mpsc::channel::<(crate::protocol::Batch, Instant)>();
-    let exec_tx = out_tx.clone();
+    let (session_writer, session_closed, session_peer) =
+        (writer.clone(), closed.clone(), peer.to_string());
+    let (thread_session, thread_queued) = (session.clone(), queued.clone());
     std::thread::Builder::new()
         .name(format!("ferrograd-session-{peer}"))
         .spawn(move || {
-            let mut session = Session::new(device, memory_limit, exchange);
             while let Ok((batch, received)) = batch_rx.recv() {
-                let answer = session.run(batch, received);
-                if exec_tx.send(encode_message(&answer)).is_err() {
+                let answer = encode_message(&thread_session.lock().run(batch, received));
+                let written = block_on_unless(&session_closed, async {
+                    let mut writer = session_writer.lock().await;
+                    write_message(&mut *writer, &answer, &session_peer).await
+                });
+                thread_queued.fetch_sub(1, Ordering::AcqRel);
+                if !matches!(written, Some(Ok(()))) {
                     break;
                 }
             }
@@ -292,11 +321,24 @@ async fn serve_connection(
             };
             match decode_message::<ClientMsg>(frame, peer)? {
                 ClientMsg::Ping(n) => {
-                    let _ = out_tx.send(encode_message(&WorkerMsg::Pong(n)));
+                    let (writer, peer) = (writer.clone(), peer.to_string());
+                    tokio::spawn(async move {
+                        let pong = encode_message(&WorkerMsg::Pong(n));
+                        let _ = write_message(&mut *writer.lock().await, &pong, &peer).await;
+                    });
                 }
                 ClientMsg::Batch(batch) => {
-                    if batch_tx.send((batch, Instant::now())).is_err() {
-                        return Ok(());
+                    let received = Instant::now();
+                    match run_if_quick(&session, &queued, batch, received) {
+                        Ok(answer) => {
+                            write_message(&mut *writer.lock().await, &answer, peer).await?
+                        }
+                        Err(batch) => {
+                            queued.fetch_add(1, Ordering::AcqRel);
+                            if batch_tx.send((batch, received)).is_err() {
+                                return Ok(());
+                            }
+                        }
                     }
                 }
             }
@@ -304,7 +346,7 @@ async fn serve_connection(
     }
     .await;
     drop(batch_tx);
-    drop(out_tx);
-    writer.abort();
+    // A session thread blocked writing to a client that stopped reading gives up.
+    closed.abort();
     result
 }

@@ -33,7 +33,12 @@ pub(crate) struct Session {
     exchange: Arc<Exchange>,
     /// When the running batch's deadline passes.
     deadline: Instant,
+    /// A kernel was launched and no synchronize or read has waited for it since.
+    launched: bool,
 }
+
+/// Most bytes of data (and of allocations) a batch may move to count as quick.
+const QUICK_BYTES: u64 = 1 << 20;
 
 type Outcome = Result<(), String>;
 
@@ -53,7 +58,24 @@ impl Session {
             memory_limit,
             exchange,
             deadline: Instant::now(),
+            launched: false,
         }
+    }
+
+    /// Whether `batch` takes only a moment: allocations, writes, reads and frees of at most
+    /// [`QUICK_BYTES`] together, and no read that would wait for a launched kernel. Such a
+    /// batch may run on the connection's reader instead of being handed to the session thread.
+    pub(crate) fn is_quick(&self, batch: &Batch) -> bool {
+        let mut bytes = 0u64;
+        for command in &batch.commands {
+            bytes = bytes.saturating_add(match command {
+                Command::Alloc { bytes, .. } | Command::Write { bytes, .. } => *bytes,
+                Command::Read { bytes, .. } if !self.launched => *bytes,
+                Command::Free { .. } => 0,
+                _ => return false,
+            });
+        }
+        bytes <= QUICK_BYTES
     }
 
     /// Runs a batch received at `received`; the answer to send back.
@@ -114,20 +136,24 @@ impl Session {
                 self.write(buffer, offset, &data)
             }
             Command::Compile { kernel, program } => self.compile(kernel, &program),
-            Command::Launch { kernel, buffers } => self.launch(kernel, &buffers),
+            Command::Launch { kernel, buffers } => {
+                self.launched = true;
+                self.launch(kernel, &buffers)
+            }
             Command::Read {
                 buffer,
                 offset,
                 bytes,
             } => {
                 reads.push(self.read(buffer, offset, bytes)?);
+                self.launched = false;
                 Ok(())
             }
-            Command::Synchronize => self
-                .device
-                .device()
-                .synchronize()
-                .map_err(|e| e.to_string()),
+            Command::Synchronize => {
+                let synchronized = self.device.device().synchronize();
+                self.launched = false;
+                synchronized.map_err(|e| e.to_string())
+            }
             Command::Send {
                 buffer,
                 bytes,
