@@ -55,22 +55,13 @@ fn a_client_refuses_a_worker_of_a_foreign_cluster() {
     assert!(err.to_string().contains("certificate"), "{err}");
 }
 
-/// A TLS client that presents no certificate at all.
-async fn hello_without_certificate(
+/// rustls' own client with `config` connected to the worker at `addr`, its session hello sent.
+async fn rustls_client_hello(
     addr: std::net::SocketAddr,
-    ca: Identity,
-) -> std::io::Result<Vec<u8>> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.ca).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    config: std::sync::Arc<rustls::ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use tokio::io::AsyncWriteExt;
+    let connector = tokio_rustls::TlsConnector::from(config);
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let name = rustls_pki_types::ServerName::try_from(cluster::WORKER_NAME).unwrap();
     let mut tls = connector.connect(name, tcp).await?;
@@ -82,6 +73,25 @@ async fn hello_without_certificate(
     tls.write_all(&(hello.len() as u32).to_le_bytes()).await?;
     tls.write_all(&hello).await?;
     tls.flush().await?;
+    Ok(tls)
+}
+
+/// A TLS client that presents no certificate at all.
+async fn hello_without_certificate(
+    addr: std::net::SocketAddr,
+    ca: Identity,
+) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.ca).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut tls = rustls_client_hello(addr, std::sync::Arc::new(config)).await?;
     let mut answer = Vec::new();
     tls.read_to_end(&mut answer).await?;
     Ok(answer)
@@ -202,18 +212,7 @@ async fn forged_record_after_hello(
 ) -> std::io::Result<Vec<u8>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let config = ferrograd_distributed::transport::client_config(&id).unwrap();
-    let connector = tokio_rustls::TlsConnector::from(config);
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let name = rustls_pki_types::ServerName::try_from(cluster::WORKER_NAME).unwrap();
-    let mut tls = connector.connect(name, tcp).await?;
-    let hello = ferrograd_distributed::protocol::encode_handshake(
-        &ferrograd_distributed::protocol::Hello {
-            device: "cpu".into(),
-        },
-    );
-    tls.write_all(&(hello.len() as u32).to_le_bytes()).await?;
-    tls.write_all(&hello).await?;
-    tls.flush().await?;
+    let mut tls = rustls_client_hello(addr, config).await?;
     // The welcome: the session is open.
     let mut len = [0u8; 4];
     tls.read_exact(&mut len).await?;
