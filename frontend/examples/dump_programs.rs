@@ -18,6 +18,13 @@ fn main() {
             Tensor::realize_all(&[a.clone(), b.clone()]).unwrap();
             &a + &b
         }
+        "conv" => {
+            // The second convolution of the MNIST convnet.
+            let x = Tensor::randn(&[64, 8, 13, 13]);
+            let w = Tensor::randn(&[16, 8, 3, 3]);
+            Tensor::realize_all(&[x.clone(), w.clone()]).unwrap();
+            x.conv2d(&w, None, ferrograd::Conv2dOptions::default())
+        }
         other => panic!("unknown workload {other}"),
     };
     for p in ferrograd::runtime::programs(&[t.node()]).unwrap() {

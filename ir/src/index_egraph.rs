@@ -149,7 +149,56 @@ fn rules() -> Vec<egg::Rewrite<IndexLang, Intervals>> {
             if cond(nonneg, "?x", "?d") if divides("?d", "?a")),
         rw!("mod-of-div"; "(/ (% ?x ?a) ?b)" => "(% (/ ?x ?b) (/ ?a ?b))"
             if cond(nonneg, "?x", "?b") if divides("?b", "?a")),
+        rw!("mod-coefficient"; "(% (+ (* ?x ?c) ?r) ?d)" => { ReduceCoefficient { div: false } }),
+        rw!("div-coefficient"; "(/ (+ (* ?x ?c) ?r) ?d)" => { ReduceCoefficient { div: true } }),
     ]
+}
+
+/// A coefficient at least the divisor, reduced: `(x*c + r) % d -> (x*(c % d) + r) % d` and
+/// `(x*c + r) / d -> x*(c / d) + (x*(c % d) + r) / d`, for constants `c >= d > 0` and
+/// non-negative `x` and `r` (so both operands are non-negative and truncating and flooring
+/// semantics agree). The unfold of a convolution's windows leaves `(oh + 14*kh) % 13` in its
+/// loads; reduced to `(oh + kh) % 13`, the bounds then drop the modulo.
+struct ReduceCoefficient {
+    div: bool,
+}
+
+impl egg::Applier<IndexLang, Intervals> for ReduceCoefficient {
+    fn apply_one(
+        &self,
+        eg: &mut IndexEGraph,
+        eclass: Id,
+        subst: &egg::Subst,
+        _ast: Option<&egg::PatternAst<IndexLang>>,
+        _rule: egg::Symbol,
+    ) -> Vec<Id> {
+        let [x, c, r, d] = ["?x", "?c", "?r", "?d"].map(|v| subst[var(v)]);
+        let (cr, dr) = (range_of(eg, c), range_of(eg, d));
+        let (c, d) = (cr.0, dr.0);
+        if cr.0 != cr.1 || dr.0 != dr.1 || d <= 0 || c < d {
+            return Vec::new();
+        }
+        if range_of(eg, x).0 < 0 || range_of(eg, r).0 < 0 {
+            return Vec::new();
+        }
+        let low = eg.add(IndexLang::Num(c % d));
+        let scaled = eg.add(IndexLang::Mul([x, low]));
+        let rest = eg.add(IndexLang::Add([scaled, r]));
+        let divisor = eg.add(IndexLang::Num(d));
+        let reduced = if self.div {
+            let quotient = eg.add(IndexLang::Num(c / d));
+            let whole = eg.add(IndexLang::Mul([x, quotient]));
+            let part = eg.add(IndexLang::Div([rest, divisor]));
+            eg.add(IndexLang::Add([whole, part]))
+        } else {
+            eg.add(IndexLang::Mod([rest, divisor]))
+        };
+        if eg.union(eclass, reduced) {
+            vec![eclass]
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// `?b` and `?a` are positive constants and `?b` divides `?a`.
@@ -457,6 +506,45 @@ mod tests {
         let s = simplify(&ctx, &e);
         assert!(s.op_count() < e.op_count(), "{e:?} -> {s:?}");
         all_values(&ctx, &e, &s, &[64]);
+    }
+
+    #[test]
+    fn reduces_a_coefficient_past_the_divisor() {
+        // A convolution's unfolded rows: (oh + 14*kh) % 13 with oh < 11, kh < 3 is oh + kh.
+        let mut ctx = IdxCtx::new();
+        let oh = ctx.var(11);
+        let kh = ctx.var(3);
+        let operand = ctx.add(&oh, &ctx.mul(&kh, 14));
+        let e = ctx.modulo(&operand, 13);
+        assert!(can_win(&e), "{e:?}");
+        let s = simplify(&ctx, &e);
+        assert_eq!(s, ctx.add(&oh, &kh), "from {e:?}");
+        all_values(&ctx, &e, &s, &[11, 3]);
+        // The quotient's part moves out of a division: (oh + 14*kh) / 13 is kh here.
+        let q = ctx.div(&operand, 13);
+        let sq = simplify(&ctx, &q);
+        assert!(sq.op_count() < q.op_count(), "{q:?} -> {sq:?}");
+        all_values(&ctx, &q, &sq, &[11, 3]);
+        // Where oh + kh can reach 13 the modulo stays, on the reduced coefficient.
+        let mut ctx = IdxCtx::new();
+        let oh = ctx.var(13);
+        let kh = ctx.var(3);
+        let e = ctx.modulo(&ctx.add(&oh, &ctx.mul(&kh, 14)), 13);
+        let s = simplify(&ctx, &e);
+        assert!(s.op_count() < e.op_count(), "{e:?} -> {s:?}");
+        all_values(&ctx, &e, &s, &[13, 3]);
+    }
+
+    #[test]
+    fn does_not_reduce_a_coefficient_of_a_possibly_negative_operand() {
+        let mut ctx = IdxCtx::new();
+        let i = ctx.var(11);
+        let j = ctx.var(4);
+        let k = ctx.var(3);
+        // The rest of the operand, i - j, can be negative: (i - j + 14k) % 13 is kept.
+        let rest = ctx.add(&i, &ctx.mul(&j, -1));
+        let e = ctx.modulo(&ctx.add(&rest, &ctx.mul(&k, 14)), 13);
+        assert_eq!(simplify(&ctx, &e), e);
     }
 
     #[test]
