@@ -183,3 +183,29 @@ fn a_rewrite_that_only_folds_a_permute_pair_lowers_nothing_new() {
         assert_eq!(counts, vec![(1, 0), (0, 0), (0, 1)]);
     });
 }
+
+/// A rewrite that saves less than 0.5% of a graph's estimated cost is not applied: the second
+/// realize replays the first one's plan instead of compiling the rewritten graph (here a folded
+/// permute pair on a small operand of a large sum; the test above folds one on the large
+/// operand, which is applied).
+#[test]
+fn a_rewrite_below_the_minimum_gain_is_not_applied() {
+    with_mode(Mode::Tiered, || {
+        let replayed: Vec<usize> = (0..3)
+            .map(|seed| {
+                Tensor::manual_seed(300 + seed);
+                let big = Tensor::randn(&[64, 65]);
+                let small = Tensor::randn(&[1, 65]);
+                big.realize().unwrap();
+                small.realize().unwrap();
+                let out = &big + small.permute([1, 0]).permute([1, 0]);
+                let before = ferrograd::runtime::stats();
+                out.realize().unwrap();
+                let replayed = ferrograd::runtime::stats().replayed - before.replayed;
+                check(&out, 0.0, 0.0, &format!("seed {seed}"));
+                replayed
+            })
+            .collect();
+        assert_eq!(replayed, vec![0, 1, 1]);
+    });
+}
