@@ -5,7 +5,8 @@
 //! (`(4i + j) / 4 -> i` when `0 <= j < 4`). That form is where extraction starts: the e-graph
 //! adds what a single canonical form cannot see, e.g. `(x % 12) % 4 -> x % 4`,
 //! `(x % 8) / 4 -> (x / 4) % 2` when that merges with another term, re-association that lets a
-//! div/mod pair cancel, and bounds that only hold after re-association. Extraction minimizes ALU
+//! div/mod pair cancel, coefficients reduced past the divisor (`(oh + 14*kh) % 13 -> oh + kh`,
+//! a convolution's unfolded rows), and bounds that only hold after re-association. Extraction minimizes ALU
 //! operations (divisions and modulos weigh more); the result is converted back through
 //! [`IdxCtx`]'s own operations and only kept when it needs fewer operations.
 //!
@@ -316,8 +317,9 @@ fn div_mod_operands(e: &Idx) -> impl Iterator<Item = &Idx> {
 /// division or modulo of an affine expression on its own is already split, bounded and reduced
 /// by [`IdxCtx`] itself (`div-split`, `div-small`, common factors) — except where the
 /// canonical form could not split off a part of the operand because the remainder may be
-/// negative (`(5*i - j + 5) / 5`), which the e-graph's intervals can still do: a coefficient or
-/// constant at least as large as the divisor lets it try.
+/// negative (`(5*i - j + 5) / 5`), which the e-graph's intervals can still do, or where a
+/// coefficient is at least the divisor (`(oh + 14*kh) % 13`, reduced by `mod-coefficient`): a
+/// coefficient or constant at least as large as the divisor lets it try.
 fn can_win(e: &Idx) -> bool {
     let operands: Vec<&Idx> = div_mod_operands(e).collect();
     operands.iter().any(|x| has_div_mod(x))
