@@ -345,7 +345,7 @@ static EGG_NANOS: AtomicU64 = AtomicU64::new(0);
 pub struct IndexStats {
     /// Load indices with a division or modulo seen by [`simplify_cached`] (cache hits included).
     pub loads: u64,
-    /// E-graphs built and saturated (expressions that [`can_win`] and missed the cache).
+    /// E-graphs built and saturated (expressions that `can_win` passes and missed the cache).
     pub runs: u64,
     /// Runs that found a cheaper expression.
     pub simplified: u64,
@@ -430,7 +430,7 @@ thread_local! {
     static CACHE: std::cell::RefCell<HashMap<CacheKey, Idx>> = Default::default();
 }
 
-/// [`simplify`] where it [`can_win`] (elsewhere `e` itself), memoized per thread by the expression and its
+/// [`simplify`] where `can_win` says it may help (elsewhere `e` itself), memoized per thread by the expression and its
 /// variables' ranges (lowering runs on every realize; the same kernels come back every
 /// training step).
 pub fn simplify_cached(ctx: &IdxCtx, e: &Idx) -> Idx {
@@ -570,7 +570,7 @@ mod tests {
     }
 
     proptest! {
-        /// The ground for [`can_win`]: divisions and modulos of affine expressions that are
+        /// The ground for `can_win`: divisions and modulos of affine expressions that are
         /// neither nested nor share an operand leave the e-graph nothing to improve, so
         /// skipping it loses nothing.
         #[test]

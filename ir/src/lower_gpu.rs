@@ -15,7 +15,7 @@
 //! * the epilogue and the stores run in invocation 0 only.
 //!
 //! Sums of products with enough rows and columns (matmuls, convolutions as matmuls) become
-//! tiled contractions through workgroup memory instead ([`tiled_matmul`]).
+//! tiled contractions through workgroup memory instead (`tiled_matmul`).
 //!
 //! Programs whose reduction cannot be recognized (an accumulator updated by something other
 //! than `acc = acc op x` or `acc = a * b + acc`, vector accumulators) keep the CPU shape.

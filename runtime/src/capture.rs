@@ -1,6 +1,6 @@
 //! Capture and replay of realizes: the runtime half of JIT replay (`ferrograd::jit`).
 //!
-//! While a [`record`] closure runs, every step that [`crate::realize`] performs on this thread
+//! While a [`record`] closure runs, every step that [`crate::realize()`] performs on this thread
 //! (a kernel launch, a cross-device copy, or the allocation of an empty output) is recorded
 //! with the buffer it wrote and the buffers it read. [`Plan::new`] turns the recording into a
 //! replayable plan by classifying every buffer a step reads as the output of an earlier step,

@@ -1,4 +1,4 @@
-//! The graph rewrite step of [`crate::realize`]: the unrealized graph below the targets is
+//! The graph rewrite step of [`crate::realize()`]: the unrealized graph below the targets is
 //! rewritten by equality saturation (`ferrograd_ir::rewrite`) before it is scheduled.
 //!
 //! Rewrites are cached by graph structure (ops, parameters, shapes, dtypes, devices; realized

@@ -3,7 +3,7 @@
 //! surviving device and retries, recomputing what was lost from its lineage.
 //!
 //! Lineage comes from two places. The graph itself: a node that is not realized, or was
-//! realized on the lost device, is recomputed from its op and sources ([`ferrograd_ir::relocate`]).
+//! realized on the lost device, is recomputed from its op and sources ([`ferrograd_ir::relocate()`]).
 //! And the [`Recovery`]'s own record for buffer leaves, which a realize cuts off from the graph
 //! that made them: every tensor realized through a `Recovery` keeps the expression it is the
 //! value of, and [`Recovery::upload`] / [`Recovery::checkpoint`] keep a host copy instead. A

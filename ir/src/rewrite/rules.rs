@@ -3,7 +3,7 @@
 //! Every rule is a local rewrite: it looks at the e-nodes of one kind in an e-class (and at
 //! their operands' e-classes) and adds equivalent e-nodes to that e-class. Parameters of the
 //! ops (permutations, paddings, shapes) take part in the match, which egg's textual patterns
-//! cannot express, so each rule is a function; [`KindSearcher`] finds the e-classes it applies
+//! cannot express, so each rule is a function; `KindSearcher` finds the e-classes it applies
 //! to through egg's per-op index.
 //!
 //! Exactness (IEEE, and the reference semantics of `crate::reference`) is noted per rule.
