@@ -70,9 +70,7 @@ fn weight_grad(x: &Tensor, w: &Tensor, g: &Tensor, opts: Conv2dOptions) -> Tenso
     let groups = opts.groups;
     let gs = g.shape();
     let (n, oh, ow) = (gs[0], gs[2], gs[3]);
-    let windows = x
-        .windows2d((kh, kw), &opts, 0.0, "conv2d")
-        .reshape([n, groups, 1, cin_g, oh, ow, kh, kw]);
+    let windows = x.conv_windows((kh, kw), cin_g, &opts);
     let g = g.reshape([n, groups, cout / groups, 1, oh, ow, 1, 1]);
     windows
         .mul(&g)

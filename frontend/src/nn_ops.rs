@@ -182,7 +182,21 @@ impl Tensor {
         taps.permute(perm)
     }
 
-    pub(crate) fn windows2d(
+    /// The windows of a grouped convolution's input `(N, C, H, W)`, as
+    /// `(N, groups, 1, C / groups, OH, OW, kh, kw)` (the axis of size 1 broadcasts over each
+    /// group's output channels).
+    pub(crate) fn conv_windows(
+        &self,
+        kernel: (usize, usize),
+        cin_g: usize,
+        opts: &Conv2dOptions,
+    ) -> Tensor {
+        let win = self.windows2d(kernel, opts, 0.0, "conv2d"); // (N, C, OH, OW, kh, kw)
+        let s = win.shape();
+        win.reshape([s[0], opts.groups, 1, cin_g, s[2], s[3], s[4], s[5]])
+    }
+
+    fn windows2d(
         &self,
         kernel: (usize, usize),
         opts: &Conv2dOptions,
@@ -230,9 +244,8 @@ impl Tensor {
             cin / g
         );
         let forward = move |[x, w]: [Tensor; 2]| {
-            let win = x.windows2d((kh, kw), &opts, 0.0, "conv2d"); // (N, C, OH, OW, kh, kw)
-            let (oh, ow) = (win.shape()[2], win.shape()[3]);
-            let win = win.reshape([n, g, 1, cin_g, oh, ow, kh, kw]);
+            let win = x.conv_windows((kh, kw), cin_g, &opts);
+            let (oh, ow) = (win.shape()[4], win.shape()[5]);
             let w = w.reshape([1, g, cout / g, cin_g, 1, 1, kh, kw]);
             win.mul(&w).sum([3, 6, 7]).reshape([n, cout, oh, ow])
         };

@@ -1,6 +1,9 @@
 //! JIT capture and replay: replayed steps give bit-identical results to running the closure,
 //! pick up learning-rate changes, compile and allocate nothing, and reject mismatched inputs.
 
+mod common;
+
+use common::deterministic_values;
 use ferrograd::jit::Jit;
 use ferrograd::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use ferrograd::{All, Tensor};
@@ -16,21 +19,6 @@ const IN: usize = 8;
 const HIDDEN: usize = 16;
 const CLASSES: usize = 4;
 
-/// Deterministic values in [-1, 1) (no global random counter, so two runs see equal data).
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
 /// A two-layer MLP: `relu(x @ w1 + b1) @ w2 + b2`.
 struct Mlp {
     params: Vec<Tensor>,
@@ -40,7 +28,10 @@ impl Mlp {
     fn new() -> Mlp {
         let p = |shape: &[usize], seed| {
             let n = shape.iter().product();
-            let v: Vec<f32> = values(n, seed).iter().map(|x| x * 0.5).collect();
+            let v: Vec<f32> = deterministic_values(n, seed)
+                .iter()
+                .map(|x| x * 0.5)
+                .collect();
             Tensor::from_slice(&v, shape).requires_grad(true)
         };
         Mlp {
@@ -73,7 +64,10 @@ fn train_step(model: &Mlp, opt: &mut dyn Optimizer, x: &Tensor, y: &Tensor) -> T
 
 /// Batch `i`: inputs and one-hot targets.
 fn batch(i: usize) -> [Tensor; 2] {
-    let x = Tensor::from_slice(&values(BATCH * IN, 100 + i as u64), &[BATCH, IN]);
+    let x = Tensor::from_slice(
+        &deterministic_values(BATCH * IN, 100 + i as u64),
+        &[BATCH, IN],
+    );
     let mut y = vec![0.0f32; BATCH * CLASSES];
     for b in 0..BATCH {
         y[b * CLASSES + (i + 3 * b) % CLASSES] = 1.0;

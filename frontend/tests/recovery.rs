@@ -4,8 +4,11 @@
 //! their graph or uploaded again from host copies; a buffer with neither is a typed error
 //! naming it and its device; a SIGSTOPped worker is recovered from within the heartbeat bound.
 
+mod common;
 #[path = "common/processes.rs"]
 mod processes;
+
+use common::deterministic_values;
 
 use ferrograd::{Recovery, RecoveryError, ShardedTensor, Tensor};
 use processes::{shared_cluster as cluster, WorkerProcess};
@@ -25,21 +28,6 @@ fn workers(n: usize, state: &Path) -> (Vec<WorkerProcess>, Vec<String>) {
 fn kill(worker: &mut WorkerProcess) {
     worker.signal("-KILL");
     worker.child.wait().unwrap();
-}
-
-/// Deterministic values in [-1, 1).
-fn values(seed: u64, n: usize) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
-        })
-        .collect()
 }
 
 fn assert_close(got: &[f32], want: &[f32], what: &str) {
@@ -73,8 +61,8 @@ fn a_sharded_computation_survives_a_worker_killed_between_realizes() {
     let dir = tempfile::tempdir().unwrap();
     let (mut procs, names) = workers(3, dir.path());
     let devices: Vec<&str> = names.iter().map(String::as_str).collect();
-    let x = Tensor::from_vec(values(1, 37 * 24), &[37, 24]);
-    let w = Tensor::from_vec(values(2, 24 * 9), &[24, 9]);
+    let x = Tensor::from_vec(deterministic_values(37 * 24, 1), &[37, 24]);
+    let w = Tensor::from_vec(deterministic_values(24 * 9, 2), &[24, 9]);
     let recovery = Recovery::new();
 
     let clean = x
@@ -117,8 +105,8 @@ fn a_sharded_computation_survives_a_worker_killed_during_the_realize() {
     let dir = tempfile::tempdir().unwrap();
     let (procs, names) = workers(3, dir.path());
     let devices: Vec<&str> = names.iter().map(String::as_str).collect();
-    let x = Tensor::from_vec(values(3, 384 * 192), &[384, 192]);
-    let w = Tensor::from_vec(values(4, 192 * 192), &[192, 192]);
+    let x = Tensor::from_vec(deterministic_values(384 * 192, 3), &[384, 192]);
+    let w = Tensor::from_vec(deterministic_values(192 * 192, 4), &[192, 192]);
     let job = |x: &Tensor| {
         let mut h = x.shard_weighted(&devices, 0, &[1.0, 1.0, 1.0]).unwrap();
         for _ in 0..3 {
@@ -140,7 +128,7 @@ fn a_sharded_computation_survives_a_worker_killed_during_the_realize() {
         assert!(status.success());
     });
     // The same values as a new buffer, so the graph is new and nothing is realized yet.
-    let fresh = Tensor::from_vec(values(3, 384 * 192), &[384, 192]);
+    let fresh = Tensor::from_vec(deterministic_values(384 * 192, 3), &[384, 192]);
     let out = job(&fresh);
     // The kill lands inside this realize (or, depending on the machine's load, just before it:
     // then the lost device is seen first; or just after it: then the result is on the dead
@@ -173,7 +161,7 @@ fn plain_tensors_on_a_lost_worker_are_recomputed_or_uploaded_again_and_others_ar
     let (mut procs, names) = workers(2, dir.path());
     let (lost, survivor) = (names[0].as_str(), names[1].as_str());
     let recovery = Recovery::onto(&[survivor]).unwrap();
-    let (a, b) = (values(5, 35), values(6, 35));
+    let (a, b) = (deterministic_values(35, 5), deterministic_values(35, 6));
 
     // A host copy, a copy of host data (its lineage is the copy) and a bare upload.
     let p = recovery.upload(&a, &[5, 7], lost).unwrap();
@@ -237,7 +225,7 @@ fn a_stopped_worker_is_recovered_from_within_the_heartbeat_bound() {
     let (procs, names) = workers(2, dir.path());
     let (stopped, survivor) = (names[0].as_str(), names[1].as_str());
     let recovery = Recovery::onto(&[survivor]).unwrap();
-    let data = values(7, 64 * 32);
+    let data = deterministic_values(64 * 32, 7);
     let x = Tensor::from_vec(data.clone(), &[64, 32])
         .to(stopped)
         .unwrap();

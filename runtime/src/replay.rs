@@ -135,10 +135,9 @@ impl Tracer {
         for (i, b) in produced.iter().enumerate() {
             by_buffer.insert(b.id(), Source::Step(i as u32));
         }
-        let leaf_ids: FxHashMap<u64, ()> = leaves.iter().map(|n| (n.id(), ())).collect();
         let mut records = Vec::new();
         for (pos, node) in nodes.iter().enumerate() {
-            if leaf_ids.contains_key(&node.id()) {
+            if self.leaves.contains_key(&node.id()) {
                 continue;
             }
             if let Some(b) = node.realized() {

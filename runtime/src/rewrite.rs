@@ -157,16 +157,16 @@ pub fn config() -> RewriteConfig {
 }
 
 /// A rewritten graph and the way back to the original nodes.
-pub struct Rewritten {
+pub struct Rewritten<'a> {
     /// The rewritten targets (same order as the originals).
     pub targets: Vec<NodeRef>,
     original_targets: Vec<NodeRef>,
-    originals: Vec<NodeRef>,
+    originals: &'a [NodeRef],
     built: Vec<NodeRef>,
     template: Arc<Template>,
 }
 
-impl Rewritten {
+impl Rewritten<'_> {
     /// Records the buffers computed for the rewritten graph on the original nodes with the
     /// same value.
     pub fn record_on_originals(&self) {
@@ -213,7 +213,7 @@ impl Found {
 
     /// The rewritten graph on this realize's leaves (`None` when the graph is realized as
     /// built). Its time counts as the rewrite step's overhead.
-    pub fn instantiate(&self, targets: &[NodeRef]) -> Option<Rewritten> {
+    pub fn instantiate(&self, targets: &[NodeRef]) -> Option<Rewritten<'_>> {
         let template = self.template.clone()?;
         let start = Instant::now();
         let built = template.instantiate(&self.nodes, &self.leaves);
@@ -235,7 +235,7 @@ impl Found {
                 })
                 .collect(),
             original_targets: targets.to_vec(),
-            originals: self.nodes.clone(),
+            originals: &self.nodes,
             built,
             template,
         };

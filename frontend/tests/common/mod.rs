@@ -389,3 +389,19 @@ impl Rng {
         Tensor::from_slice(&values, shape)
     }
 }
+
+/// Deterministic values in [-1, 1) from `seed` (no global random counter, so two runs, or two
+/// processes, see equal data).
+pub fn deterministic_values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
