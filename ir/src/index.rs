@@ -230,18 +230,25 @@ impl IdxCtx {
         }
     }
 
-    /// Rewrites `k·n·(x / n) + k·(x % n)` into `k·x` (the pair that merged dimensions produce).
+    /// Rewrites `k·n·(x / n) + k·(x % n)` into `k·x` (the pair that merged dimensions produce),
+    /// with `x / n` in its canonical form: for `x = y / m + j` that is `(y + j·m) / (m·n)`, so
+    /// the three parts of a flattened `[c, h, w]` fold back in two steps, for every lane.
     fn fold_div_mod_pairs(&self, mut map: BTreeMap<Atom, i64>, mut konst: i64) -> Idx {
         loop {
-            let pair = map.iter().find_map(|(atom, &c)| match atom {
-                Atom::Mod(inner, n) => {
-                    let div = Atom::Div(inner.clone(), *n);
-                    (map.get(&div) == Some(&(c * n)))
-                        .then(|| (atom.clone(), div, (**inner).clone(), c))
-                }
-                _ => None,
+            let pair = map.iter().find_map(|(atom, &c)| {
+                let Atom::Mod(inner, n) = atom else {
+                    return None;
+                };
+                let quotient = self.div(inner, *n);
+                let [(div, 1)] = quotient.terms.as_slice() else {
+                    return None;
+                };
+                (map.get(div) == Some(&(c * n))).then(|| {
+                    let rest = inner.konst * c - c * n * quotient.konst;
+                    (atom.clone(), div.clone(), (**inner).clone(), c, rest)
+                })
             });
-            let Some((mod_atom, div_atom, inner, c)) = pair else {
+            let Some((mod_atom, div_atom, inner, c, rest)) = pair else {
                 break;
             };
             map.remove(&mod_atom);
@@ -249,7 +256,7 @@ impl IdxCtx {
             for (atom, k) in inner.terms {
                 *map.entry(atom).or_insert(0) += k * c;
             }
-            konst += inner.konst * c;
+            konst += rest;
         }
         Idx::from_terms(map, konst)
     }
@@ -276,7 +283,7 @@ impl IdxCtx {
         }
         let rest = Idx::from_terms(rest, a.konst.rem_euclid(d));
         let (rlo, rhi) = self.range(&rest);
-        if !quot.is_empty() && rlo >= 0 {
+        if (!quot.is_empty() || a.konst >= d) && rlo >= 0 {
             let q = Idx::from_terms(quot, a.konst.div_euclid(d));
             let tail = if rhi < d {
                 Idx::konst(0)
@@ -291,16 +298,17 @@ impl IdxCtx {
                 konst: 0,
             };
         }
+        if let Some((x, _, c)) = self.split_aligned(a, d) {
+            return self.div(&x, d / c);
+        }
         // Common factor: (g·x) / d == x / (d/g) when g divides d.
         let g = a.terms.iter().fold(gcd(a.konst, d), |g, (_, c)| gcd(g, *c));
         if g > 1 {
             return self.div(&self.exact_div(a, g), d / g);
         }
-        // Nested division: (x / a) / d == x / (a·d).
-        if a.konst == 0 && a.terms.len() == 1 {
-            if let (Atom::Div(inner, n), 1) = &a.terms[0] {
-                return self.div(inner, n * d);
-            }
+        // Nested division: (x / m + j) / d == (x + j·m) / (m·d).
+        if let [(Atom::Div(inner, m), 1)] = a.terms.as_slice() {
+            return self.div(&self.add_const(inner, a.konst * m), m * d);
         }
         Idx {
             terms: vec![(Atom::Div(Box::new(a.clone()), d), 1)],
@@ -338,6 +346,9 @@ impl IdxCtx {
                 konst: 0,
             };
         }
+        if let Some((x, rest, c)) = self.split_aligned(a, d) {
+            return self.add(&self.mul(&self.modulo(&x, d / c), c), &rest);
+        }
         let g = a.terms.iter().fold(gcd(a.konst, d), |g, (_, c)| gcd(g, *c));
         if g > 1 {
             return self.mul(&self.modulo(&self.exact_div(a, g), d / g), g);
@@ -346,6 +357,36 @@ impl IdxCtx {
             terms: vec![(Atom::Mod(Box::new(a.clone()), d), 1)],
             konst: 0,
         }
+    }
+
+    /// Splits non-negative `a` as `c·x + rest` with `c` a proper divisor of `d` (> 1),
+    /// `x >= 0` and `0 <= rest < c`, taking the largest such `c`. Then `a / d == x / (d/c)` and
+    /// `a % d == c·(x % (d/c)) + rest`: the index of a dimension that was merged with smaller
+    /// ones, `(256·r + 4·g + u) / 8192 == r / 32` for `0 <= 4·g + u < 256`.
+    fn split_aligned(&self, a: &Idx, d: i64) -> Option<(Idx, Idx, i64)> {
+        let mut candidates: Vec<i64> = a
+            .terms
+            .iter()
+            .map(|(_, c)| gcd(*c, d))
+            .filter(|&c| c > 1 && c < d)
+            .collect();
+        candidates.sort_unstable_by(|x, y| y.cmp(x));
+        candidates.dedup();
+        candidates.into_iter().find_map(|c| {
+            let mut quot = BTreeMap::new();
+            let mut rest = BTreeMap::new();
+            for (atom, k) in &a.terms {
+                if k % c == 0 {
+                    quot.insert(atom.clone(), k / c);
+                } else {
+                    rest.insert(atom.clone(), *k);
+                }
+            }
+            let x = Idx::from_terms(quot, a.konst.div_euclid(c));
+            let rest = Idx::from_terms(rest, a.konst.rem_euclid(c));
+            let (rlo, rhi) = self.range(&rest);
+            (rlo >= 0 && rhi < c && self.range(&x).0 >= 0).then_some((x, rest, c))
+        })
     }
 
     fn exact_div(&self, a: &Idx, g: i64) -> Idx {
@@ -473,6 +514,44 @@ mod tests {
     }
 
     #[test]
+    fn three_merged_dimensions_fold_back() {
+        // The flat index of a contiguous [16, 5, 5] buffer read as [400]: c·25 + h·5 + w.
+        let mut ctx = IdxCtx::new();
+        let f = ctx.var(400);
+        let c = ctx.div(&f, 25);
+        let h = ctx.modulo(&ctx.div(&f, 5), 5);
+        let w = ctx.modulo(&f, 5);
+        let flat = ctx.add(&ctx.add(&ctx.mul(&c, 25), &ctx.mul(&h, 5)), &w);
+        assert_eq!(flat, f);
+        // The same for every lane and unrolled copy of a vectorized axis: f = 8·g + k.
+        let g = ctx.var(50);
+        for k in 0..8 {
+            let f = ctx.add_const(&ctx.mul(&g, 8), k);
+            let c = ctx.div(&f, 25);
+            let h = ctx.modulo(&ctx.div(&f, 5), 5);
+            let w = ctx.modulo(&f, 5);
+            let flat = ctx.add(&ctx.add(&ctx.mul(&c, 25), &ctx.mul(&h, 5)), &w);
+            assert_eq!(flat, f, "lane offset {k}");
+        }
+    }
+
+    #[test]
+    fn merged_dimensions_divide_by_their_stride() {
+        let mut ctx = IdxCtx::new();
+        let r = ctx.var(128);
+        let g = ctx.var(64);
+        // (256·r + 4·g + 1) / 8192 == r / 32, and the remainder keeps the low part.
+        let e = ctx.add_const(&ctx.add(&ctx.mul(&r, 256), &ctx.mul(&g, 4)), 1);
+        assert_eq!(ctx.div(&e, 8192), ctx.div(&r, 32));
+        let low = ctx.add_const(&ctx.mul(&g, 4), 1);
+        let expected = ctx.add(&ctx.mul(&ctx.modulo(&r, 32), 256), &low);
+        assert_eq!(ctx.modulo(&e, 8192), expected);
+        // must not: the low part can reach the next multiple of 256.
+        let wide = ctx.add(&ctx.mul(&r, 256), &ctx.mul(&g, 5));
+        assert!(matches!(ctx.div(&wide, 8192).terms()[0].0, Atom::Div(..)));
+    }
+
+    #[test]
     fn does_not_split_possibly_negative_operands() {
         let mut ctx = IdxCtx::new();
         let j = ctx.var(4);
@@ -495,6 +574,35 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn divisions_of_strided_sums_keep_their_values(
+            a in 1usize..9, b in 1usize..9, c in 1usize..9,
+            ca in 0i64..70, cb in 0i64..40, cc in 0i64..9, k in 0i64..9, d in 1i64..130,
+        ) {
+            let mut ctx = IdxCtx::new();
+            let (x, y, z) = (ctx.var(a), ctx.var(b), ctx.var(c));
+            let e = ctx.add_const(
+                &ctx.add(&ctx.add(&ctx.mul(&x, ca), &ctx.mul(&y, cb)), &ctx.mul(&z, cc)),
+                k,
+            );
+            let (q, r) = (ctx.div(&e, d), ctx.modulo(&e, d));
+            // Unflattened into [_, m, d] and flattened again.
+            let m = k + 1;
+            let parts = [
+                ctx.mul(&ctx.div(&e, d * m), d * m),
+                ctx.mul(&ctx.modulo(&ctx.div(&e, d), m), d),
+                r.clone(),
+            ];
+            let back = parts.iter().fold(Idx::konst(0), |acc, p| ctx.add(&acc, p));
+            for vx in 0..a as i64 { for vy in 0..b as i64 { for vz in 0..c as i64 {
+                let vars: Vec<i64> = [(a, vx), (b, vy), (c, vz)].iter().filter(|(n, _)| *n > 1).map(|(_, v)| *v).collect();
+                let ev = ca * vx + cb * vy + cc * vz + k;
+                prop_assert_eq!(q.eval(&vars), ev.div_euclid(d));
+                prop_assert_eq!(r.eval(&vars), ev.rem_euclid(d));
+                prop_assert_eq!(back.eval(&vars), ev);
+            }}}
+        }
+
         #[test]
         fn simplification_preserves_values(
             a in 1usize..7, b in 1usize..7, c in 1usize..7,

@@ -5,7 +5,9 @@
 //! ops, the index arithmetic they add. Leaves cost the bytes read from memory. Materialized
 //! nodes (reductions, `Contiguous`, `Copy`) cost their work plus writing and reading back
 //! their result. One flop is weighted like one byte moved (roughly what a CPU core sustains on
-//! a streaming kernel). Every e-node adds one more, so the cost grows strictly with the tree
+//! a streaming kernel). A permutation that brings another axis innermost costs a strided read
+//! per element (its readers walk memory across, which defeats vector loads and wastes cache
+//! lines); one that keeps the innermost axis only its index arithmetic. Every e-node adds one more, so the cost grows strictly with the tree
 //! (egg's extractor needs a monotonic cost).
 
 use super::lang::{ENode, EOp, GraphEGraph};
@@ -39,15 +41,27 @@ fn flops_per_element(op: &EOp) -> f64 {
     }
 }
 
+/// A strided read, per element: a permutation that changes the innermost axis.
+const STRIDED_READ: f64 = 1.0;
+
+/// True when permutation `perm` of a value of `shape` brings another axis innermost (size-1
+/// axes aside).
+fn moves_innermost(perm: &[usize], shape: &[usize]) -> bool {
+    let inner = |axes: &mut dyn Iterator<Item = usize>| axes.filter(|&a| shape[a] != 1).last();
+    inner(&mut perm.iter().copied()) != inner(&mut (0..shape.len()))
+}
+
 /// Cost of one e-node whose output has `numel` elements of `size` bytes, given its first
-/// operand's facts.
-pub fn node_cost(op: &EOp, numel: f64, size: f64, first_numel: f64) -> f64 {
+/// operand's shape (empty for an e-node without operands).
+pub fn node_cost(op: &EOp, numel: f64, size: f64, first_shape: &[usize]) -> f64 {
+    let first_numel = first_shape.iter().product::<usize>() as f64;
     1.0 + match op {
         EOp::Leaf { .. } => numel * size,
         EOp::Const { .. } | EOp::Arange { .. } => 0.0,
         EOp::Reduce(..) => first_numel + 2.0 * numel * size,
         EOp::Contiguous => 2.0 * numel * size,
         EOp::Copy(_) => 4.0 * numel * size,
+        EOp::Permute(p) if moves_innermost(p, first_shape) => numel * STRIDED_READ,
         other => numel * flops_per_element(other),
     }
 }
@@ -59,10 +73,10 @@ impl CostFunction<ENode> for FusedCost<'_> {
     where
         C: FnMut(Id) -> f64,
     {
-        let first_numel = enode
+        let first_shape: &[usize] = enode
             .children
             .first()
-            .map_or(0.0, |&c| self.egraph[c].data.numel() as f64);
+            .map_or(&[], |&c| &self.egraph[c].data.shape);
         let (numel, size) = match &enode.op {
             EOp::Leaf { dtype, shape, .. }
             | EOp::Const { dtype, shape, .. }
@@ -99,7 +113,7 @@ impl CostFunction<ENode> for FusedCost<'_> {
         enode
             .children
             .iter()
-            .fold(node_cost(&enode.op, numel, size, first_numel), |acc, &c| {
+            .fold(node_cost(&enode.op, numel, size, first_shape), |acc, &c| {
                 acc + costs(c)
             })
     }

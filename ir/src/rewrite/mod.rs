@@ -26,6 +26,7 @@
 //! | algebraic/max-self, and-self, or-self | `op(x, x) -> x` | exact | exact |
 //! | algebraic/sub-self | `x + (-x) -> 0` | fast-math (`Inf-Inf` is NaN) | exact |
 //! | movement/* | reshape∘reshape, permute∘permute, expand∘expand, flip∘flip, shrink∘shrink, pad∘pad, shrink∘pad inside the source | exact | exact |
+//! | movement/permute-reduce, permute-reshape | a permutation moves below a reduction (reduced axes renumbered) and below a reshape that only adds or drops size-1 axes, where it can cancel another: a weight gradient `(xᵀ·dy)ᵀ` is reduced straight into its final layout | exact (each output sums the same elements; a reduction's order is the backend's either way) | exact |
 //! | strength/idiv-pow2, mod-pow2 | `x / 2^k -> x >> k`, `x % 2^k -> x & (2^k-1)` (unsigned), `x / 1 -> x` | n/a | exact |
 //! | strength/pow-small-int | `exp2(n*log2(a)) -> a*a*..` for n in 2..=4 | fast-math (rounding) | n/a |
 //! | reduce-broadcast/reduce-expand | `sum(expand(x)) -> x*n (+0)`, `max(expand(x)) -> x (+0)` | exact (the reference sums exactly) | exact |
@@ -196,8 +197,8 @@ fn structure_cost(structure: &Structure, egraph: &GraphEGraph, ids: &[Id]) -> f6
 
 fn node_cost_in(egraph: &GraphEGraph, op: &EOp, id: Id, first: Option<Id>) -> f64 {
     let f = &egraph[id].data;
-    let first_numel = first.map_or(0.0, |c| egraph[c].data.numel() as f64);
-    cost::node_cost(op, f.numel() as f64, f.dtype.size() as f64, first_numel)
+    let first_shape: &[usize] = first.map_or(&[], |c| &egraph[c].data.shape);
+    cost::node_cost(op, f.numel() as f64, f.dtype.size() as f64, first_shape)
 }
 
 /// The best e-node of every e-class reachable from `roots`, as a template; `None` when the

@@ -147,7 +147,11 @@ impl Groups {
             };
         let movement = self.movement
             && match op {
-                EOp::Reshape(_) | EOp::Permute(_) | EOp::Expand(_) | EOp::Flip(_) | EOp::Pad(_) => {
+                EOp::Permute(_) => matches!(
+                    op_of(0),
+                    EOp::Permute(_) | EOp::Reduce(..) | EOp::Reshape(_)
+                ),
+                EOp::Reshape(_) | EOp::Expand(_) | EOp::Flip(_) | EOp::Pad(_) => {
                     kind(0) == std::mem::discriminant(op)
                 }
                 EOp::Shrink(_) => matches!(op_of(0), EOp::Shrink(_) | EOp::Pad(_)),

@@ -220,6 +220,18 @@ pub const MOVEMENT: &[RuleDef] = &[
     rule("movement/shrink-shrink", Kind::Shrink, true, shrink_shrink),
     rule("movement/pad-pad", Kind::Pad, true, pad_pad),
     rule("movement/shrink-pad", Kind::Shrink, true, shrink_pad),
+    rule(
+        "movement/permute-reduce",
+        Kind::Permute,
+        true,
+        permute_reduce,
+    ),
+    rule(
+        "movement/permute-reshape",
+        Kind::Permute,
+        true,
+        permute_unit_reshape,
+    ),
 ];
 
 /// Strength reduction.
@@ -497,6 +509,85 @@ fn permute_permute(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
                 out.push(x);
             } else {
                 out.push(add(eg, EOp::Permute(composed), vec![x]));
+            }
+        }
+    }
+    out
+}
+
+/// `permute(reduce(x, axes), p) -> reduce(permute(x, p), axes')`: a permutation moves through
+/// a reduction (reduced axes keep size 1, so both sides have one shape), where it can meet and
+/// cancel a permutation below, as in a weight gradient `(xᵀ·dy)ᵀ`, whose reduction then writes
+/// the layout its readers want. Exact: each output sums the same elements; the order of a
+/// reduction is the backend's in either form.
+fn permute_reduce(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
+    let mut out = Vec::new();
+    for n in nodes_of(eg, id, Kind::Permute) {
+        let EOp::Permute(p) = &n.op else {
+            continue;
+        };
+        for inner in nodes_of(eg, n.children[0], Kind::Reduce) {
+            let EOp::Reduce(op, axes) = &inner.op else {
+                continue;
+            };
+            // Result axis `j` is source axis `p[j]`.
+            let moved: Vec<usize> = (0..p.len()).filter(|&j| axes.contains(&p[j])).collect();
+            let permuted = add(eg, EOp::Permute(p.clone()), vec![inner.children[0]]);
+            out.push(add(eg, EOp::Reduce(*op, moved), vec![permuted]));
+        }
+    }
+    out
+}
+
+/// `permute(reshape(x), p)` where the reshape only inserts or removes size-1 axes ->
+/// `reshape(permute(x, q))` with `q` the same reordering of `x`'s axes, so the permutation can
+/// go on down (exact).
+fn permute_unit_reshape(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
+    let mut out = Vec::new();
+    for n in nodes_of(eg, id, Kind::Permute) {
+        let EOp::Permute(p) = &n.op else {
+            continue;
+        };
+        for inner in nodes_of(eg, n.children[0], Kind::Reshape) {
+            let x = inner.children[0];
+            let from = facts(eg, x).shape.clone();
+            let to = facts(eg, n.children[0]).shape.clone();
+            let non_unit = |shape: &[usize]| -> Vec<usize> {
+                (0..shape.len()).filter(|&a| shape[a] != 1).collect()
+            };
+            let (src_axes, mid_axes) = (non_unit(&from), non_unit(&to));
+            let same = src_axes.len() == mid_axes.len()
+                && src_axes
+                    .iter()
+                    .zip(&mid_axes)
+                    .all(|(&a, &b)| from[a] == to[b]);
+            if !same {
+                continue;
+            }
+            // The source's non-unit axes take their new order in the positions they hold; its
+            // size-1 axes stay where they are.
+            let mut reordered = p
+                .iter()
+                .filter_map(|&m| mid_axes.iter().position(|&b| b == m).map(|k| src_axes[k]));
+            let q: Vec<usize> = (0..from.len())
+                .map(|a| {
+                    if from[a] == 1 {
+                        a
+                    } else {
+                        reordered.next().expect("one source axis per non-unit axis")
+                    }
+                })
+                .collect();
+            let shape = facts(eg, id).shape.clone();
+            if q.iter().enumerate().all(|(i, &a)| i == a) {
+                out.push(if shape == from {
+                    x
+                } else {
+                    add(eg, EOp::Reshape(shape), vec![x])
+                });
+            } else {
+                let permuted = add(eg, EOp::Permute(q), vec![x]);
+                out.push(add(eg, EOp::Reshape(shape), vec![permuted]));
             }
         }
     }

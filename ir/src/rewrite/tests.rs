@@ -278,6 +278,50 @@ fn permute_permute() {
 }
 
 #[test]
+fn permute_moves_through_a_reduction_to_cancel() {
+    // A weight gradient (xᵀ·dy)ᵀ as autograd builds it: permute, reduce, drop the unit axes,
+    // permute back. The permutations cancel and the reduction writes the final layout.
+    let m = leaf(DType::F32, &[4, 3, 5, 2]);
+    let r = Node::reduce(ReduceOp::Sum, &Node::permute(&m, &[0, 1, 3, 2]), &[0, 1]);
+    let back = Node::permute(&Node::reshape(&r, &[2, 5]), &[1, 0]);
+    let expected = Node::reshape(&Node::reduce(ReduceOp::Sum, &m, &[0, 1]), &[5, 2]);
+    assert_rewrites_to(&back, &expected);
+    // must not: a transpose with nothing to cancel stays on the small reduced value.
+    let direct = Node::reshape(&Node::reduce(ReduceOp::Sum, &m, &[0, 1]), &[5, 2]);
+    assert_unchanged(&Node::permute(&direct, &[1, 0]));
+    // The reduced axes follow the permutation (a max, over a permuted axis).
+    let x = leaf(DType::F32, &[3, 4, 2]);
+    let mx = Node::reduce(ReduceOp::Max, &Node::permute(&x, &[2, 0, 1]), &[1]);
+    let t = Node::permute(&mx, &[1, 2, 0]);
+    assert_rewrites_to(&t, &Node::reduce(ReduceOp::Max, &x, &[0]));
+}
+
+#[test]
+fn permute_moves_below_a_reshape_of_unit_axes_only() {
+    let x = leaf(DType::F32, &[3, 1, 4]);
+    let q = Node::permute(
+        &Node::reshape(&Node::permute(&x, &[2, 1, 0]), &[4, 3]),
+        &[1, 0],
+    );
+    assert_rewrites_to(&q, &Node::reshape(&x, &[3, 4]));
+    // must not: a reshape that merges axes changes which elements a permutation moves.
+    let y = leaf(DType::F32, &[2, 3, 4]);
+    let merged = Node::reshape(&Node::permute(&y, &[1, 0, 2]), &[6, 4]);
+    assert_unchanged(&Node::permute(&merged, &[1, 0]));
+}
+
+#[test]
+fn a_transposing_permute_costs_a_strided_read() {
+    let transpose = cost::node_cost(&EOp::Permute(vec![1, 0]), 4096.0, 4.0, &[64, 64]);
+    let outer = cost::node_cost(&EOp::Permute(vec![1, 0, 2]), 4096.0, 4.0, &[16, 64, 4]);
+    // [64, 1] -> [1, 64] keeps the innermost axis that has more than one element.
+    let unit = cost::node_cost(&EOp::Permute(vec![1, 0]), 64.0, 4.0, &[64, 1]);
+    assert!(transpose >= 4096.0, "{transpose}");
+    assert!(outer <= 0.1 * 4096.0 + 1.0, "{outer}");
+    assert!(unit <= 0.1 * 64.0 + 1.0, "{unit}");
+}
+
+#[test]
 fn expand_expand() {
     let x = leaf(DType::F32, &[1, 1]);
     let e1 = Node::expand(&x, &[1, 3]);
