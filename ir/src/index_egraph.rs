@@ -303,30 +303,38 @@ fn has_div_mod(e: &Idx) -> bool {
         .any(|(a, _)| matches!(a, Atom::Div(..) | Atom::Mod(..)))
 }
 
-/// The operands of `e`'s top-level divisions and modulos.
-fn div_mod_operands(e: &Idx) -> impl Iterator<Item = &Idx> {
-    e.terms().iter().filter_map(|(a, _)| match a {
-        Atom::Var(_) => None,
-        Atom::Div(inner, _) | Atom::Mod(inner, _) => Some(&**inner),
-    })
-}
-
 /// True when the e-graph can find something the canonical form has not. Every rule that lowers
 /// the cost relates two divisions/modulos: one inside the other (`mod-mod`, `div-div`,
-/// `mod-of-div`, `mod-pair`) or two of the same operand side by side (`(x/d)*d + x%d`). A
-/// division or modulo of an affine expression on its own is already split, bounded and reduced
-/// by [`IdxCtx`] itself (`div-split`, `div-small`, common factors) — except where the
-/// canonical form could not split off a part of the operand because the remainder may be
-/// negative (`(5*i - j + 5) / 5`), which the e-graph's intervals can still do, or where a
-/// coefficient is at least the divisor (`(oh + 14*kh) % 13`, reduced by `mod-coefficient`): a
-/// coefficient or constant at least as large as the divisor lets it try.
+/// `mod-of-div`, `mod-pair`) or two of the same operand side by side. A division or modulo of
+/// an affine expression on its own is already split, bounded and reduced by [`IdxCtx`] itself
+/// (`div-split`, `div-small`, common factors) — except where the canonical form could not split
+/// off a part of the operand because the remainder may be negative (`(5*i - j + 5) / 5`), which
+/// the e-graph's intervals can still do, or where a coefficient is at least the divisor
+/// (`(oh + 14*kh) % 13`, reduced by `mod-coefficient`): a coefficient or constant at least as
+/// large as the divisor lets it try. The quotient and remainder of one operand by one divisor
+/// (`2048*(x/4) + 16*(x%4)`, an unraveled dimension read with other strides) are not a pair
+/// it can improve: [`IdxCtx`] already folds the one combination that cancels,
+/// `k*d*(x/d) + k*(x%d)`.
 fn can_win(e: &Idx) -> bool {
-    let operands: Vec<&Idx> = div_mod_operands(e).collect();
-    operands.iter().any(|x| has_div_mod(x))
-        || operands
+    let parts: Vec<(&Idx, i64, bool)> = e
+        .terms()
+        .iter()
+        .filter_map(|(a, _)| match a {
+            Atom::Var(_) => None,
+            Atom::Div(inner, d) => Some((&**inner, *d, true)),
+            Atom::Mod(inner, d) => Some((&**inner, *d, false)),
+        })
+        .collect();
+    // Two parts of one operand that the e-graph may relate: not a quotient and remainder by
+    // the same divisor.
+    let related = |(x, dx, div_x): (&Idx, i64, bool), (y, dy, div_y): (&Idx, i64, bool)| {
+        x == y && !(dx == dy && div_x != div_y)
+    };
+    parts.iter().any(|(x, _, _)| has_div_mod(x))
+        || parts
             .iter()
             .enumerate()
-            .any(|(i, x)| operands[i + 1..].contains(x))
+            .any(|(i, &p)| parts[i + 1..].iter().any(|&q| related(p, q)))
         || e.terms().iter().any(|(atom, _)| match atom {
             Atom::Var(_) => false,
             Atom::Div(inner, d) | Atom::Mod(inner, d) => {
@@ -571,8 +579,8 @@ mod tests {
 
     proptest! {
         /// The ground for `can_win`: divisions and modulos of affine expressions that are
-        /// neither nested nor share an operand leave the e-graph nothing to improve, so
-        /// skipping it loses nothing.
+        /// neither nested nor share an operand (other than as the quotient and remainder by
+        /// one divisor) leave the e-graph nothing to improve, so skipping it loses nothing.
         #[test]
         fn unrelated_divisions_and_modulos_are_already_minimal(
             a in 1usize..9, b in 1usize..9, ca in -6i64..7, cb in -6i64..7, k in -5i64..9,
@@ -588,6 +596,11 @@ mod tests {
                 ctx.modulo(&lin, d1),
                 ctx.add(&ctx.div(&lin, d1), &ctx.modulo(&other, d2)),
                 ctx.add(&ctx.modulo(&lin, d1), &ctx.mul(&ctx.div(&other, d2), 3)),
+                // An unraveled dimension read with other strides.
+                ctx.add(
+                    &ctx.mul(&ctx.div(&lin, d1), cb.abs() + 1),
+                    &ctx.mul(&ctx.modulo(&lin, d1), ca.abs() + 1),
+                ),
             ];
             for e in candidates {
                 if !can_win(&e) {
