@@ -4,11 +4,18 @@
 //! sweeps as the graph is deep: quadratic on the long chains models build. Here an e-node is
 //! (re)costed only when one of its children got cheaper, so a DAG-shaped e-graph is costed in
 //! time linear in its size (plus re-costing where rewrites made an e-class cheaper).
+//!
+//! Costs are tree costs, which count a shared subgraph once per user. So an e-class can be
+//! given as *paid*: a value the graph materializes anyway (a reduction another user needs),
+//! whose users are charged only reading it. Without that, a second user of a reduction may
+//! pick an equal value that recomputes it in another layout (a max-pool's maximum reduced
+//! again over permuted windows for its gradient), which is cheaper as a tree but doubles the
+//! reduction.
 
 use super::cost::FusedCost;
 use super::lang::{ENode, GraphEGraph};
 use egg::{CostFunction, Id};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// The best e-node of every reachable e-class and its (tree) cost.
 pub struct Best {
@@ -16,8 +23,13 @@ pub struct Best {
 }
 
 impl Best {
-    /// Costs every e-class of `egraph`.
-    pub fn new(egraph: &GraphEGraph) -> Best {
+    /// Costs every e-class of `egraph`; a user of a class in `paid` (canonical ids) is charged
+    /// reading its value, not computing it.
+    pub fn new(egraph: &GraphEGraph, paid: &HashSet<Id>) -> Best {
+        let read = |class: Id| {
+            let f = &egraph[class].data;
+            1.0 + (f.numel() * f.dtype.size()) as f64
+        };
         let mut cost_fn = FusedCost::new(egraph);
         // (class, node) of every e-node, and the e-nodes that use each class.
         let mut nodes: Vec<(Id, &ENode)> = Vec::with_capacity(egraph.total_size());
@@ -50,7 +62,14 @@ impl Best {
             {
                 continue;
             }
-            let cost = cost_fn.cost(node, |c| best[&egraph.find(c)].0);
+            let cost = cost_fn.cost(node, |c| {
+                let c = egraph.find(c);
+                if paid.contains(&c) {
+                    read(c)
+                } else {
+                    best[&c].0
+                }
+            });
             let improved = best.get(&class).is_none_or(|(old, _)| cost < *old);
             if improved {
                 best.insert(class, (cost, node.clone()));

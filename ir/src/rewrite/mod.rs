@@ -50,7 +50,7 @@ pub use template::{identical_originals, Lifted, SNode, Structure, Template};
 
 use crate::graph::NodeRef;
 use egg::{Id, Runner};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// What a rewrite may do and how long it may take.
@@ -154,11 +154,30 @@ pub fn optimize(structure: &Structure, config: &RewriteConfig) -> (Template, Rep
         .with_time_limit(config.time_limit)
         .run(&rewrites);
     let egraph = &runner.egraph;
-    let extractor = extract::Best::new(egraph);
     let cost_before = structure_cost(structure, egraph, &ids);
     let roots: Vec<Id> = structure.roots.iter().map(|&r| ids[r as usize]).collect();
-    let (template, cost_after) = match extract(&extractor, egraph, structure, &roots, &ids) {
-        Some((t, c)) if c < cost_before => (t, c),
+    // Tree costs first; then again with what that graph materializes taken as paid, so a
+    // second user of a reduction reads it rather than recomputing it. The graph cheaper as a
+    // whole (each node counted once) wins.
+    let extract_with = |paid: &HashSet<Id>| {
+        extract(
+            &extract::Best::new(egraph, paid),
+            egraph,
+            structure,
+            &roots,
+            &ids,
+        )
+    };
+    let first = extract_with(&HashSet::new());
+    let second = first
+        .as_ref()
+        .and_then(|(_, _, materialized)| extract_with(materialized));
+    let best = [first, second]
+        .into_iter()
+        .flatten()
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    let (template, cost_after) = match best {
+        Some((t, c, _)) if c < cost_before => (t, c),
         _ => (Template::identity(structure), cost_before),
     };
     let report = Report {
@@ -201,15 +220,17 @@ fn node_cost_in(egraph: &GraphEGraph, op: &EOp, id: Id, first: Option<Id>) -> f6
     cost::node_cost(op, f.numel() as f64, f.dtype.size() as f64, first_shape)
 }
 
-/// The best e-node of every e-class reachable from `roots`, as a template; `None` when the
-/// choice is cyclic (it never is with a strictly monotonic cost; kept as a guard).
+/// The best e-node of every e-class reachable from `roots`, as a template, with its cost (each
+/// node once) and the e-classes it materializes (reductions, copies); `None` when the choice is
+/// cyclic (never with tree costs; possible where paid classes cut a cycle short).
 fn extract(
     extractor: &extract::Best,
     egraph: &GraphEGraph,
     structure: &Structure,
     roots: &[Id],
     ids: &[Id],
-) -> Option<(Template, f64)> {
+) -> Option<(Template, f64, HashSet<Id>)> {
+    let mut materialized = HashSet::new();
     let mut pos: HashMap<Id, u32> = HashMap::new();
     let mut nodes: Vec<SNode> = Vec::new();
     let mut cost = 0.0;
@@ -242,6 +263,9 @@ fn extract(
                 .collect::<Option<Vec<u32>>>()?;
             let first = best.children.first().copied();
             cost += node_cost_in(egraph, &best.op, class, first);
+            if matches!(best.op, EOp::Reduce(..) | EOp::Contiguous | EOp::Copy(_)) {
+                materialized.insert(class);
+            }
             pos.insert(class, nodes.len() as u32);
             nodes.push(SNode {
                 op: best.op.clone(),
@@ -259,7 +283,7 @@ fn extract(
         reuse: identical_originals(&nodes, structure),
         nodes,
     };
-    Some((template, cost))
+    Some((template, cost, materialized))
 }
 
 /// Rewrites the graph below `targets` and returns the rewritten targets (a convenience for

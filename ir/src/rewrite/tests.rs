@@ -492,6 +492,30 @@ fn cost_prefers_less_work_not_fewer_nodes() {
 }
 
 #[test]
+fn a_second_user_reads_a_reduction_instead_of_recomputing_it() {
+    // r is a target; its transpose equals max(x) over axis 1, a reduction that is cheaper as a
+    // tree (no strided permute of x) but would be a second reduction of x. (y*1 makes the
+    // rewrite worth applying either way.)
+    let x = leaf(DType::F32, &[4, 8, 2]);
+    let r = Node::reduce(ReduceOp::Max, &Node::permute(&x, &[0, 2, 1]), &[2]);
+    let t = Node::permute(&r, &[0, 2, 1]);
+    let y = leaf(DType::F32, &[256]);
+    let y1 = bin(BinaryOp::Mul, &y, &konst(f(1.0), DType::F32, &[256]));
+    let out = rewrite_graph(&[r.clone(), t.clone(), y1], &RewriteConfig::default());
+    assert!(Arc::ptr_eq(&out[2], &y));
+    let lifted = Lifted::new(&out);
+    let reductions = lifted
+        .structure
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, EOp::Reduce(..)))
+        .count();
+    assert_eq!(reductions, 1, "{out:?}");
+    assert_same_values(&t, &out[1]);
+    assert_same_values(&r, &out[0]);
+}
+
+#[test]
 fn limits_bound_a_large_graph() {
     let one = konst(f(1.0), DType::F32, &[8]);
     let mut x = leaf(DType::F32, &[8]);
