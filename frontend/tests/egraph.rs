@@ -35,6 +35,8 @@ enum Step {
     SumOfBroadcast(usize),
     SumKeep(usize),
     MaxKeep(usize),
+    TransposedSum(usize),
+    TransposedMax(usize),
     Square,
 }
 
@@ -60,6 +62,8 @@ fn step() -> impl Strategy<Value = Step> {
         (1usize..5).prop_map(Step::SumOfBroadcast),
         (0usize..2).prop_map(Step::SumKeep),
         (0usize..2).prop_map(Step::MaxKeep),
+        (0usize..2).prop_map(Step::TransposedSum),
+        (0usize..2).prop_map(Step::TransposedMax),
         Just(Step::Square),
     ]
 }
@@ -97,6 +101,10 @@ fn apply(x: &Tensor, y: &Tensor, s: &Step) -> Tensor {
         }
         Step::SumKeep(a) => x.sum_keepdim(*a).expand(shape.clone()),
         Step::MaxKeep(a) => x.max_keepdim(*a).expand(shape.clone()),
+        // A reduction of a transposed value read transposed back (`permute-reduce`), once
+        // through a dropped and re-added unit axis (`permute-reshape`).
+        Step::TransposedSum(a) => x.t().sum_keepdim(*a).t().expand(shape.clone()),
+        Step::TransposedMax(a) => x.t().max(*a).unsqueeze(*a).t().expand(shape.clone()),
         Step::Square => x.powf(2.0),
     }
 }
