@@ -17,7 +17,10 @@ use crate::ops::{BinaryOp, Op, ReduceOp, TernaryOp};
 use crate::program::{Inst, Memory, Param, Program, ProgramBuilder, VType, ValueId};
 use crate::schedule::Kernel;
 use crate::view::{flat_index, source_index};
+use split::Split;
 use std::collections::HashMap;
+
+mod split;
 
 /// What the lowering may assume about the device.
 #[derive(Clone, Copy, Debug)]
@@ -162,9 +165,12 @@ impl Walker<'_> {
     }
 }
 
-fn analyze(kernel: &Kernel, space: &Space) -> (Analysis, Vec<Idx>, IdxCtx) {
+/// Walks `kernel` over `split`'s space (whose original axes are `orig`): its loads and facts,
+/// and one variable per split axis.
+fn analyze(kernel: &Kernel, orig: &Space, split: &Split) -> (Analysis, Vec<Idx>, IdxCtx) {
     let mut ctx = IdxCtx::new();
-    let vars: Vec<Idx> = space.full.iter().map(|&n| ctx.var(n)).collect();
+    let vars: Vec<Idx> = split.space.full.iter().map(|&n| ctx.var(n)).collect();
+    let orig_vars = split.original(&ctx, &vars);
     let mut w = Walker {
         kernel,
         ctx,
@@ -175,9 +181,9 @@ fn analyze(kernel: &Kernel, space: &Space) -> (Analysis, Vec<Idx>, IdxCtx) {
         },
     };
     if let Some(r) = &kernel.reduce {
-        w.walk(&r.src()[0].clone(), vars.clone(), Gate::always());
+        w.walk(&r.src()[0].clone(), orig_vars.clone(), Gate::always());
     }
-    let root_idx = output_index(space, kernel.output.shape(), &vars);
+    let root_idx = output_index(orig, kernel.output.shape(), &orig_vars);
     w.walk(&kernel.output.clone(), root_idx, Gate::always());
     (w.out, vars, w.ctx)
 }
@@ -731,9 +737,26 @@ fn accumulate_dtype(dtype: DType) -> DType {
 
 /// Turns a scheduled kernel into a Program. Parameter 0 is the output, then `kernel.inputs`.
 pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
-    let space = iteration_space(kernel);
-    let (an, vars, _) = analyze(kernel, &space);
-    let axes = plan(&space, &an, &vars, target);
+    let orig = iteration_space(kernel);
+    let whole = Split::whole(&orig);
+    let (mut an, mut vars, _) = analyze(kernel, &orig, &whole);
+    let mut split = whole;
+    if target.optimize {
+        let indices: Vec<&Idx> = an
+            .loads
+            .iter()
+            .flat_map(|(flat, gate)| {
+                std::iter::once(flat).chain(gate.bounds().iter().map(|b| &b.0))
+            })
+            .collect();
+        let found = Split::new(&orig, &indices, &vars);
+        if !found.is_identity() {
+            (an, vars, _) = analyze(kernel, &orig, &found);
+            split = found;
+        }
+    }
+    let space = &split.space;
+    let axes = plan(space, &an, &vars, target);
 
     let out = &kernel.output;
     let mut params = vec![Param {
@@ -853,7 +876,7 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
                             full[d] = e;
                         }
                     }
-                    full
+                    split.original(ctx, &full)
                 })
                 .collect()
         };
@@ -999,13 +1022,13 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
         } else {
             let lanes: Lanes = fulls
                 .iter()
-                .map(|f| (output_index(&space, out.shape(), f), Gate::always()))
+                .map(|f| (output_index(&orig, out.shape(), f), Gate::always()))
                 .collect();
             em.lower(&out.clone(), lanes)
         };
         let flats: Vec<Idx> = fulls
             .iter()
-            .map(|f| flat_index(&em.ctx, out.shape(), &output_index(&space, out.shape(), f)))
+            .map(|f| flat_index(&em.ctx, out.shape(), &output_index(&orig, out.shape(), f)))
             .collect();
         let consecutive = flats
             .iter()
