@@ -616,3 +616,27 @@ fn a_nine_tap_convolution_is_register_tiled() {
     );
     check(&y, 1e-5, 1e-5, "9-tap conv");
 }
+
+#[test]
+fn a_reduction_over_head_merged_rows_is_vectorized() {
+    // A weight gradient read through attention's head merge: o = 16h + d is not affine in the
+    // [b, h, t, d] buffer, so the reduction vectorizes along o only once o is split into (h, d).
+    let dq = Tensor::randn(&[4, 4, 32, 16]);
+    let x = Tensor::randn(&[4, 32, 64]);
+    Tensor::realize_all(&[dq.clone(), x.clone()]).unwrap();
+    let dy = dq.permute([0, 2, 1, 3]).reshape([4, 32, 64]);
+    let products = &x.reshape([4, 32, 64, 1]).expand([4, 32, 64, 64])
+        * &dy.reshape([4, 32, 1, 64]).expand([4, 32, 64, 64]);
+    let dw = products.sum([0, 1]);
+    let programs = ferrograd::runtime::programs(&[dw.node()]).unwrap();
+    let reduction = programs
+        .iter()
+        .find(|p| p.name.starts_with("r_sum"))
+        .expect("a reduction kernel");
+    assert!(
+        reduction.name.contains('v'),
+        "{}: not vectorized",
+        reduction.name
+    );
+    check(&dw, 1e-4, 1e-4, "head-merged weight gradient");
+}
