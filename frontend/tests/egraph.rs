@@ -193,14 +193,16 @@ fn targets_and_intermediates_get_the_rewritten_buffers() {
     });
 }
 
-/// ALU instructions the kernels of one realize of `sum(exp2(x * 1))` executed on this thread
-/// (a structure only this test builds: the shape is unique to it).
-fn alu_ops_of_one_realize(seed: usize) -> u64 {
+/// ALU instructions the kernels of one realize of `exp2(x * 1)`, summed over rows when
+/// `reduce`, executed on this thread (structures only this test builds: the shape is unique to
+/// it).
+fn alu_ops_of_one_realize(seed: usize, reduce: bool) -> u64 {
     let x = input(&[7, 13], seed);
     x.realize().unwrap();
     ferrograd::runtime::count_work(true);
     let before = ferrograd::runtime::stats().alu_ops;
-    let y = (&x * 1.0).exp2().sum_keepdim(1);
+    let e = (&x * 1.0).exp2();
+    let y = if reduce { e.sum_keepdim(1) } else { e };
     check(&y, 1e-5, 1e-6, "tiered");
     let after = ferrograd::runtime::stats().alu_ops;
     ferrograd::runtime::count_work(false);
@@ -208,15 +210,28 @@ fn alu_ops_of_one_realize(seed: usize) -> u64 {
 }
 
 #[test]
-fn tiered_mode_optimizes_a_structure_from_its_second_realize() {
-    let [first, second, third] = with_mode(Mode::Tiered, || [0, 1, 2].map(alu_ops_of_one_realize));
+fn tiered_mode_optimizes_an_elementwise_structure_from_its_second_realize() {
+    let realize = |seed| alu_ops_of_one_realize(seed, false);
+    let [first, second, third] = with_mode(Mode::Tiered, || [0, 1, 2].map(realize));
     assert!(
         second < first,
         "the second realize runs the rewritten graph (x * 1 gone): {second} vs {first} ALU ops"
     );
     assert_eq!(second, third, "later realizes reuse the rewrite");
-    let eager = with_mode(Mode::Eager, || alu_ops_of_one_realize(3));
-    let off = with_mode(Mode::Off, || alu_ops_of_one_realize(4));
+    let eager = with_mode(Mode::Eager, || realize(3));
+    let off = with_mode(Mode::Off, || realize(4));
     assert_eq!(eager, second, "eager mode rewrites on first sight");
     assert_eq!(off, first, "off never rewrites");
+}
+
+#[test]
+fn tiered_mode_optimizes_a_reduction_on_first_sight() {
+    let realize = |seed| alu_ops_of_one_realize(seed, true);
+    let [first, second] = with_mode(Mode::Tiered, || [5, 6].map(realize));
+    let off = with_mode(Mode::Off, || realize(7));
+    assert!(
+        first < off,
+        "the first realize already runs the rewritten graph: {first} vs {off} ALU ops"
+    );
+    assert_eq!(first, second, "later realizes reuse the rewrite");
 }

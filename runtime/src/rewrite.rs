@@ -10,11 +10,15 @@
 //! The same cache keeps each structure's launch plans (`runtime/src/plan.rs`) in every mode, the
 //! e-graph off included, so an A/B comparison of the modes compares only the rewrite.
 //!
-//! **Tiered** (the default): a structure is optimized the second time it is realized. A graph
-//! realized once (random initialization, loading, a one-shot computation) is not worth an
-//! e-graph: it pays one lift and hash and runs as built. A repeated structure (the step of a
-//! training or inference loop) is optimized from its second realize on, so egg's time and the
-//! rewritten kernels' compilation are paid where many later realizes reuse them.
+//! **Tiered** (the default): a structure with a reduction is optimized on first sight, any
+//! other the second time it is realized. An elementwise graph realized once (random
+//! initialization, loading, a one-shot conversion) is not worth an e-graph: it pays one lift
+//! and hash and runs as built (the integer hashing of random initialization matches the
+//! strength rules: ~16 ms of egg per process when it was optimized). A graph that reduces is
+//! what a model's step is made of; optimizing it only at its second realize compiled its
+//! changed kernels twice (the transformer block's first three steps: +25-70 ms deferred,
+//! -5 ms on first sight, against the optimizer off). A repeated elementwise structure is
+//! optimized from its second realize on.
 //! `FERROGRAD_EGRAPH=0` turns the step off (for A/B comparisons), `=eager` optimizes every
 //! graph on first sight (tests, inspection); [`with_mode`] overrides the variable per thread.
 //! `FERROGRAD_FAST_MATH=1` allows the rules that change float results (see
@@ -100,7 +104,8 @@ pub fn rewrite_stats() -> RewriteStats {
 pub enum Mode {
     /// Never (`FERROGRAD_EGRAPH=0`).
     Off,
-    /// On a structure's second realize and after (the default).
+    /// On first sight for a structure with a reduction, from its second realize for any other
+    /// (the default).
     Tiered,
     /// On every graph, from its first realize (`FERROGRAD_EGRAPH=eager`).
     Eager,
@@ -268,7 +273,9 @@ pub fn rewrite(targets: &[NodeRef]) -> Option<Found> {
     });
     let (seen, template, plans) = match known {
         Some(k) => k,
-        None if mode == Mode::Eager => (1, None, Arc::new(Plans::default())),
+        None if mode == Mode::Eager || (mode == Mode::Tiered && has_reduction(&key.0)) => {
+            (1, None, Arc::new(Plans::default()))
+        }
         None => {
             let plans = Arc::new(Plans::default());
             insert(
@@ -346,6 +353,15 @@ pub fn rewrite(targets: &[NodeRef]) -> Option<Found> {
         template: Some(template),
         plans,
     })
+}
+
+/// True when `structure` reduces: what a model's step is made of, optimized on first sight in
+/// tiered mode (see the module doc).
+fn has_reduction(structure: &Structure) -> bool {
+    structure
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, ferrograd_ir::rewrite::EOp::Reduce(..)))
 }
 
 /// Adds a structure to the cache (emptied first when full).
