@@ -597,6 +597,17 @@ fn gather_host_values() {
 /// A single-channel 3x3 convolution (9 taps per output, the first layer of a convnet) gets a
 /// register tile: weights shared across the batch and inputs across output channels are
 /// loaded once per tile (it ran as scalar loops, ~10x slower, when tiles needed 16 taps).
+/// The name of the (first) sum kernel that computes `t`: it spells the kernel's plan (`u`:
+/// unrolled register tile, `v`: vector lanes).
+fn reduction_kernel_name(t: &Tensor) -> String {
+    ferrograd::runtime::programs(&[t.node()])
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name.starts_with("r_sum"))
+        .expect("a reduction kernel")
+        .name
+}
+
 #[test]
 fn a_nine_tap_convolution_is_register_tiled() {
     let x = Tensor::randn(&[8, 1, 12, 12]);
@@ -604,15 +615,10 @@ fn a_nine_tap_convolution_is_register_tiled() {
     x.realize().unwrap();
     w.realize().unwrap();
     let y = x.conv2d(&w, None, Conv2dOptions::default());
-    let programs = ferrograd::runtime::programs(&[y.node()]).unwrap();
-    let conv = programs
-        .iter()
-        .find(|p| p.name.starts_with("r_sum"))
-        .expect("a reduction kernel");
+    let conv = reduction_kernel_name(&y);
     assert!(
-        conv.name.contains('u'),
-        "{}: no register tile (unrolled axis)",
-        conv.name
+        conv.contains('u'),
+        "{conv}: no register tile (unrolled axis)"
     );
     check(&y, 1e-5, 1e-5, "9-tap conv");
 }
@@ -628,15 +634,7 @@ fn a_reduction_over_head_merged_rows_is_vectorized() {
     let products = &x.reshape([4, 32, 64, 1]).expand([4, 32, 64, 64])
         * &dy.reshape([4, 32, 1, 64]).expand([4, 32, 64, 64]);
     let dw = products.sum([0, 1]);
-    let programs = ferrograd::runtime::programs(&[dw.node()]).unwrap();
-    let reduction = programs
-        .iter()
-        .find(|p| p.name.starts_with("r_sum"))
-        .expect("a reduction kernel");
-    assert!(
-        reduction.name.contains('v'),
-        "{}: not vectorized",
-        reduction.name
-    );
+    let reduction = reduction_kernel_name(&dw);
+    assert!(reduction.contains('v'), "{reduction}: not vectorized");
     check(&dw, 1e-4, 1e-4, "head-merged weight gradient");
 }

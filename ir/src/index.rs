@@ -125,6 +125,25 @@ impl Idx {
     }
 }
 
+/// `a` as `c·q + rest`: `q` holds the terms whose coefficients `c` divides (divided by `c`)
+/// and the constant's quotient, `rest` the other terms and the constant's remainder (in
+/// `0..c`).
+fn split_multiples(a: &Idx, c: i64) -> (Idx, Idx) {
+    let mut quot = BTreeMap::new();
+    let mut rest = BTreeMap::new();
+    for (atom, k) in &a.terms {
+        if k % c == 0 {
+            quot.insert(atom.clone(), k / c);
+        } else {
+            rest.insert(atom.clone(), *k);
+        }
+    }
+    (
+        Idx::from_terms(quot, a.konst.div_euclid(c)),
+        Idx::from_terms(rest, a.konst.rem_euclid(c)),
+    )
+}
+
 fn gcd(a: i64, b: i64) -> i64 {
     let (mut a, mut b) = (a.abs(), b.abs());
     while b != 0 {
@@ -272,19 +291,9 @@ impl IdxCtx {
             return Idx::konst(lo.div_euclid(d));
         }
         // Split off the multiples of d when the remainder is provably non-negative.
-        let mut quot = BTreeMap::new();
-        let mut rest = BTreeMap::new();
-        for (atom, c) in &a.terms {
-            if c % d == 0 {
-                quot.insert(atom.clone(), c / d);
-            } else {
-                rest.insert(atom.clone(), *c);
-            }
-        }
-        let rest = Idx::from_terms(rest, a.konst.rem_euclid(d));
+        let (q, rest) = split_multiples(a, d);
         let (rlo, rhi) = self.range(&rest);
-        if (!quot.is_empty() || a.konst >= d) && rlo >= 0 {
-            let q = Idx::from_terms(quot, a.konst.div_euclid(d));
+        if (!q.terms.is_empty() || q.konst > 0) && rlo >= 0 {
             let tail = if rhi < d {
                 Idx::konst(0)
             } else {
@@ -329,13 +338,7 @@ impl IdxCtx {
         if lo.div_euclid(d) == hi.div_euclid(d) {
             return self.add_const(a, -lo.div_euclid(d) * d);
         }
-        let mut rest = BTreeMap::new();
-        for (atom, c) in &a.terms {
-            if c % d != 0 {
-                rest.insert(atom.clone(), *c);
-            }
-        }
-        let rest = Idx::from_terms(rest, a.konst.rem_euclid(d));
+        let (_, rest) = split_multiples(a, d);
         let (rlo, _) = self.range(&rest);
         if rlo >= 0 && rest != *a {
             return self.modulo(&rest, d);
@@ -373,17 +376,7 @@ impl IdxCtx {
         candidates.sort_unstable_by(|x, y| y.cmp(x));
         candidates.dedup();
         candidates.into_iter().find_map(|c| {
-            let mut quot = BTreeMap::new();
-            let mut rest = BTreeMap::new();
-            for (atom, k) in &a.terms {
-                if k % c == 0 {
-                    quot.insert(atom.clone(), k / c);
-                } else {
-                    rest.insert(atom.clone(), *k);
-                }
-            }
-            let x = Idx::from_terms(quot, a.konst.div_euclid(c));
-            let rest = Idx::from_terms(rest, a.konst.rem_euclid(c));
+            let (x, rest) = split_multiples(a, c);
             let (rlo, rhi) = self.range(&rest);
             (rlo >= 0 && rhi < c && self.range(&x).0 >= 0).then_some((x, rest, c))
         })

@@ -109,33 +109,36 @@ fn divisor_chain(n: i64, mut divisors: Vec<i64>) -> Vec<i64> {
 mod tests {
     use super::*;
 
+    /// A `[b, t, 64]` value read from a `[h, t, 16]` buffer (heads merged): `o = 16h + d` at
+    /// `h*512 + t*16 + d`.
+    fn head_merged_load(ctx: &IdxCtx, t: &Idx, o: &Idx) -> Idx {
+        ctx.add(
+            &ctx.add(&ctx.mul(&ctx.div(o, 16), 512), &ctx.mul(t, 16)),
+            &ctx.modulo(o, 16),
+        )
+    }
+
+    /// The space of `full` and `reduce`, a context, and one variable per axis.
+    fn space(full: &[usize], reduce: &[bool]) -> (Space, IdxCtx, Vec<Idx>) {
+        let mut ctx = IdxCtx::new();
+        let vars = full.iter().map(|&n| ctx.var(n)).collect();
+        let space = Space {
+            full: full.to_vec(),
+            reduce: reduce.to_vec(),
+        };
+        (space, ctx, vars)
+    }
+
     #[test]
     fn a_head_merged_axis_splits_into_heads_and_head_width() {
-        let orig = Space {
-            full: vec![8, 64],
-            reduce: vec![true, false],
-        };
-        let mut ctx = IdxCtx::new();
-        let vars: Vec<Idx> = orig.full.iter().map(|&n| ctx.var(n)).collect();
-        // o = 16h + d read from a [h, t, d] buffer: h*512 + t*16 + d.
-        let load = ctx.add(
-            &ctx.add(
-                &ctx.mul(&ctx.div(&vars[1], 16), 512),
-                &ctx.mul(&vars[0], 16),
-            ),
-            &ctx.modulo(&vars[1], 16),
-        );
+        let (orig, ctx, vars) = space(&[8, 64], &[true, false]);
+        let load = head_merged_load(&ctx, &vars[0], &vars[1]);
         let split = Split::new(&orig, &[&load], &vars);
         assert_eq!(split.space.full, vec![8, 4, 16]);
         assert_eq!(split.space.reduce, vec![true, false, false]);
-        let mut ctx = IdxCtx::new();
-        let svars: Vec<Idx> = split.space.full.iter().map(|&n| ctx.var(n)).collect();
+        let (_, ctx, svars) = space(&split.space.full, &split.space.reduce);
         let back = split.original(&ctx, &svars);
-        let o = &back[1];
-        let reload = ctx.add(
-            &ctx.add(&ctx.mul(&ctx.div(o, 16), 512), &ctx.mul(&back[0], 16)),
-            &ctx.modulo(o, 16),
-        );
+        let reload = head_merged_load(&ctx, &back[0], &back[1]);
         // Affine in the split variables: h*512 + t*16 + d.
         assert!(reload
             .terms()
@@ -145,12 +148,7 @@ mod tests {
 
     #[test]
     fn axes_without_divisions_stay_whole() {
-        let orig = Space {
-            full: vec![6, 10],
-            reduce: vec![false, false],
-        };
-        let mut ctx = IdxCtx::new();
-        let vars: Vec<Idx> = orig.full.iter().map(|&n| ctx.var(n)).collect();
+        let (orig, ctx, vars) = space(&[6, 10], &[false, false]);
         let affine = ctx.add(&ctx.mul(&vars[0], 10), &vars[1]);
         // 10 % 3 != 0: a division that does not divide the axis is no split.
         let odd = ctx.div(&vars[1], 3);
