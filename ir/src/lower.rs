@@ -1,7 +1,9 @@
 //! Lowering: one scheduled [`Kernel`] becomes a [`Program`].
 //!
 //! 1. *Analysis* walks the kernel's expression with one index variable per axis of its
-//!    iteration space and collects every load's flat index and gate.
+//!    iteration space and collects every load's flat index and gate. An axis those indices
+//!    read only through `v / k` and `v % k` is split there (`lower/split.rs`) and the walk
+//!    repeated, so every index is affine in the axes planned.
 //! 2. *Planning* merges adjacent axes that every access walks linearly, picks a vector axis
 //!    (stride 1 for the stores or loads that matter, stride 0 or 1 for the rest), and unrolls
 //!    output axes with data reuse into register tiles (a matmul becomes a 4x8 tile of

@@ -16,9 +16,9 @@
 //! and hash and runs as built (the integer hashing of random initialization matches the
 //! strength rules: ~16 ms of egg per process when it was optimized). A graph that reduces is
 //! what a model's step is made of; optimizing it only at its second realize compiled its
-//! changed kernels twice (the transformer block's first three steps: +25-70 ms deferred,
-//! -5 ms on first sight, against the optimizer off). A repeated elementwise structure is
-//! optimized from its second realize on.
+//! changed kernels twice (the transformer block's first three steps, against the optimizer
+//! off: 25-70 ms more deferred, -11 to +12 ms on first sight). A repeated elementwise
+//! structure is optimized from its second realize on.
 //! `FERROGRAD_EGRAPH=0` turns the step off (for A/B comparisons), `=eager` optimizes every
 //! graph on first sight (tests, inspection); [`with_mode`] overrides the variable per thread.
 //! `FERROGRAD_FAST_MATH=1` allows the rules that change float results (see

@@ -7,8 +7,8 @@
 //! their result. One flop is weighted like one byte moved (roughly what a CPU core sustains on
 //! a streaming kernel). A permutation that brings another axis innermost costs a strided read
 //! per element (its readers walk memory across, which defeats vector loads and wastes cache
-//! lines); one that keeps the innermost axis only its index arithmetic. Every e-node adds one more, so the cost grows strictly with the tree
-//! (egg's extractor needs a monotonic cost).
+//! lines); one that keeps the innermost axis only its index arithmetic. Every e-node adds one
+//! more, so the cost grows strictly with the tree (egg's extractor needs a monotonic cost).
 
 use super::lang::{ENode, EOp, GraphEGraph};
 use crate::ops::{BinaryOp, UnaryOp};
