@@ -42,39 +42,39 @@ pub(crate) trait Unbuffered: Send {
     fn into_kernel(self) -> std::result::Result<(ExtractedSecrets, Kernel), rustls::Error>;
 }
 
-impl Unbuffered for UnbufferedClientConnection {
-    type Data = ClientConnectionData;
-    fn process<'c, 'i>(
-        &'c mut self,
-        incoming: &'i mut [u8],
-    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
-        self.process_tls_records(incoming)
-    }
-    fn handshaking(&self) -> bool {
-        self.is_handshaking()
-    }
-    fn into_kernel(self) -> std::result::Result<(ExtractedSecrets, Kernel), rustls::Error> {
-        self.dangerous_into_kernel_connection()
-            .map(|(s, k)| (s, Kernel::Client(k)))
-    }
+/// Implements [`Unbuffered`] for one side's connection type (rustls gives both sides the same
+/// inherent methods, not a trait).
+macro_rules! unbuffered {
+    ($connection:ty, $data:ty, $kernel:path) => {
+        impl Unbuffered for $connection {
+            type Data = $data;
+            fn process<'c, 'i>(
+                &'c mut self,
+                incoming: &'i mut [u8],
+            ) -> UnbufferedStatus<'c, 'i, Self::Data> {
+                self.process_tls_records(incoming)
+            }
+            fn handshaking(&self) -> bool {
+                self.is_handshaking()
+            }
+            fn into_kernel(self) -> std::result::Result<(ExtractedSecrets, Kernel), rustls::Error> {
+                self.dangerous_into_kernel_connection()
+                    .map(|(s, k)| (s, $kernel(k)))
+            }
+        }
+    };
 }
 
-impl Unbuffered for UnbufferedServerConnection {
-    type Data = ServerConnectionData;
-    fn process<'c, 'i>(
-        &'c mut self,
-        incoming: &'i mut [u8],
-    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
-        self.process_tls_records(incoming)
-    }
-    fn handshaking(&self) -> bool {
-        self.is_handshaking()
-    }
-    fn into_kernel(self) -> std::result::Result<(ExtractedSecrets, Kernel), rustls::Error> {
-        self.dangerous_into_kernel_connection()
-            .map(|(s, k)| (s, Kernel::Server(k)))
-    }
-}
+unbuffered!(
+    UnbufferedClientConnection,
+    ClientConnectionData,
+    Kernel::Client
+);
+unbuffered!(
+    UnbufferedServerConnection,
+    ServerConnectionData,
+    Kernel::Server
+);
 
 /// What the socket must do after one step of the state machine.
 enum Next {

@@ -500,6 +500,26 @@ async fn echo(reader: &mut TlsReader, writer: &mut TlsWriter) -> usize {
     }
 }
 
+/// Echoes through our TLS stream what the rustls `peer` thread sends (`data`, with forced key
+/// updates on our side), and checks what the peer got back.
+async fn echo_with_rustls(
+    established: Established,
+    tcp: TcpStream,
+    peer: std::thread::JoinHandle<Vec<u8>>,
+    data: &[u8],
+) {
+    let (rd, wr) = tcp.into_split();
+    let (mut reader, mut writer) = split(established, rd, wr, 3).unwrap();
+    let echoed = echo(&mut reader, &mut writer).await;
+    assert_eq!(echoed, data.len());
+    assert!(reader.key_updates() >= 1, "rustls' key update");
+    assert!(writer.key_updates() >= 3, "{}", writer.key_updates());
+    let got = tokio::task::spawn_blocking(move || peer.join().unwrap())
+        .await
+        .unwrap();
+    assert!(got == data, "echo differs");
+}
+
 #[test]
 fn our_server_speaks_tls_1_3_with_a_rustls_client() {
     let ids = ids();
@@ -521,16 +541,7 @@ fn our_server_speaks_tls_1_3_with_a_rustls_client() {
         let established = drive(conn, &mut tcp, "rustls client").await.unwrap();
         // The client's first data came right behind its Finished.
         assert!(!established.plaintext.is_empty() || !established.ciphertext.is_empty());
-        let (rd, wr) = tcp.into_split();
-        let (mut reader, mut writer) = split(established, rd, wr, 3).unwrap();
-        let echoed = echo(&mut reader, &mut writer).await;
-        assert_eq!(echoed, data.len());
-        assert!(reader.key_updates() >= 1, "rustls' key update");
-        assert!(writer.key_updates() >= 3, "{}", writer.key_updates());
-        let got = tokio::task::spawn_blocking(move || peer.join().unwrap())
-            .await
-            .unwrap();
-        assert!(got == data, "echo differs");
+        echo_with_rustls(established, tcp, peer, &data).await;
     });
 }
 
@@ -557,15 +568,6 @@ fn our_client_speaks_tls_1_3_with_a_rustls_server_that_sends_tickets() {
             UnbufferedClientConnection::new(transport::client_config(&ids.client).unwrap(), name)
                 .unwrap();
         let established = drive(conn, &mut tcp, "rustls server").await.unwrap();
-        let (rd, wr) = tcp.into_split();
-        let (mut reader, mut writer) = split(established, rd, wr, 3).unwrap();
-        let echoed = echo(&mut reader, &mut writer).await;
-        assert_eq!(echoed, data.len());
-        assert!(reader.key_updates() >= 1, "rustls' key update");
-        assert!(writer.key_updates() >= 3, "{}", writer.key_updates());
-        let got = tokio::task::spawn_blocking(move || peer.join().unwrap())
-            .await
-            .unwrap();
-        assert!(got == data, "echo differs");
+        echo_with_rustls(established, tcp, peer, &data).await;
     });
 }
