@@ -7,6 +7,7 @@
 use crate::dtype::{DType, Scalar};
 use crate::ops::{BinaryOp, BufferHandle, Op, ReduceOp, TernaryOp, UnaryOp};
 use parking_lot::Mutex;
+use rustc_hash::FxHashSet;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -646,8 +647,19 @@ pub fn retarget(target: &NodeRef, device: &Arc<str>) -> NodeRef {
 /// The nodes reachable from `targets`, sources before users, stopping at realized nodes
 /// (which are included as leaves). Iterative, linear in the graph size.
 pub fn toposort(targets: &[NodeRef]) -> Vec<NodeRef> {
+    toposort_with_leaves(targets, |n| n.realized().is_some()).0
+}
+
+/// [`toposort`] stopping at the nodes `is_leaf` picks (asked once per node reached, so one
+/// walk sees one consistent set of leaves even while other threads realize shared nodes), and
+/// the ids of those leaves.
+pub fn toposort_with_leaves(
+    targets: &[NodeRef],
+    mut is_leaf: impl FnMut(&Node) -> bool,
+) -> (Vec<NodeRef>, FxHashSet<u64>) {
     let mut order = Vec::new();
-    let mut visited = rustc_hash::FxHashSet::default();
+    let mut leaves = FxHashSet::default();
+    let mut visited = FxHashSet::default();
     let mut stack: Vec<(NodeRef, bool)> =
         targets.iter().rev().map(|t| (t.clone(), false)).collect();
     while let Some((node, expanded)) = stack.pop() {
@@ -658,16 +670,19 @@ pub fn toposort(targets: &[NodeRef]) -> Vec<NodeRef> {
         if !visited.insert(node.id) {
             continue;
         }
+        if is_leaf(&node) {
+            leaves.insert(node.id);
+            order.push(node);
+            continue;
+        }
         stack.push((node.clone(), true));
-        if node.realized().is_none() {
-            for s in node.src.iter().rev() {
-                if !visited.contains(&s.id) {
-                    stack.push((s.clone(), false));
-                }
+        for s in node.src.iter().rev() {
+            if !visited.contains(&s.id) {
+                stack.push((s.clone(), false));
             }
         }
     }
-    order
+    (order, leaves)
 }
 
 #[cfg(test)]

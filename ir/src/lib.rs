@@ -20,7 +20,7 @@ pub mod view;
 pub mod work;
 
 pub use dtype::{DType, Scalar};
-pub use graph::{numel, retarget, toposort, Node, NodeRef};
+pub use graph::{numel, retarget, toposort, toposort_with_leaves, Node, NodeRef};
 pub use ops::{BinaryOp, BufferHandle, Op, ReduceOp, TernaryOp, UnaryOp};
 pub use program::{Inst, Memory, Param, Program, ProgramBuilder, VType, ValueId};
 pub use reference::{assert_close, evaluate, RefData, RefTensor};

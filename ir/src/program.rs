@@ -10,7 +10,7 @@
 
 use crate::dtype::{DType, Scalar};
 use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 
 /// The type of a kernel value: an element dtype and a lane count (1 for a scalar).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -238,14 +238,6 @@ pub struct Program {
 }
 
 impl Program {
-    /// A stable 64-bit hash of the whole program (FNV-1a over its structural hash stream),
-    /// used as the compile-cache key.
-    pub fn hash64(&self) -> u64 {
-        let mut h = Fnv64(0xcbf2_9ce4_8422_2325);
-        self.hash(&mut h);
-        h.0
-    }
-
     /// True if the program uses workgroup-local memory, barriers or local sizes above 1.
     pub fn uses_workgroups(&self) -> bool {
         self.local.iter().any(|&l| l > 1)
@@ -305,20 +297,6 @@ impl Program {
             types.push(t);
         }
         types
-    }
-}
-
-struct Fnv64(u64);
-
-impl Hasher for Fnv64 {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= b as u64;
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
     }
 }
 

@@ -10,8 +10,9 @@
 //!   that node's kernel as its reduction, with the chain as the kernel's epilogue. A kernel has
 //!   at most one reduction.
 
-use crate::graph::{toposort, NodeRef};
+use crate::graph::{toposort_with_leaves, Node, NodeRef};
 use crate::ops::Op;
+use rustc_hash::FxHashSet;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -60,14 +61,16 @@ const MAX_SHARED_INLINE_COST: usize = 48;
 /// compile time and the depth of the walks that lower it stay bounded.
 pub const MAX_FUSED_DEPTH: usize = 256;
 
-/// Nodes that must be materialized (have their own buffer) to run `targets`.
+/// Nodes that must be materialized (have their own buffer) to run `targets`, whose walk
+/// stopped at `leaves`.
 fn materialized_set(
     order: &[NodeRef],
+    leaves: &FxHashSet<u64>,
     targets: &[NodeRef],
 ) -> (HashSet<u64>, HashMap<u64, Vec<NodeRef>>) {
     let mut users: HashMap<u64, Vec<NodeRef>> = HashMap::new();
     for n in order {
-        if n.realized().is_none() {
+        if !leaves.contains(&n.id()) {
             for s in n.src() {
                 users.entry(s.id()).or_default().push(n.clone());
             }
@@ -75,7 +78,7 @@ fn materialized_set(
     }
     let mut mat: HashSet<u64> = HashSet::new();
     for t in targets {
-        if t.realized().is_none() {
+        if !leaves.contains(&t.id()) {
             mat.insert(t.id());
         }
     }
@@ -85,7 +88,7 @@ fn materialized_set(
     // ALU ops an inlined node recomputes (movement ops are index arithmetic, not counted).
     let mut alu: HashMap<u64, usize> = HashMap::new();
     for n in order {
-        if n.realized().is_some() {
+        if leaves.contains(&n.id()) {
             continue;
         }
         match n.op() {
@@ -95,7 +98,7 @@ fn materialized_set(
             Op::Copy => {
                 mat.insert(n.id());
                 let s = &n.src()[0];
-                if s.realized().is_none() {
+                if !leaves.contains(&s.id()) {
                     mat.insert(s.id());
                 }
             }
@@ -130,7 +133,7 @@ fn materialized_set(
             cost.insert(n.id(), c);
             depth.insert(n.id(), d);
         }
-        let a = if mat.contains(&n.id()) || n.realized().is_some() {
+        let a = if mat.contains(&n.id()) {
             0
         } else {
             usize::from(n.op().is_elementwise())
@@ -141,7 +144,7 @@ fn materialized_set(
         };
         alu.insert(n.id(), a);
         if matches!(n.op(), Op::Expand) {
-            materialize_broadcast_source(n, &mut mat, &mut cost, &mut alu);
+            materialize_broadcast_source(n, leaves, &mut mat, &mut cost, &mut alu);
         }
     }
     (mat, users)
@@ -158,15 +161,16 @@ const MIN_BROADCAST_MATERIALIZE_COST: usize = 8;
 /// more than storing and loading it.
 fn materialize_broadcast_source(
     expand: &NodeRef,
+    leaves: &FxHashSet<u64>,
     mat: &mut HashSet<u64>,
     cost: &mut HashMap<u64, usize>,
     alu: &mut HashMap<u64, usize>,
 ) {
     let mut src = expand.src()[0].clone();
-    while src.op().is_movement() && src.realized().is_none() && !mat.contains(&src.id()) {
+    while src.op().is_movement() && !leaves.contains(&src.id()) && !mat.contains(&src.id()) {
         src = src.src()[0].clone();
     }
-    if src.realized().is_some() || mat.contains(&src.id()) || !src.op().is_elementwise() {
+    if leaves.contains(&src.id()) || mat.contains(&src.id()) || !src.op().is_elementwise() {
         return;
     }
     let c = alu.get(&src.id()).copied().unwrap_or(0);
@@ -214,14 +218,27 @@ fn epilogue_root(
     }
 }
 
-/// Cuts the graph below `targets` into kernels and copies, in execution order.
+/// Cuts the graph below `targets` into kernels and copies, in execution order; realized nodes
+/// are read, not computed.
 pub fn schedule(targets: &[NodeRef]) -> Vec<ScheduleItem> {
-    let order = toposort(targets);
-    let (mut mat, users) = materialized_set(&order, targets);
+    schedule_with_leaves(targets, |n| n.realized().is_some())
+}
+
+/// [`schedule`] reading the nodes `is_leaf` picks (each realized) and computing every other
+/// node, realized or not. `is_leaf` is asked once per node: a node another thread realizes
+/// while this runs (interned nodes are shared) cannot change the cut halfway, and a caller
+/// that fixed its leaves earlier (the realize, when it looked up its launch plan) gets the
+/// schedule that plan was made for.
+pub fn schedule_with_leaves(
+    targets: &[NodeRef],
+    is_leaf: impl FnMut(&Node) -> bool,
+) -> Vec<ScheduleItem> {
+    let (order, leaves) = toposort_with_leaves(targets, is_leaf);
+    let (mut mat, users) = materialized_set(&order, &leaves, targets);
     // Fuse reductions forward into their epilogue, at most one per kernel.
     let mut fused: HashMap<u64, NodeRef> = HashMap::new(); // root id -> reduce
     for n in &order {
-        if n.realized().is_some()
+        if leaves.contains(&n.id())
             || !matches!(n.op(), Op::Reduce(..))
             || targets.iter().any(|t| t.id() == n.id())
         {
@@ -236,7 +253,7 @@ pub fn schedule(targets: &[NodeRef]) -> Vec<ScheduleItem> {
     }
     let mut items = Vec::new();
     for n in &order {
-        if n.realized().is_some() || !mat.contains(&n.id()) {
+        if leaves.contains(&n.id()) || !mat.contains(&n.id()) {
             continue;
         }
         if let Op::Copy = n.op() {
@@ -251,7 +268,7 @@ pub fn schedule(targets: &[NodeRef]) -> Vec<ScheduleItem> {
             .get(&n.id())
             .cloned()
             .or_else(|| matches!(n.op(), Op::Reduce(..)).then(|| n.clone()));
-        let inputs = kernel_inputs(n, &mat);
+        let inputs = kernel_inputs(n, &leaves, &mat);
         items.push(ScheduleItem::Kernel(Kernel {
             output: n.clone(),
             reduce,
@@ -261,9 +278,9 @@ pub fn schedule(targets: &[NodeRef]) -> Vec<ScheduleItem> {
     items
 }
 
-/// The materialized nodes read by the kernel rooted at `root`, in the order a depth-first walk
-/// from the root (operands left to right) first reaches them.
-fn kernel_inputs(root: &NodeRef, mat: &HashSet<u64>) -> Vec<NodeRef> {
+/// The leaves and materialized nodes read by the kernel rooted at `root`, in the order a
+/// depth-first walk from the root (operands left to right) first reaches them.
+fn kernel_inputs(root: &NodeRef, leaves: &FxHashSet<u64>, mat: &HashSet<u64>) -> Vec<NodeRef> {
     let mut inputs = Vec::new();
     let mut seen = HashSet::new();
     let mut stack: Vec<NodeRef> = if matches!(root.op(), Op::Contiguous) {
@@ -275,7 +292,7 @@ fn kernel_inputs(root: &NodeRef, mat: &HashSet<u64>) -> Vec<NodeRef> {
         if !seen.insert(n.id()) {
             continue;
         }
-        if n.realized().is_some() || mat.contains(&n.id()) {
+        if leaves.contains(&n.id()) || mat.contains(&n.id()) {
             inputs.push(n);
         } else {
             stack.extend(n.src().iter().rev().cloned());
@@ -343,6 +360,31 @@ mod tests {
             broadcast_into_reduction(cheap),
             1,
             "a cheap source stays fused"
+        );
+    }
+
+    /// A node realized while the schedule is being cut (by another thread: interned nodes are
+    /// shared) is computed by the kernel that fuses it, never half-read: the leaves are fixed
+    /// once per node as the walk reaches them.
+    #[test]
+    fn a_node_realized_during_the_walk_stays_fused() {
+        let x = leaf(&[7, 3]);
+        let fused = Node::unary(UnaryOp::Sqrt, &Node::unary(UnaryOp::Exp2, &x));
+        let y = Node::contiguous(&Node::binary(BinaryOp::Mul, &fused, &fused));
+        let items = schedule_with_leaves(std::slice::from_ref(&y), |n| {
+            let leaf = n.realized().is_some();
+            if n.id() == fused.id() {
+                n.set_realized(BufferHandle::new(Arc::new(())));
+            }
+            leaf
+        });
+        let [ScheduleItem::Kernel(k)] = &items[..] else {
+            panic!("one kernel expected, got {}", items.len());
+        };
+        assert!(fused.realized().is_some());
+        assert_eq!(
+            k.inputs.iter().map(|n| n.id()).collect::<Vec<_>>(),
+            [x.id()]
         );
     }
 }

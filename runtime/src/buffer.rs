@@ -17,7 +17,9 @@ pub struct DeviceHandle {
     name: Arc<str>,
     device: Arc<dyn Device>,
     pool: Mutex<Pool>,
-    kernels: RwLock<HashMap<u64, CompiledKernel>>,
+    /// Compiled kernels by their whole Program (a hash alone could collide and launch the
+    /// wrong kernel).
+    kernels: RwLock<HashMap<Program, CompiledKernel>>,
     fresh_allocations: AtomicUsize,
 }
 
@@ -62,14 +64,15 @@ impl DeviceHandle {
 
     /// The compiled kernel for `program`, compiling it on first use.
     pub fn kernel(&self, program: &Program) -> Result<CompiledKernel> {
-        let key = program.hash64();
-        if let Some(k) = self.kernels.read().get(&key) {
+        if let Some(k) = self.kernels.read().get(program) {
             return Ok(k.clone());
         }
         let _span =
             tracing::debug_span!("compile", kernel = %program.name, device = %self.name).entered();
         let compiled = self.device.compile(program)?;
-        self.kernels.write().insert(key, compiled.clone());
+        self.kernels
+            .write()
+            .insert(program.clone(), compiled.clone());
         Ok(compiled)
     }
 

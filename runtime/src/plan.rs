@@ -93,6 +93,38 @@ fn kernel_cache() -> &'static Mutex<FxHashMap<KernelKey, PlannedKernel>> {
     CACHE.get_or_init(Default::default)
 }
 
+/// The cache key of kernel `k` on the device at address `device` with the options of `key`;
+/// `None` when an input is not below the output (the kernel is then never cached).
+fn kernel_key(device: usize, k: &Kernel, key: PlanKey) -> Option<KernelKey> {
+    // Down to the scheduled inputs, as the lowering reads it: a node the kernel computes stays
+    // in the key even when another thread has realized it since (interned nodes are shared).
+    let lifted = Lifted::with_leaves(std::slice::from_ref(&k.output), |n| {
+        k.inputs.iter().any(|i| i.id() == n.id())
+    });
+    let (structure, canonical) = compose_permutes(&lifted.structure);
+    let position = |node: &ferrograd_ir::NodeRef| {
+        lifted
+            .nodes
+            .iter()
+            .position(|n| n.id() == node.id())
+            .and_then(|p| canonical[p])
+    };
+    let inputs = k
+        .inputs
+        .iter()
+        .map(position)
+        .collect::<Option<Vec<u32>>>()?;
+    let reduce = k.reduce.as_ref().and_then(position);
+    Some((
+        structure,
+        inputs,
+        reduce,
+        device,
+        key.optimize,
+        key.index_egraph,
+    ))
+}
+
 /// The lowered and compiled kernel `k` on `device` (whose inputs are realized) with the
 /// options of `key`: from the cache when a kernel with the same structure was lowered
 /// before, else from `lower`.
@@ -102,27 +134,9 @@ pub(crate) fn kernel(
     key: PlanKey,
     lower: impl FnOnce() -> Result<PlannedKernel>,
 ) -> Result<PlannedKernel> {
-    let lifted = Lifted::new(std::slice::from_ref(&k.output));
-    let (structure, canonical) = compose_permutes(&lifted.structure);
-    let position = |node: &ferrograd_ir::NodeRef| {
-        lifted
-            .nodes
-            .iter()
-            .position(|n| n.id() == node.id())
-            .and_then(|p| canonical[p])
-    };
-    let Some(inputs) = k.inputs.iter().map(position).collect::<Option<Vec<u32>>>() else {
+    let Some(cache_key) = kernel_key(Arc::as_ptr(device) as usize, k, key) else {
         return lower();
     };
-    let reduce = k.reduce.as_ref().and_then(position);
-    let cache_key: KernelKey = (
-        structure,
-        inputs,
-        reduce,
-        Arc::as_ptr(device) as usize,
-        key.optimize,
-        key.index_egraph,
-    );
     if let Some(hit) = kernel_cache().lock().get(&cache_key) {
         return Ok(hit.clone());
     }
@@ -133,4 +147,45 @@ pub(crate) fn kernel(
     }
     cache.insert(cache_key, planned.clone());
     Ok(planned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrograd_ir::schedule::{schedule, ScheduleItem};
+    use ferrograd_ir::{BinaryOp, BufferHandle, DType, Node, Scalar};
+
+    /// The kernel `contiguous(0 * beta + (1 - beta))` (an optimizer's first bias correction),
+    /// whose fused node another thread realizes between the schedule and the lowering.
+    fn bias_correction_kernel(beta: f64) -> Kernel {
+        let cpu: Arc<str> = Arc::from("cpu");
+        let c = |v: f64| Node::constant(Scalar::Float(v), DType::F32, &[], &cpu);
+        let bias = Node::binary(
+            BinaryOp::Add,
+            &Node::binary(BinaryOp::Mul, &c(0.0), &c(beta)),
+            &c(1.0 - beta),
+        );
+        let items = schedule(&[Node::contiguous(&bias)]);
+        let [ScheduleItem::Kernel(k)] = &items[..] else {
+            panic!("one kernel expected, got {items:?}");
+        };
+        assert!(k.inputs.is_empty(), "the bias is computed, not read");
+        bias.set_realized(BufferHandle::new(Arc::new(())));
+        k.clone()
+    }
+
+    /// Two kernels computing different constants never share a cache entry, even when the
+    /// nodes they compute were realized meanwhile (the hash-consed bias corrections of two
+    /// concurrent training loops: one took the other's Program and stored 0.1 for 0.001).
+    #[test]
+    fn a_kernel_key_reaches_down_to_the_scheduled_inputs_only() {
+        let key = PlanKey {
+            rewritten: false,
+            optimize: true,
+            index_egraph: true,
+        };
+        let keys = [0.8125, 0.96875].map(|beta| kernel_key(0, &bias_correction_kernel(beta), key));
+        assert!(keys[0].is_some());
+        assert_ne!(keys[0], keys[1]);
+    }
 }

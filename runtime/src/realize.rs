@@ -5,12 +5,13 @@ use crate::capture;
 use crate::error::{Error, Result};
 use crate::plan::{Plan, PlanKey, PlannedKernel};
 use crate::registry;
-use crate::replay::{Step, Tracer, Work};
 #[cfg(debug_assertions)]
-use crate::{replay::Replay, rewrite::Found};
+use crate::replay::Replay;
+use crate::replay::{Step, Tracer, Work};
+use crate::rewrite::Found;
 use ferrograd_ir::lower::{lower, LoweringTarget};
 use ferrograd_ir::lower_gpu::lower_gpu;
-use ferrograd_ir::schedule::{schedule, Kernel, ScheduleItem};
+use ferrograd_ir::schedule::{Kernel, ScheduleItem};
 use ferrograd_ir::{BufferHandle, NodeRef, Program};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -87,20 +88,24 @@ fn lower_for(device: &DeviceHandle, k: &Kernel) -> Program {
     }
 }
 
+/// The buffer of kernel input `node`: the one this realize produced, else (a leaf) its own.
 fn handle_of(node: &NodeRef, produced: &HashMap<u64, BufferHandle>) -> BufferHandle {
-    node.realized()
+    produced
+        .get(&node.id())
+        .or_else(|| node.realized())
         .cloned()
-        .or_else(|| produced.get(&node.id()).cloned())
         .expect("scheduled inputs are materialized first")
 }
 
 /// The Programs that realizing `targets` would run, without running them (for inspection).
 pub fn programs(targets: &[NodeRef]) -> Result<Vec<Program>> {
-    let found = crate::rewrite::rewrite(targets);
-    let rewritten = found.as_ref().and_then(|f| f.instantiate(targets));
+    let Some(found) = crate::rewrite::rewrite(targets) else {
+        return Ok(Vec::new());
+    };
+    let rewritten = found.instantiate(targets);
     let targets = rewritten.as_ref().map_or(targets, |r| &r.targets);
     let mut out = Vec::new();
-    for item in schedule(targets) {
+    for item in found.schedule(targets) {
         if let ScheduleItem::Kernel(k) = item {
             let dev = registry::device(k.output.device())?;
             out.push(lower_for(&dev, &k));
@@ -237,7 +242,7 @@ pub fn realize(targets: &[NodeRef]) -> Result<()> {
     }
     let rewritten = found.instantiate(targets);
     let graph = rewritten.as_ref().map_or(targets, |r| &r.targets);
-    let traced = realize_scheduled(graph, plan.as_deref(), key, &found.leaves)?;
+    let traced = realize_scheduled(&found, graph, plan.as_deref(), key)?;
     if let Some(rewritten) = &rewritten {
         rewritten.record_on_originals();
     }
@@ -254,7 +259,7 @@ pub fn realize(targets: &[NodeRef]) -> Result<()> {
 fn check_replay(replay: &Replay, found: &Found, targets: &[NodeRef], key: PlanKey) {
     let rewritten = found.instantiate(targets);
     let graph = rewritten.as_ref().map_or(targets, |r| &r.targets);
-    let items = schedule(graph);
+    let items = found.schedule(graph);
     assert_eq!(items.len(), replay.steps.len(), "replay out of date");
     let mut tracer = Tracer::new(&found.leaves);
     for (item, step) in items.iter().zip(&replay.steps) {
@@ -281,21 +286,21 @@ fn check_replay(replay: &Replay, found: &Found, targets: &[NodeRef], key: PlanKe
 /// The launch plan's kernels of a realize, its tracer and the buffers its steps made.
 type Traced = (Vec<Option<PlannedKernel>>, Tracer, Vec<BufferHandle>);
 
-/// Schedules `targets` as they are and runs the schedule, launching kernels from `plan` when
-/// it fits the schedule; when no plan was given, returns this schedule's kernels and its trace
-/// (over the graph's `leaves`) for a new plan.
+/// Schedules `graph` as it is over `found`'s leaves and runs the schedule, launching kernels
+/// from `plan` when it fits the schedule; when no plan was given, returns this schedule's
+/// kernels and its trace (over those leaves) for a new plan.
 fn realize_scheduled(
-    targets: &[NodeRef],
+    found: &Found,
+    graph: &[NodeRef],
     plan: Option<&Plan>,
     key: PlanKey,
-    leaves: &[NodeRef],
 ) -> Result<Option<Traced>> {
-    let items = schedule(targets);
+    let items = found.schedule(graph);
     let plan = plan.filter(|p| p.kernels.len() == items.len());
     let mut made = plan.is_none().then(|| {
         (
             Vec::with_capacity(items.len()),
-            Tracer::new(leaves),
+            Tracer::new(&found.leaves),
             Vec::with_capacity(items.len()),
         )
     });

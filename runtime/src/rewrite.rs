@@ -28,9 +28,10 @@
 
 use crate::plan::Plans;
 use ferrograd_ir::rewrite::{optimize, Lifted, RewriteConfig, RuleOptions, Structure, Template};
+use ferrograd_ir::schedule::{schedule_with_leaves, ScheduleItem};
 use ferrograd_ir::{Node, NodeRef, Op};
 use parking_lot::Mutex;
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -214,6 +215,14 @@ impl Found {
             template: None,
             plans,
         }
+    }
+
+    /// The schedule of `graph` (the caller's targets or their rewrite) reading this realize's
+    /// leaves and computing everything else. Its launch plans were made for that cut; a node
+    /// another thread realized since (interned nodes are shared) is still computed here.
+    pub fn schedule(&self, graph: &[NodeRef]) -> Vec<ScheduleItem> {
+        let leaves: FxHashSet<u64> = self.leaves.iter().map(|n| n.id()).collect();
+        schedule_with_leaves(graph, |n| leaves.contains(&n.id()))
     }
 
     /// The rewritten graph on this realize's leaves (`None` when the graph is realized as

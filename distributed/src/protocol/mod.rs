@@ -68,7 +68,7 @@ pub struct Batch {
 }
 
 /// One operation on the session's device. Buffer ids are chosen by the client; kernel ids are
-/// [`ferrograd_ir::Program::hash64`] of the Program sent with [`Command::Compile`].
+/// numbered by the client per connection, one per Program sent with [`Command::Compile`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Allocates a buffer of `bytes` bytes under a new id.

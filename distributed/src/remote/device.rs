@@ -5,8 +5,8 @@
 //! needed here (a read), at [`Device::synchronize`], or when the queue grows large; a realize
 //! followed by a read therefore costs one round trip for all its launches (plus one for the
 //! read, which `Buffer::read` precedes with a synchronize). A Program is sent once per
-//! connection, keyed by [`Program::hash64`], and compiled eagerly so compile errors surface at
-//! `compile`. Errors of queued commands surface at the next batch that is sent.
+//! connection under an id this side numbers (keyed by the whole Program, so no two Programs
+//! share one), and compiled eagerly so compile errors surface at `compile`. Errors of queued commands surface at the next batch that is sent.
 
 use super::connection::{Connection, Heartbeat};
 use crate::error::Error as DistError;
@@ -19,7 +19,7 @@ use ferrograd_ir::lower::LoweringTarget;
 use ferrograd_ir::{DType, Program};
 use ferrograd_runtime::{CompiledKernel, Device, DeviceInfo, Error, RawBuffer, Result};
 use parking_lot::Mutex;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -90,7 +90,8 @@ pub struct RemoteDevice {
     conn: Arc<Connection>,
     queue: Arc<Mutex<Queue>>,
     next_buffer: AtomicU64,
-    compiled: Mutex<HashSet<u64>>,
+    /// The Programs compiled on the worker, with their kernel ids (numbered from 1).
+    compiled: Mutex<HashMap<Program, u64>>,
     options: RemoteOptions,
     /// Tensor bytes written from and read into this process.
     host_bytes: AtomicU64,
@@ -128,7 +129,7 @@ impl RemoteDevice {
             conn,
             queue: Arc::new(Mutex::new(Queue::default())),
             next_buffer: AtomicU64::new(1),
-            compiled: Mutex::new(HashSet::new()),
+            compiled: Mutex::new(HashMap::new()),
             options,
             host_bytes: AtomicU64::new(0),
         })
@@ -357,22 +358,26 @@ impl Device for RemoteDevice {
     }
 
     fn compile(&self, program: &Program) -> Result<CompiledKernel> {
-        let id = program.hash64();
-        if !self.compiled.lock().contains(&id) {
-            let compile = Command::Compile {
-                kernel: id,
-                program: WireProgram::from(program),
-            };
-            self.flush_with(vec![compile]).map_err(|e| match e {
-                Error::Device { device, reason } => Error::Compile {
-                    device,
-                    kernel: program.name.clone(),
-                    reason,
-                },
-                other => other,
-            })?;
-            self.compiled.lock().insert(id);
+        // Held across the round trip: two threads compiling one Program send it once, and no
+        // id is used before the worker has its kernel.
+        let mut compiled = self.compiled.lock();
+        if let Some(&id) = compiled.get(program) {
+            return Ok(Arc::new(RemoteKernel { id }));
         }
+        let id = compiled.len() as u64 + 1;
+        let compile = Command::Compile {
+            kernel: id,
+            program: WireProgram::from(program),
+        };
+        self.flush_with(vec![compile]).map_err(|e| match e {
+            Error::Device { device, reason } => Error::Compile {
+                device,
+                kernel: program.name.clone(),
+                reason,
+            },
+            other => other,
+        })?;
+        compiled.insert(program.clone(), id);
         Ok(Arc::new(RemoteKernel { id }))
     }
 

@@ -5,7 +5,7 @@
 //! every time, so the rewrite found for it once is reused (see `ferrograd_runtime`'s cache).
 
 use super::lang::{infer, EOp, Facts, Konst};
-use crate::graph::{toposort, Node, NodeRef};
+use crate::graph::{toposort_with_leaves, Node, NodeRef};
 use crate::ops::Op;
 use rustc_hash::FxHashMap as HashMap;
 
@@ -38,9 +38,10 @@ pub struct Lifted {
     pub nodes: Vec<NodeRef>,
 }
 
-fn eop_of(node: &Node, slot: u32) -> EOp {
+/// The e-graph operator of `node`, a leaf (input `slot`) when `leaf`.
+fn eop_of(node: &Node, leaf: bool, slot: u32) -> EOp {
     let (dtype, shape, device) = (node.dtype(), node.shape().to_vec(), node.device().clone());
-    if node.realized().is_some() {
+    if leaf {
         return EOp::Leaf {
             slot,
             dtype,
@@ -49,7 +50,7 @@ fn eop_of(node: &Node, slot: u32) -> EOp {
         };
     }
     match node.op() {
-        Op::Buffer(_) => unreachable!("buffer nodes are realized"),
+        Op::Buffer(_) => unreachable!("buffer nodes are leaves"),
         Op::Const(v) => EOp::Const {
             value: Konst(*v),
             dtype,
@@ -83,13 +84,20 @@ impl Lifted {
     /// Takes apart the graph below `targets` (walks stop at realized nodes, which become
     /// leaves). Linear in the graph size.
     pub fn new(targets: &[NodeRef]) -> Lifted {
-        let order = toposort(targets);
+        Lifted::with_leaves(targets, |n| n.realized().is_some())
+    }
+
+    /// Takes apart the graph below `targets`, whose walks stop at the nodes `is_leaf` picks
+    /// (asked once per node; see [`toposort_with_leaves`]). A kernel's graph is taken apart
+    /// down to its scheduled inputs, whatever else is realized by then.
+    pub fn with_leaves(targets: &[NodeRef], is_leaf: impl FnMut(&Node) -> bool) -> Lifted {
+        let (order, leaf_ids) = toposort_with_leaves(targets, is_leaf);
         let mut pos: HashMap<u64, u32> =
             HashMap::with_capacity_and_hasher(order.len(), Default::default());
         let mut leaves = Vec::new();
         let mut nodes = Vec::with_capacity(order.len());
         for (i, n) in order.iter().enumerate() {
-            let op = eop_of(n, leaves.len() as u32);
+            let op = eop_of(n, leaf_ids.contains(&n.id()), leaves.len() as u32);
             let src = if matches!(op, EOp::Leaf { .. }) {
                 leaves.push(n.clone());
                 Vec::new()
