@@ -517,19 +517,23 @@ fn cross_entropy_of_a_small_network() {
 }
 
 /// The input gradient of a convolution with overlapping windows is a transposed convolution:
-/// at most two kernels (differentiating the forward's unfold took four at stride 1: the window
-/// gradients, then sums of the overlapping copies back through the unfold, axis by axis).
+/// the output gradient padded (and dilated by the stride) into a buffer of its own, then its
+/// convolution, plus for a stride that leaves rows uncovered a kernel padding those rows
+/// (differentiating the forward's unfold took four kernels at stride 1: the window gradients,
+/// then sums of the overlapping copies back through the unfold, axis by axis).
 #[test]
 fn conv2d_input_gradient_is_a_transposed_convolution() {
-    for (opts, what) in [
-        (Conv2dOptions::default(), "stride 1"),
+    for (opts, what, most) in [
+        (Conv2dOptions::default(), "stride 1", 2),
         (
             Conv2dOptions::default().stride(2, 2).padding(1, 1),
             "stride 2, padding 1",
+            3,
         ),
         (
             Conv2dOptions::default().dilation(2, 1).groups(3),
             "dilated, grouped",
+            2,
         ),
     ] {
         let x = Tensor::randn(&[2, 3, 17, 17]).requires_grad(true);
@@ -546,6 +550,6 @@ fn conv2d_input_gradient_is_a_transposed_convolution() {
         let before = ferrograd::runtime::stats().kernels;
         grad.realize().unwrap();
         let kernels = ferrograd::runtime::stats().kernels - before;
-        assert!(kernels <= 2, "{what}: {kernels} kernels");
+        assert!(kernels <= most, "{what}: {kernels} kernels");
     }
 }

@@ -594,20 +594,25 @@ fn gather_host_values() {
     check(&x.gather(1, &it).exp(), 1e-5, 0.0, "gather then exp");
 }
 
-/// A single-channel 3x3 convolution (9 taps per output, the first layer of a convnet) gets a
-/// register tile: weights shared across the batch and inputs across output channels are
-/// loaded once per tile (it ran as scalar loops, ~10x slower, when tiles needed 16 taps).
-/// The name of the (first) sum kernel that computes `t`: it spells the kernel's plan (`u`:
-/// unrolled register tile, `v`: vector lanes).
-fn reduction_kernel_name(t: &Tensor) -> String {
+/// The name of the (first) kernel of kind `kind` (`r_sum`, `e`) that computes `t`: it spells
+/// the kernel's plan (`u`: unrolled register tile, `v`: vector lanes).
+fn kernel_name(t: &Tensor, kind: &str) -> String {
     ferrograd::runtime::programs(&[t.node()])
         .unwrap()
         .into_iter()
-        .find(|p| p.name.starts_with("r_sum"))
-        .expect("a reduction kernel")
+        .find(|p| p.name.starts_with(kind))
+        .expect("a kernel of that kind")
         .name
 }
 
+/// The name of the (first) sum kernel that computes `t`.
+fn reduction_kernel_name(t: &Tensor) -> String {
+    kernel_name(t, "r_sum")
+}
+
+/// A single-channel 3x3 convolution (9 taps per output, the first layer of a convnet) gets a
+/// register tile: weights shared across the batch and inputs across output channels are
+/// loaded once per tile (it ran as scalar loops, ~10x slower, when tiles needed 16 taps).
 #[test]
 fn a_nine_tap_convolution_is_register_tiled() {
     let x = Tensor::randn(&[8, 1, 12, 12]);
@@ -637,4 +642,53 @@ fn a_reduction_over_head_merged_rows_is_vectorized() {
     let reduction = reduction_kernel_name(&dw);
     assert!(reduction.contains('v'), "{reduction}: not vectorized");
     check(&dw, 1e-4, 1e-4, "head-merged weight gradient");
+}
+
+/// Rows whose width is not a multiple of the vector lanes (13, 11: a convnet's feature maps)
+/// vectorize with an overlapping last vector: its shared lanes are computed twice and stored
+/// twice, with the same values. Every element is checked, the overlapped ones included.
+#[test]
+fn odd_width_rows_vectorize_with_an_overlapping_last_vector() {
+    let x = Tensor::randn(&[3, 2, 13, 13]);
+    let w = Tensor::randn(&[5, 2, 3, 3]);
+    Tensor::realize_all(&[x.clone(), w.clone()]).unwrap();
+    // Windows read as rows padded to 14 and cut into rows of 13: affine once the index's
+    // coefficients are reduced modulo 13 (`(ow + 14·kw) % 13 == ow + kw`).
+    let y = x.conv2d(&w, None, Conv2dOptions::default());
+    assert_eq!(y.shape(), vec![3, 5, 11, 11]);
+    let conv = reduction_kernel_name(&y);
+    assert!(conv.contains("11v4"), "{conv}: output rows not vectorized");
+    check(&y, 1e-5, 1e-5, "conv with 11-wide output rows");
+    // Elementwise over 5 rows of 13 (one merged axis of 65).
+    let a = Tensor::randn(&[5, 13]);
+    a.realize().unwrap();
+    let e = (&a * 2.0).exp();
+    let name = kernel_name(&e, "e");
+    assert!(name.contains("v4"), "{name}: not vectorized");
+    check(&e, 1e-5, 1e-5, "65 elements, overlapping last vector");
+    // Too narrow to vectorize at all: fewer elements than lanes.
+    let narrow = Tensor::randn(&[3]);
+    narrow.realize().unwrap();
+    check(&(&narrow * 2.0).exp(), 1e-5, 1e-5, "3 elements");
+}
+
+/// A convolution with padding and overlapping windows pads its input once into a buffer of
+/// its own: the windows are then read without a bounds check per element and vectorize
+/// (the transposed convolution of a convnet's input gradient ran ~2x slower guarded).
+#[test]
+fn a_padded_convolution_reads_its_windows_unguarded() {
+    let x = Tensor::randn(&[2, 3, 9, 9]);
+    let w = Tensor::randn(&[4, 3, 3, 3]);
+    Tensor::realize_all(&[x.clone(), w.clone()]).unwrap();
+    let y = x.conv2d(&w, None, Conv2dOptions::default().padding(1, 1));
+    assert_eq!(y.shape(), vec![2, 4, 9, 9]);
+    let programs = ferrograd::runtime::programs(&[y.node()]).unwrap();
+    let names: Vec<&str> = programs.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "{names:?}: the padded input, then the convolution"
+    );
+    assert!(names[1].contains('v'), "{names:?}: windows not vectorized");
+    check(&y, 1e-5, 1e-5, "padded conv");
 }

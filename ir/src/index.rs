@@ -144,6 +144,25 @@ fn split_multiples(a: &Idx, c: i64) -> (Idx, Idx) {
     )
 }
 
+/// `a` as `d·q + rest` with every coefficient of `rest` the nearest remainder of `a`'s modulo
+/// `d` (in `-d/2..=d/2`) and its constant in `0..d`.
+fn split_remainders(a: &Idx, d: i64) -> (Idx, Idx) {
+    let mut quot = BTreeMap::new();
+    let mut rest = BTreeMap::new();
+    for (atom, k) in &a.terms {
+        let mut r = k.rem_euclid(d);
+        if 2 * r > d {
+            r -= d;
+        }
+        quot.insert(atom.clone(), (k - r) / d);
+        rest.insert(atom.clone(), r);
+    }
+    (
+        Idx::from_terms(quot, a.konst.div_euclid(d)),
+        Idx::from_terms(rest, a.konst.rem_euclid(d)),
+    )
+}
+
 fn gcd(a: i64, b: i64) -> i64 {
     let (mut a, mut b) = (a.abs(), b.abs());
     while b != 0 {
@@ -290,6 +309,9 @@ impl IdxCtx {
         if lo.div_euclid(d) == hi.div_euclid(d) {
             return Idx::konst(lo.div_euclid(d));
         }
+        if let Some((q, _)) = self.remainders_below(a, d) {
+            return q;
+        }
         // Split off the multiples of d when the remainder is provably non-negative.
         let (q, rest) = split_multiples(a, d);
         let (rlo, rhi) = self.range(&rest);
@@ -338,6 +360,9 @@ impl IdxCtx {
         if lo.div_euclid(d) == hi.div_euclid(d) {
             return self.add_const(a, -lo.div_euclid(d) * d);
         }
+        if let Some((_, rest)) = self.remainders_below(a, d) {
+            return rest;
+        }
         let (_, rest) = split_multiples(a, d);
         let (rlo, _) = self.range(&rest);
         if rlo >= 0 && rest != *a {
@@ -360,6 +385,15 @@ impl IdxCtx {
             terms: vec![(Atom::Mod(Box::new(a.clone()), d), 1)],
             konst: 0,
         }
+    }
+
+    /// `a` as `d·q + rest` ([`split_remainders`]) where `0 <= rest < d`: then `a / d == q` and
+    /// `a % d == rest`. A sliding window's index into a row padded to `d + 1` and read as rows
+    /// of `d`: `(x + 14·k) / 13 == k` and `(x + 14·k) % 13 == x + k` for `0 <= x + k < 13`.
+    fn remainders_below(&self, a: &Idx, d: i64) -> Option<(Idx, Idx)> {
+        let (q, rest) = split_remainders(a, d);
+        let (rlo, rhi) = self.range(&rest);
+        (rlo >= 0 && rhi < d).then_some((q, rest))
     }
 
     /// Splits non-negative `a` as `c·x + rest` with `c` a proper divisor of `d` (> 1),
@@ -545,6 +579,30 @@ mod tests {
     }
 
     #[test]
+    fn sliding_window_indices_are_affine() {
+        let mut ctx = IdxCtx::new();
+        let x = ctx.var(11);
+        let k = ctx.var(3);
+        // (x + 14·k) over rows of 13: row k, column x + k.
+        let e = ctx.add(&x, &ctx.mul(&k, 14));
+        assert_eq!(ctx.div(&e, 13), k);
+        assert_eq!(ctx.modulo(&e, 13), ctx.add(&x, &k));
+        // must not: x + k can reach 13 when x runs to 11.
+        let x12 = ctx.var(12);
+        let wide = ctx.add(&x12, &ctx.mul(&k, 14));
+        assert!(matches!(ctx.modulo(&wide, 13).terms()[0].0, Atom::Mod(..)));
+        // Negative coefficients reduce to their nearest remainders: (x + 12·k + 1) % 13 ==
+        // x - k + 1 where that stays in 0..13.
+        let x10 = ctx.var(10);
+        let back = ctx.add_const(&ctx.add(&x10, &ctx.mul(&k, 12)), 2);
+        let r = ctx.modulo(&back, 13);
+        assert!(
+            r.terms().iter().all(|(a, _)| matches!(a, Atom::Var(_))),
+            "{r:?}"
+        );
+    }
+
+    #[test]
     fn does_not_split_possibly_negative_operands() {
         let mut ctx = IdxCtx::new();
         let j = ctx.var(4);
@@ -570,7 +628,7 @@ mod tests {
         #[test]
         fn divisions_of_strided_sums_keep_their_values(
             a in 1usize..9, b in 1usize..9, c in 1usize..9,
-            ca in 0i64..70, cb in 0i64..40, cc in 0i64..9, k in 0i64..9, d in 1i64..130,
+            ca in 0i64..70, cb in -20i64..40, cc in 0i64..9, k in 20i64..29, d in 1i64..130,
         ) {
             let mut ctx = IdxCtx::new();
             let (x, y, z) = (ctx.var(a), ctx.var(b), ctx.var(c));
@@ -580,7 +638,7 @@ mod tests {
             );
             let (q, r) = (ctx.div(&e, d), ctx.modulo(&e, d));
             // Unflattened into [_, m, d] and flattened again.
-            let m = k + 1;
+            let m = k - 19;
             let parts = [
                 ctx.mul(&ctx.div(&e, d * m), d * m),
                 ctx.mul(&ctx.modulo(&ctx.div(&e, d), m), d),

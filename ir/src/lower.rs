@@ -62,8 +62,16 @@ struct Axis {
 }
 
 impl Axis {
+    /// Iterations of the axis' outer part (the last vector of an overlapping axis included).
     fn outer(&self) -> usize {
-        self.size / (self.vector * self.unroll)
+        self.size.div_ceil(self.vector * self.unroll)
+    }
+
+    /// A vector output axis whose size is not a multiple of its lanes: its last vector starts
+    /// at `size - vector`, overlapping the one before, and the lanes they share are computed
+    /// and stored twice (the same values: every output element is computed on its own).
+    fn overlaps(&self) -> bool {
+        self.vector > 1 && !self.size.is_multiple_of(self.vector)
     }
 }
 
@@ -267,6 +275,10 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
                 })
             })
             .or_else(|| {
+                // Overlapping last vector: a 13- or 26-wide image row.
+                inner_output.filter(|&i| axes[i].size > lanes && unit(&axis_coefs[i]))
+            })
+            .or_else(|| {
                 inner_output.filter(|&i| !is_reduce_kernel && axes[i].size.is_multiple_of(lanes))
             });
         if let Some(i) = chosen {
@@ -280,6 +292,7 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
     if is_reduce_kernel && reduce_len >= 8 {
         let reuse = |i: usize| {
             !axes[i].reduce
+                && axes[i].size.is_multiple_of(axes[i].vector * 2)
                 && axis_coefs[i].contains(&Some(0))
                 && axis_coefs[i].iter().any(|c| c.is_some_and(|c| c != 0))
         };
@@ -839,18 +852,41 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
     if out_axes.is_empty() {
         outer_idx.clear();
     }
-    // Original-axis index for an axis given its outer index, unroll copy and vector lane.
+    // Where each output axis' block starts: its outer index times the block, or for an
+    // overlapping axis `min(outer * vector, size - vector)`, a variable of its own.
+    let out_origin: Vec<Idx> = out_axes
+        .iter()
+        .zip(&outer_idx)
+        .map(|(a, outer)| {
+            if !a.overlaps() {
+                return em.ctx.mul(outer, (a.vector * a.unroll) as i64);
+            }
+            let last = (a.size - a.vector) as i64;
+            let start = em.emit_idx(&em.ctx.mul(outer, a.vector as i64));
+            let limit = em.konst(index_dtype, Scalar::Int(last));
+            let before = em.b.push(Inst::Binary {
+                op: BinaryOp::CmpLt,
+                a: start,
+                b: limit,
+            });
+            let value = em.b.push(Inst::Where {
+                cond: before,
+                a: start,
+                b: limit,
+            });
+            em.var_values.push(value);
+            em.ctx.var_range(0, last)
+        })
+        .collect();
+    // Original-axis index for an axis given where its block starts, unroll copy and lane.
     let axis_index = |ctx: &IdxCtx,
                       a: &Axis,
-                      outer: &Idx,
+                      origin: &Idx,
                       u: usize,
                       lane: usize,
                       full: &[usize]|
      -> Vec<(usize, Idx)> {
-        let value = ctx.add_const(
-            &ctx.mul(outer, (a.vector * a.unroll) as i64),
-            (u * a.vector + lane) as i64,
-        );
+        let value = ctx.add_const(origin, (u * a.vector + lane) as i64);
         let sizes: Vec<usize> = a.dims.iter().map(|&d| full[d]).collect();
         let parts = crate::view::unravel(ctx, &sizes, &value);
         a.dims.iter().copied().zip(parts).collect()
@@ -868,13 +904,14 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
                     let mut full = vec![Idx::konst(0); space.full.len()];
                     for (k, a) in out_axes.iter().enumerate() {
                         let l = if a.vector > 1 { lane } else { 0 };
-                        for (d, e) in axis_index(ctx, a, &outer_idx[k], oc[k], l, &space.full) {
+                        for (d, e) in axis_index(ctx, a, &out_origin[k], oc[k], l, &space.full) {
                             full[d] = e;
                         }
                     }
                     for (k, a) in red_axes.iter().enumerate() {
                         let l = if a.vector > 1 { lane } else { 0 };
-                        for (d, e) in axis_index(ctx, a, &red_outer[k], rc[k], l, &space.full) {
+                        let origin = ctx.mul(&red_outer[k], (a.vector * a.unroll) as i64);
+                        for (d, e) in axis_index(ctx, a, &origin, rc[k], l, &space.full) {
                             full[d] = e;
                         }
                     }
