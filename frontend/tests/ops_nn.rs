@@ -692,3 +692,32 @@ fn a_padded_convolution_reads_its_windows_unguarded() {
     assert!(names[1].contains('v'), "{names:?}: windows not vectorized");
     check(&y, 1e-5, 1e-5, "padded conv");
 }
+
+/// A reduction axis whose length is not a multiple of the vector lanes vectorizes its whole
+/// vectors and adds the rest one element at a time into lane 0 (the other lanes get the
+/// identity: 0 for a sum, -inf for a max), after the axis' loop.
+#[test]
+fn odd_length_reductions_vectorize_with_a_scalar_tail() {
+    let mut values: Vec<f32> = (0..66).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
+    values[21] = f32::NAN; // in row 1's tail
+    values[32] = f32::INFINITY; // in row 2's tail
+    values[33..44].fill(f32::NEG_INFINITY); // row 3: all -inf
+    let x = Tensor::from_vec(values, &[6, 11]);
+    x.realize().unwrap();
+    let sum = x.sum(-1);
+    let name = kernel_name(&sum, "r_sum");
+    assert!(name.contains("11rv4"), "{name}: not vectorized");
+    check(&sum, 1e-5, 1e-5, "sum over 11");
+    let max = x.max(-1);
+    let name = kernel_name(&max, "r_max");
+    assert!(name.contains("11rv4"), "{name}: not vectorized");
+    check(&max, 0.0, 0.0, "max over 11");
+    // A product accumulates with multiply-adds over the whole vectors, the tail with a
+    // multiply and an add.
+    let a = Tensor::randn(&[5, 11]);
+    let b = Tensor::randn(&[11, 3]);
+    Tensor::realize_all(&[a.clone(), b.clone()]).unwrap();
+    let p = a.matmul(&b.t().contiguous().t());
+    check(&p, 1e-5, 1e-5, "matmul over k = 11");
+    check(&a.exp().sum(-1), 1e-5, 1e-5, "sum of exp over 11");
+}

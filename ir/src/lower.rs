@@ -62,16 +62,31 @@ struct Axis {
 }
 
 impl Axis {
-    /// Iterations of the axis' outer part (the last vector of an overlapping axis included).
+    /// Iterations of the axis' outer part: the last vector of an overlapping output axis
+    /// included, a reduction axis' tail not.
     fn outer(&self) -> usize {
-        self.size.div_ceil(self.vector * self.unroll)
+        if self.reduce {
+            self.size / (self.vector * self.unroll)
+        } else {
+            self.size.div_ceil(self.vector * self.unroll)
+        }
     }
 
     /// A vector output axis whose size is not a multiple of its lanes: its last vector starts
     /// at `size - vector`, overlapping the one before, and the lanes they share are computed
     /// and stored twice (the same values: every output element is computed on its own).
     fn overlaps(&self) -> bool {
-        self.vector > 1 && !self.size.is_multiple_of(self.vector)
+        !self.reduce && self.vector > 1 && !self.size.is_multiple_of(self.vector)
+    }
+
+    /// Elements of a vector reduction axis past its last whole vector, reduced one at a time
+    /// after its loop (into lane 0 of the accumulators).
+    fn tail(&self) -> usize {
+        if self.reduce {
+            self.size % (self.vector * self.unroll)
+        } else {
+            0
+        }
     }
 }
 
@@ -277,6 +292,13 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
             .or_else(|| {
                 // Overlapping last vector: a 13- or 26-wide image row.
                 inner_output.filter(|&i| axes[i].size > lanes && unit(&axis_coefs[i]))
+            })
+            .or_else(|| {
+                // The innermost reduction axis with a scalar tail: a convolution's weight
+                // gradient summed over 11-wide rows.
+                axes.iter().rposition(|a| a.reduce).filter(|&i| {
+                    axes[i].size > lanes && unit(&axis_coefs[i]) && axis_coefs[i].contains(&Some(1))
+                })
             })
             .or_else(|| {
                 inner_output.filter(|&i| !is_reduce_kernel && axes[i].size.is_multiple_of(lanes))
@@ -896,29 +918,33 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
     let out_combos = combos(&out_axes);
     let red_combos = combos(&red_axes);
 
-    // Builds per-lane full indices for an output combo (+ reduce combo and loop indices).
-    let full_lanes =
-        |ctx: &IdxCtx, oc: &[usize], rc: &[usize], red_outer: &[Idx]| -> Vec<Vec<Idx>> {
-            (0..lanes_n)
-                .map(|lane| {
-                    let mut full = vec![Idx::konst(0); space.full.len()];
-                    for (k, a) in out_axes.iter().enumerate() {
-                        let l = if a.vector > 1 { lane } else { 0 };
-                        for (d, e) in axis_index(ctx, a, &out_origin[k], oc[k], l, &space.full) {
-                            full[d] = e;
-                        }
+    // Builds the full indices of `lanes` lanes for an output combo, a reduce combo and where
+    // each reduction axis' block starts.
+    let full_lanes = |ctx: &IdxCtx,
+                      oc: &[usize],
+                      rc: &[usize],
+                      red_origin: &[Idx],
+                      lanes: usize|
+     -> Vec<Vec<Idx>> {
+        (0..lanes)
+            .map(|lane| {
+                let mut full = vec![Idx::konst(0); space.full.len()];
+                for (k, a) in out_axes.iter().enumerate() {
+                    let l = if a.vector > 1 { lane } else { 0 };
+                    for (d, e) in axis_index(ctx, a, &out_origin[k], oc[k], l, &space.full) {
+                        full[d] = e;
                     }
-                    for (k, a) in red_axes.iter().enumerate() {
-                        let l = if a.vector > 1 { lane } else { 0 };
-                        let origin = ctx.mul(&red_outer[k], (a.vector * a.unroll) as i64);
-                        for (d, e) in axis_index(ctx, a, &origin, rc[k], l, &space.full) {
-                            full[d] = e;
-                        }
+                }
+                for (k, a) in red_axes.iter().enumerate() {
+                    let l = if a.vector > 1 { lane } else { 0 };
+                    for (d, e) in axis_index(ctx, a, &red_origin[k], rc[k], l, &space.full) {
+                        full[d] = e;
                     }
-                    split.original(ctx, &full)
-                })
-                .collect()
-        };
+                }
+                split.original(ctx, &full)
+            })
+            .collect()
+    };
 
     let vector_on_reduce = vec_axis.is_some_and(|i| axes[i].reduce);
     let mut results: Vec<Option<LVal>> = vec![None; out_combos.len()];
@@ -959,52 +985,86 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
             red_outer.push(var);
         }
         let src = r.src()[0].clone();
-        for (ci, oc) in out_combos.iter().enumerate() {
-            for (ri, rc) in red_combos.iter().enumerate() {
-                let acc = accs[ci][ri];
-                let lanes: Lanes = full_lanes(&em.ctx, oc, rc, &red_outer)
-                    .into_iter()
-                    .map(|f| (f, Gate::always()))
-                    .collect();
-                // A sum of products accumulates with multiply-add.
-                let product = match src.op() {
-                    Op::Binary(BinaryOp::Mul)
-                        if rop == ReduceOp::Sum
-                            && em.is_input(&src).is_none()
-                            && acc_dtype == src.dtype() =>
-                    {
-                        Some((src.src()[0].clone(), src.src()[1].clone()))
-                    }
-                    _ => None,
-                };
-                let cur = em.b.push(Inst::ReadAcc(acc));
-                let new = if let Some((x, y)) = product {
-                    let x = em.lower(&x, lanes.clone());
-                    let y = em.lower(&y, lanes);
-                    let (x, y) = (em.splat(x, acc_lanes), em.splat(y, acc_lanes));
-                    em.b.push(Inst::MulAcc { a: x, b: y, c: cur })
-                } else {
-                    let mut v = em.lower(&src, lanes);
-                    if acc_dtype != src.dtype() {
-                        v = LVal {
-                            id: em.b.push(Inst::Cast {
-                                to: VType::vec(acc_dtype, v.lanes),
-                                arg: v.id,
-                            }),
-                            lanes: v.lanes,
-                        };
-                    }
-                    let v = em.splat(v, acc_lanes);
-                    em.b.push(Inst::Binary {
-                        op: rop.combine(),
-                        a: cur,
-                        b: v,
-                    })
-                };
-                em.b.push(Inst::WriteAcc { acc, value: new });
+        // A sum of products accumulates with multiply-add.
+        let product = match src.op() {
+            Op::Binary(BinaryOp::Mul)
+                if rop == ReduceOp::Sum
+                    && em.is_input(&src).is_none()
+                    && acc_dtype == src.dtype() =>
+            {
+                Some((src.src()[0].clone(), src.src()[1].clone()))
+            }
+            _ => None,
+        };
+        // Adds the reduction input at `red_origin` to every accumulator: `lanes` lanes, or one
+        // element of a tail, which goes to lane 0 (the other lanes get the identity).
+        let accumulate = |em: &mut Emitter, red_origin: &[Idx], lanes: usize| {
+            for (ci, oc) in out_combos.iter().enumerate() {
+                for (ri, rc) in red_combos.iter().enumerate() {
+                    let acc = accs[ci][ri];
+                    let at: Lanes = full_lanes(&em.ctx, oc, rc, red_origin, lanes)
+                        .into_iter()
+                        .map(|f| (f, Gate::always()))
+                        .collect();
+                    let cur = em.b.push(Inst::ReadAcc(acc));
+                    let widen = |em: &mut Emitter, v: LVal| {
+                        if lanes == 1 && acc_lanes > 1 {
+                            let identity = em.konst(acc_dtype, rop.identity(acc_dtype));
+                            let mut parts = vec![identity; acc_lanes as usize];
+                            parts[0] = v.id;
+                            em.b.push(Inst::Vectorize(parts))
+                        } else {
+                            em.splat(v, acc_lanes)
+                        }
+                    };
+                    let new = match &product {
+                        Some((x, y)) if lanes == acc_lanes as usize || acc_lanes == 1 => {
+                            let x = em.lower(x, at.clone());
+                            let y = em.lower(y, at);
+                            let (x, y) = (em.splat(x, acc_lanes), em.splat(y, acc_lanes));
+                            em.b.push(Inst::MulAcc { a: x, b: y, c: cur })
+                        }
+                        _ => {
+                            let mut v = em.lower(&src, at);
+                            if acc_dtype != src.dtype() {
+                                v = LVal {
+                                    id: em.b.push(Inst::Cast {
+                                        to: VType::vec(acc_dtype, v.lanes),
+                                        arg: v.id,
+                                    }),
+                                    lanes: v.lanes,
+                                };
+                            }
+                            let v = widen(em, v);
+                            em.b.push(Inst::Binary {
+                                op: rop.combine(),
+                                a: cur,
+                                b: v,
+                            })
+                        }
+                    };
+                    em.b.push(Inst::WriteAcc { acc, value: new });
+                }
+            }
+        };
+        let red_origin: Vec<Idx> = red_axes
+            .iter()
+            .zip(&red_outer)
+            .map(|(a, outer)| em.ctx.mul(outer, (a.vector * a.unroll) as i64))
+            .collect();
+        accumulate(&mut em, &red_origin, lanes_n);
+        if let Some(last) = red_axes.last() {
+            em.b.push(Inst::EndLoop);
+            em.pop_scope();
+            // The innermost axis' tail, after its loop, inside the others.
+            let whole = (last.size - last.tail()) as i64;
+            let mut origin = red_origin.clone();
+            for j in 0..last.tail() as i64 {
+                *origin.last_mut().expect("a reduction axis") = Idx::konst(whole + j);
+                accumulate(&mut em, &origin, 1);
             }
         }
-        for _ in &red_axes {
+        for _ in 1..red_axes.len() {
             em.b.push(Inst::EndLoop);
             em.pop_scope();
         }
@@ -1052,10 +1112,7 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
         em.reduce_value = results[ci];
         let rc0 = vec![0; red_axes.len()];
         let zero_red: Vec<Idx> = red_axes.iter().map(|_| Idx::konst(0)).collect();
-        let fulls: Vec<Vec<Idx>> = full_lanes(&em.ctx, oc, &rc0, &zero_red)
-            .into_iter()
-            .take(store_lanes)
-            .collect();
+        let fulls: Vec<Vec<Idx>> = full_lanes(&em.ctx, oc, &rc0, &zero_red, store_lanes);
         let value = if matches!(out.op(), Op::Reduce(..)) {
             results[ci].expect("reduce kernel has results")
         } else {
