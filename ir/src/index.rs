@@ -8,6 +8,7 @@
 //! Division and modulo are only split when the operand is known non-negative, so truncating
 //! (C-style) and flooring semantics agree on every expression a backend receives.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// A leaf of an index sum.
@@ -441,6 +442,31 @@ impl IdxCtx {
         }
         acc
     }
+
+    /// `self` with every variable that one of `gate`'s bounds pins (`lo <= ±v + k < hi`) cut
+    /// to what that bound allows. An index read only where `gate` holds (a padded tensor's
+    /// source index) may be simplified in it: where the gate fails, nothing is read.
+    pub fn narrowed(&self, gate: &Gate) -> Cow<'_, IdxCtx> {
+        let mut out: Option<IdxCtx> = None;
+        for (e, lo, hi) in gate.bounds() {
+            let &[(Atom::Var(v), c)] = e.terms() else {
+                continue;
+            };
+            let k = e.konst;
+            let (vlo, vhi) = match c {
+                1 => (lo - k, hi - 1 - k),
+                -1 => (k - hi + 1, k - lo),
+                _ => continue,
+            };
+            let ctx = out.get_or_insert_with(|| self.clone());
+            let range = &mut ctx.ranges[v as usize];
+            let cut = (range.0.max(vlo), range.1.min(vhi));
+            if cut.0 <= cut.1 {
+                *range = cut;
+            }
+        }
+        out.map_or(Cow::Borrowed(self), Cow::Owned)
+    }
 }
 
 /// A conjunction of bounds `lo <= expr < hi`: where an index is valid (inside padding bounds).
@@ -600,6 +626,21 @@ mod tests {
             r.terms().iter().all(|(a, _)| matches!(a, Atom::Var(_))),
             "{r:?}"
         );
+    }
+
+    #[test]
+    fn gates_narrow_the_ranges_of_the_variables_they_pin() {
+        let mut ctx = IdxCtx::new();
+        let (h, w, k) = (ctx.var(11), ctx.var(11), ctx.var(3));
+        let gate = Gate::always()
+            .and(&ctx, &ctx.add_const(&h, -1), 0, 9) // 1 <= h < 10
+            .and(&ctx, &ctx.add_const(&ctx.mul(&w, -1), 12), 3, 20) // w <= 9
+            .and(&ctx, &ctx.add(&h, &k), 2, 12); // pins no single variable
+        let narrowed = ctx.narrowed(&gate);
+        assert_eq!(narrowed.var_bounds(0), (1, 9));
+        assert_eq!(narrowed.var_bounds(1), (0, 9));
+        assert_eq!(narrowed.var_bounds(2), (0, 2));
+        assert!(matches!(ctx.narrowed(&Gate::always()), Cow::Borrowed(_)));
     }
 
     #[test]

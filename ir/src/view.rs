@@ -46,6 +46,9 @@ pub fn unravel(ctx: &IdxCtx, shape: &[usize], flat: &Idx) -> Vec<Idx> {
 /// For a movement node, the index of its source read for result index `idx`, and the gate under
 /// which that read is valid (outside the gate the result is the pad value, zero).
 pub fn source_index(ctx: &IdxCtx, node: &Node, idx: &[Idx], gate: &Gate) -> (Vec<Idx>, Gate) {
+    // Where the gate fails nothing is read: the index may assume it holds.
+    let narrowed = ctx.narrowed(gate);
+    let ctx = narrowed.as_ref();
     let src_shape = node.src()[0].shape();
     match node.op() {
         Op::Reshape => {
@@ -151,5 +154,30 @@ mod tests {
         let flat = flat_index(&ctx, &[4, 5], &[i.clone(), j.clone()]);
         let back = unravel(&ctx, &[4, 5], &flat);
         assert_eq!(back, vec![i, j]);
+    }
+
+    /// A reshape read through padding is read only where the padding's gate holds, so its
+    /// index is simplified under that gate: rows of 10 padded to 11 and flattened back to
+    /// 100 per image need no division (`(100·i + 10·h + w) / 100 == i` for `h, w < 10`).
+    #[test]
+    fn a_reshape_under_padding_is_simplified_where_the_gate_holds() {
+        let dev: Arc<str> = Arc::from("cpu");
+        let a = Node::arange(0, DType::I32, &[4, 100], &dev);
+        let rows = Node::reshape(&a, &[4, 10, 10]);
+        let padded = Node::pad(&rows, &[(0, 0), (0, 1), (0, 1)]);
+        let mut ctx = IdxCtx::new();
+        let idx = [ctx.var(4), ctx.var(11), ctx.var(11)];
+        let (ri, gate) = source_index(&ctx, &padded, &idx, &Gate::always());
+        let (ai, _) = source_index(&ctx, &rows, &ri, &gate);
+        assert_eq!(
+            ai,
+            [idx[0].clone(), ctx.add(&ctx.mul(&idx[1], 10), &idx[2])]
+        );
+        for (i, h, w) in [(0, 0, 0), (3, 9, 9), (2, 4, 7)] {
+            assert!(gate.eval(&[i, h, w]));
+            assert_eq!(ai[0].eval(&[i, h, w]), i);
+            assert_eq!(ai[1].eval(&[i, h, w]), 10 * h + w);
+        }
+        assert!(!gate.eval(&[1, 10, 3]) && !gate.eval(&[1, 3, 10]));
     }
 }
