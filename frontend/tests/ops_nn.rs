@@ -721,3 +721,25 @@ fn odd_length_reductions_vectorize_with_a_scalar_tail() {
     check(&p, 1e-5, 1e-5, "matmul over k = 11");
     check(&a.exp().sum(-1), 1e-5, 1e-5, "sum of exp over 11");
 }
+
+/// A reduction vectorizes along the output axis its fused operand varies along: in
+/// `dW[o, i] = Σ_b relu(h)[b, o]·g[b, o]·x[b, i]` the fused `relu(h)·g` is computed four
+/// outputs at a time and `x` broadcast, instead of `relu(h)·g` lane by lane for a vector of
+/// `i` (the stores, once per output, go lane by lane).
+#[test]
+fn a_reduction_vectorizes_along_its_fused_operand() {
+    let h = Tensor::randn(&[8, 16]);
+    let g = Tensor::randn(&[8, 16]);
+    let x = Tensor::randn(&[8, 24]);
+    Tensor::realize_all(&[h.clone(), g.clone(), x.clone()]).unwrap();
+    let dy = &g * &h.relu();
+    let products =
+        &dy.reshape([8, 16, 1]).expand([8, 16, 24]) * &x.reshape([8, 1, 24]).expand([8, 16, 24]);
+    let dw = products.sum(0);
+    let name = reduction_kernel_name(&dw);
+    assert!(
+        name.contains("16v4"),
+        "{name}: the fused operand is not the vector one"
+    );
+    check(&dw, 1e-5, 1e-5, "reduction with a fused operand");
+}

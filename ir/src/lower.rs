@@ -141,6 +141,9 @@ struct Analysis {
     loads: Vec<(Idx, Gate)>,
     all_32bit: bool,
     int_div_or_shift: bool,
+    /// Per index variable: the reduction input's ALU ops whose index mentions it (computed
+    /// once per lane when that variable's axis is the vector axis, once per vector otherwise).
+    reduce_alu_along: Vec<usize>,
 }
 
 struct Walker<'a> {
@@ -148,6 +151,8 @@ struct Walker<'a> {
     ctx: IdxCtx,
     seen: std::collections::HashSet<(u64, Vec<Idx>, Gate)>,
     out: Analysis,
+    /// Walking the fused reduction's input (its ALU ops are counted per variable).
+    in_reduction: bool,
 }
 
 impl Walker<'_> {
@@ -182,6 +187,11 @@ impl Walker<'_> {
                     self.out.all_32bit &=
                         n.src()[0].dtype().size() == 4 || n.src()[0].dtype() == DType::Bool;
                 }
+                if self.in_reduction && op.is_elementwise() {
+                    for (v, count) in self.out.reduce_alu_along.iter_mut().enumerate() {
+                        *count += usize::from(idx.iter().any(|i| i.mentions(v as u32)));
+                    }
+                }
                 for s in n.src().to_vec() {
                     self.walk(&s, idx.clone(), gate.clone());
                 }
@@ -198,16 +208,19 @@ fn analyze(kernel: &Kernel, orig: &Space, split: &Split) -> (Analysis, Vec<Idx>,
     let orig_vars = split.original(&ctx, &vars);
     let mut w = Walker {
         kernel,
-        ctx,
         seen: Default::default(),
         out: Analysis {
             all_32bit: true,
+            reduce_alu_along: vec![0; ctx.num_vars()],
             ..Default::default()
         },
+        ctx,
+        in_reduction: true,
     };
     if let Some(r) = &kernel.reduce {
         w.walk(&r.src()[0].clone(), orig_vars.clone(), Gate::always());
     }
+    w.in_reduction = false;
     let root_idx = output_index(orig, kernel.output.shape(), &orig_vars);
     w.walk(&kernel.output.clone(), root_idx, Gate::always());
     (w.out, vars, w.ctx)
@@ -278,8 +291,24 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
     let inner_output = axes.iter().rposition(|a| !a.reduce);
     if lanes > 1 && an.all_32bit && !an.int_div_or_shift {
         let unit = |c: &[Option<i64>]| c.iter().all(|x| matches!(x, Some(0) | Some(1)));
-        let chosen = inner_output
-            .filter(|&i| axes[i].size.is_multiple_of(lanes) && unit(&axis_coefs[i]))
+        let whole_unit_output = |i: usize| {
+            !axes[i].reduce && axes[i].size.is_multiple_of(lanes) && unit(&axis_coefs[i])
+        };
+        let alu_along = |i: usize| match vars[*axes[i].dims.last().expect("dims")].terms() {
+            [(crate::index::Atom::Var(v), _)] => an.reduce_alu_along[*v as usize],
+            _ => 0,
+        };
+        // A reduction computes the ops of its input that vary along the vector axis once per
+        // vector and the others once per lane: an output axis along which more of them vary
+        // than along the innermost one is the better vector axis (its stores, once per
+        // output, go lane by lane). A linear layer's weight gradient read its fused ReLU
+        // gradient lane by lane: ~0.85 ms per MNIST step, against ~0.5 transposed.
+        let inner_alu = inner_output.map_or(0, alu_along);
+        let busier = (0..axes.len())
+            .filter(|&i| is_reduce_kernel && whole_unit_output(i) && alu_along(i) > inner_alu)
+            .max_by_key(|&i| (alu_along(i), i));
+        let chosen = busier
+            .or_else(|| inner_output.filter(|&i| whole_unit_output(i)))
             .or_else(|| {
                 axes.iter().enumerate().rev().find_map(|(i, a)| {
                     (a.reduce
