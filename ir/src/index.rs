@@ -617,8 +617,8 @@ mod tests {
         let x12 = ctx.var(12);
         let wide = ctx.add(&x12, &ctx.mul(&k, 14));
         assert!(matches!(ctx.modulo(&wide, 13).terms()[0].0, Atom::Mod(..)));
-        // Negative coefficients reduce to their nearest remainders: (x + 12·k + 1) % 13 ==
-        // x - k + 1 where that stays in 0..13.
+        // A coefficient past half the divisor reduces to a negative remainder:
+        // (x + 12·k + 2) % 13 == x - k + 2, which stays in 0..13 here.
         let x10 = ctx.var(10);
         let back = ctx.add_const(&ctx.add(&x10, &ctx.mul(&k, 12)), 2);
         let r = ctx.modulo(&back, 13);
