@@ -305,6 +305,19 @@ fn nodes_of(eg: &GraphEGraph, id: Id, kind: Kind) -> Vec<ENode> {
         .collect()
 }
 
+/// Every node of kind `outer` in class `id` with every node of kind `inner` in the class of its
+/// first operand: what a rule folding one op into the op below it matches.
+fn stacked(eg: &GraphEGraph, id: Id, outer: Kind, inner: Kind) -> Vec<(ENode, ENode)> {
+    nodes_of(eg, id, outer)
+        .into_iter()
+        .flat_map(|n| {
+            nodes_of(eg, n.children[0], inner)
+                .into_iter()
+                .map(move |i| (n.clone(), i))
+        })
+        .collect()
+}
+
 fn add(eg: &mut GraphEGraph, op: EOp, children: Vec<Id>) -> Id {
     eg.add(ENode::new(op, children))
 }
@@ -390,10 +403,8 @@ fn mul_zero(eg: &mut GraphEGraph, id: Id, options: RuleOptions) -> Vec<Id> {
 /// `-(-x) -> x` (exact; wrapping negation is an involution too).
 fn neg_neg(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
     let mut out = Vec::new();
-    for n in nodes_of(eg, id, Kind::Unary(UnaryOp::Neg)) {
-        for inner in nodes_of(eg, n.children[0], Kind::Unary(UnaryOp::Neg)) {
-            out.push(inner.children[0]);
-        }
+    for (_, inner) in stacked(eg, id, Kind::Unary(UnaryOp::Neg), Kind::Unary(UnaryOp::Neg)) {
+        out.push(inner.children[0]);
     }
     out
 }
@@ -404,10 +415,13 @@ fn recip_recip(eg: &mut GraphEGraph, id: Id, options: RuleOptions) -> Vec<Id> {
         return Vec::new();
     }
     let mut out = Vec::new();
-    for n in nodes_of(eg, id, Kind::Unary(UnaryOp::Recip)) {
-        for inner in nodes_of(eg, n.children[0], Kind::Unary(UnaryOp::Recip)) {
-            out.push(inner.children[0]);
-        }
+    for (_, inner) in stacked(
+        eg,
+        id,
+        Kind::Unary(UnaryOp::Recip),
+        Kind::Unary(UnaryOp::Recip),
+    ) {
+        out.push(inner.children[0]);
     }
     out
 }
@@ -476,17 +490,15 @@ fn sub_self(eg: &mut GraphEGraph, id: Id, options: RuleOptions) -> Vec<Id> {
 /// `reshape(reshape(x)) -> reshape(x)`, or `x` when the shapes agree (exact).
 fn reshape_reshape(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
     let mut out = Vec::new();
-    for n in nodes_of(eg, id, Kind::Reshape) {
+    for (n, inner) in stacked(eg, id, Kind::Reshape, Kind::Reshape) {
         let EOp::Reshape(shape) = &n.op else {
             continue;
         };
-        for inner in nodes_of(eg, n.children[0], Kind::Reshape) {
-            let x = inner.children[0];
-            if facts(eg, x).shape == *shape {
-                out.push(x);
-            } else {
-                out.push(add(eg, EOp::Reshape(shape.clone()), vec![x]));
-            }
+        let x = inner.children[0];
+        if facts(eg, x).shape == *shape {
+            out.push(x);
+        } else {
+            out.push(add(eg, EOp::Reshape(shape.clone()), vec![x]));
         }
     }
     out
@@ -495,21 +507,16 @@ fn reshape_reshape(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
 /// `permute(permute(x, q), p) -> permute(x, q∘p)`, or `x` for the identity (exact).
 fn permute_permute(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
     let mut out = Vec::new();
-    for n in nodes_of(eg, id, Kind::Permute) {
-        let EOp::Permute(p) = &n.op else {
+    for (n, inner) in stacked(eg, id, Kind::Permute, Kind::Permute) {
+        let (EOp::Permute(p), EOp::Permute(q)) = (&n.op, &inner.op) else {
             continue;
         };
-        for inner in nodes_of(eg, n.children[0], Kind::Permute) {
-            let EOp::Permute(q) = &inner.op else {
-                continue;
-            };
-            let composed: Vec<usize> = p.iter().map(|&i| q[i]).collect();
-            let x = inner.children[0];
-            if composed.iter().enumerate().all(|(i, &c)| i == c) {
-                out.push(x);
-            } else {
-                out.push(add(eg, EOp::Permute(composed), vec![x]));
-            }
+        let composed: Vec<usize> = p.iter().map(|&i| q[i]).collect();
+        let x = inner.children[0];
+        if composed.iter().enumerate().all(|(i, &c)| i == c) {
+            out.push(x);
+        } else {
+            out.push(add(eg, EOp::Permute(composed), vec![x]));
         }
     }
     out
@@ -522,19 +529,14 @@ fn permute_permute(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
 /// reduction is the backend's in either form.
 fn permute_reduce(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
     let mut out = Vec::new();
-    for n in nodes_of(eg, id, Kind::Permute) {
-        let EOp::Permute(p) = &n.op else {
+    for (n, inner) in stacked(eg, id, Kind::Permute, Kind::Reduce) {
+        let (EOp::Permute(p), EOp::Reduce(op, axes)) = (&n.op, &inner.op) else {
             continue;
         };
-        for inner in nodes_of(eg, n.children[0], Kind::Reduce) {
-            let EOp::Reduce(op, axes) = &inner.op else {
-                continue;
-            };
-            // Result axis `j` is source axis `p[j]`.
-            let moved: Vec<usize> = (0..p.len()).filter(|&j| axes.contains(&p[j])).collect();
-            let permuted = add(eg, EOp::Permute(p.clone()), vec![inner.children[0]]);
-            out.push(add(eg, EOp::Reduce(*op, moved), vec![permuted]));
-        }
+        // Result axis `j` is source axis `p[j]`.
+        let moved: Vec<usize> = (0..p.len()).filter(|&j| axes.contains(&p[j])).collect();
+        let permuted = add(eg, EOp::Permute(p.clone()), vec![inner.children[0]]);
+        out.push(add(eg, EOp::Reduce(*op, moved), vec![permuted]));
     }
     out
 }
@@ -544,51 +546,49 @@ fn permute_reduce(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
 /// go on down (exact).
 fn permute_unit_reshape(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
     let mut out = Vec::new();
-    for n in nodes_of(eg, id, Kind::Permute) {
+    for (n, inner) in stacked(eg, id, Kind::Permute, Kind::Reshape) {
         let EOp::Permute(p) = &n.op else {
             continue;
         };
-        for inner in nodes_of(eg, n.children[0], Kind::Reshape) {
-            let x = inner.children[0];
-            let from = facts(eg, x).shape.clone();
-            let to = facts(eg, n.children[0]).shape.clone();
-            let non_unit = |shape: &[usize]| -> Vec<usize> {
-                (0..shape.len()).filter(|&a| shape[a] != 1).collect()
-            };
-            let (src_axes, mid_axes) = (non_unit(&from), non_unit(&to));
-            let same = src_axes.len() == mid_axes.len()
-                && src_axes
-                    .iter()
-                    .zip(&mid_axes)
-                    .all(|(&a, &b)| from[a] == to[b]);
-            if !same {
-                continue;
-            }
-            // The source's non-unit axes take their new order in the positions they hold; its
-            // size-1 axes stay where they are.
-            let mut reordered = p
+        let x = inner.children[0];
+        let from = facts(eg, x).shape.clone();
+        let to = facts(eg, n.children[0]).shape.clone();
+        let non_unit = |shape: &[usize]| -> Vec<usize> {
+            (0..shape.len()).filter(|&a| shape[a] != 1).collect()
+        };
+        let (src_axes, mid_axes) = (non_unit(&from), non_unit(&to));
+        let same = src_axes.len() == mid_axes.len()
+            && src_axes
                 .iter()
-                .filter_map(|&m| mid_axes.iter().position(|&b| b == m).map(|k| src_axes[k]));
-            let q: Vec<usize> = (0..from.len())
-                .map(|a| {
-                    if from[a] == 1 {
-                        a
-                    } else {
-                        reordered.next().expect("one source axis per non-unit axis")
-                    }
-                })
-                .collect();
-            let shape = facts(eg, id).shape.clone();
-            if q.iter().enumerate().all(|(i, &a)| i == a) {
-                out.push(if shape == from {
-                    x
+                .zip(&mid_axes)
+                .all(|(&a, &b)| from[a] == to[b]);
+        if !same {
+            continue;
+        }
+        // The source's non-unit axes take their new order in the positions they hold; its
+        // size-1 axes stay where they are.
+        let mut reordered = p
+            .iter()
+            .filter_map(|&m| mid_axes.iter().position(|&b| b == m).map(|k| src_axes[k]));
+        let q: Vec<usize> = (0..from.len())
+            .map(|a| {
+                if from[a] == 1 {
+                    a
                 } else {
-                    add(eg, EOp::Reshape(shape), vec![x])
-                });
+                    reordered.next().expect("one source axis per non-unit axis")
+                }
+            })
+            .collect();
+        let shape = facts(eg, id).shape.clone();
+        if q.iter().enumerate().all(|(i, &a)| i == a) {
+            out.push(if shape == from {
+                x
             } else {
-                let permuted = add(eg, EOp::Permute(q), vec![x]);
-                out.push(add(eg, EOp::Reshape(shape), vec![permuted]));
-            }
+                add(eg, EOp::Reshape(shape), vec![x])
+            });
+        } else {
+            let permuted = add(eg, EOp::Permute(q), vec![x]);
+            out.push(add(eg, EOp::Reshape(shape), vec![permuted]));
         }
     }
     out
@@ -597,10 +597,8 @@ fn permute_unit_reshape(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id>
 /// `expand(expand(x)) -> expand(x)` (exact).
 fn expand_expand(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
     let mut out = Vec::new();
-    for n in nodes_of(eg, id, Kind::Expand) {
-        for inner in nodes_of(eg, n.children[0], Kind::Expand) {
-            out.push(add(eg, n.op.clone(), vec![inner.children[0]]));
-        }
+    for (n, inner) in stacked(eg, id, Kind::Expand, Kind::Expand) {
+        out.push(add(eg, n.op.clone(), vec![inner.children[0]]));
     }
     out
 }
@@ -608,28 +606,23 @@ fn expand_expand(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
 /// `flip(flip(x, a), b) -> flip(x, a xor b)`, or `x` when the axes cancel (exact).
 fn flip_flip(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
     let mut out = Vec::new();
-    for n in nodes_of(eg, id, Kind::Flip) {
-        let EOp::Flip(a) = &n.op else {
+    for (n, inner) in stacked(eg, id, Kind::Flip, Kind::Flip) {
+        let (EOp::Flip(a), EOp::Flip(b)) = (&n.op, &inner.op) else {
             continue;
         };
-        for inner in nodes_of(eg, n.children[0], Kind::Flip) {
-            let EOp::Flip(b) = &inner.op else {
-                continue;
-            };
-            let mut axes: Vec<usize> = a
-                .iter()
-                .filter(|x| !b.contains(x))
-                .chain(b.iter().filter(|x| !a.contains(x)))
-                .copied()
-                .collect();
-            axes.sort_unstable();
-            let x = inner.children[0];
-            out.push(if axes.is_empty() {
-                x
-            } else {
-                add(eg, EOp::Flip(axes), vec![x])
-            });
-        }
+        let mut axes: Vec<usize> = a
+            .iter()
+            .filter(|x| !b.contains(x))
+            .chain(b.iter().filter(|x| !a.contains(x)))
+            .copied()
+            .collect();
+        axes.sort_unstable();
+        let x = inner.children[0];
+        out.push(if axes.is_empty() {
+            x
+        } else {
+            add(eg, EOp::Flip(axes), vec![x])
+        });
     }
     out
 }
@@ -637,21 +630,16 @@ fn flip_flip(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
 /// `shrink(shrink(x)) -> shrink(x)` with the composed bounds (exact).
 fn shrink_shrink(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
     let mut out = Vec::new();
-    for n in nodes_of(eg, id, Kind::Shrink) {
-        let EOp::Shrink(outer) = &n.op else {
+    for (n, inner) in stacked(eg, id, Kind::Shrink, Kind::Shrink) {
+        let (EOp::Shrink(outer), EOp::Shrink(b)) = (&n.op, &inner.op) else {
             continue;
         };
-        for inner in nodes_of(eg, n.children[0], Kind::Shrink) {
-            let EOp::Shrink(b) = &inner.op else {
-                continue;
-            };
-            let bounds = b
-                .iter()
-                .zip(outer)
-                .map(|(&(s, _), &(s2, e2))| (s + s2, s + e2))
-                .collect();
-            out.push(add(eg, EOp::Shrink(bounds), vec![inner.children[0]]));
-        }
+        let bounds = b
+            .iter()
+            .zip(outer)
+            .map(|(&(s, _), &(s2, e2))| (s + s2, s + e2))
+            .collect();
+        out.push(add(eg, EOp::Shrink(bounds), vec![inner.children[0]]));
     }
     out
 }
@@ -659,21 +647,16 @@ fn shrink_shrink(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
 /// `pad(pad(x)) -> pad(x)` with the summed paddings (exact: both pad with zeros).
 fn pad_pad(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
     let mut out = Vec::new();
-    for n in nodes_of(eg, id, Kind::Pad) {
-        let EOp::Pad(outer) = &n.op else {
+    for (n, inner) in stacked(eg, id, Kind::Pad, Kind::Pad) {
+        let (EOp::Pad(outer), EOp::Pad(p)) = (&n.op, &inner.op) else {
             continue;
         };
-        for inner in nodes_of(eg, n.children[0], Kind::Pad) {
-            let EOp::Pad(p) = &inner.op else {
-                continue;
-            };
-            let padding = p
-                .iter()
-                .zip(outer)
-                .map(|(&(b, e), &(b2, e2))| (b + b2, e + e2))
-                .collect();
-            out.push(add(eg, EOp::Pad(padding), vec![inner.children[0]]));
-        }
+        let padding = p
+            .iter()
+            .zip(outer)
+            .map(|(&(b, e), &(b2, e2))| (b + b2, e + e2))
+            .collect();
+        out.push(add(eg, EOp::Pad(padding), vec![inner.children[0]]));
     }
     out
 }
@@ -682,39 +665,34 @@ fn pad_pad(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
 /// into the padding is left alone (exact).
 fn shrink_pad(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
     let mut out = Vec::new();
-    for n in nodes_of(eg, id, Kind::Shrink) {
-        let EOp::Shrink(bounds) = &n.op else {
+    for (n, inner) in stacked(eg, id, Kind::Shrink, Kind::Pad) {
+        let (EOp::Shrink(bounds), EOp::Pad(p)) = (&n.op, &inner.op) else {
             continue;
         };
-        for inner in nodes_of(eg, n.children[0], Kind::Pad) {
-            let EOp::Pad(p) = &inner.op else {
-                continue;
-            };
-            let x = inner.children[0];
-            let shape = facts(eg, x).shape.clone();
-            let inside = bounds
-                .iter()
-                .zip(p)
-                .zip(&shape)
-                .all(|((&(s, e), &(before, _)), &len)| s >= before && e <= before + len);
-            if !inside {
-                continue;
-            }
-            let rel: Vec<(usize, usize)> = bounds
-                .iter()
-                .zip(p)
-                .map(|(&(s, e), &(before, _))| (s - before, e - before))
-                .collect();
-            let whole = rel
-                .iter()
-                .zip(&shape)
-                .all(|(&(s, e), &len)| s == 0 && e == len);
-            out.push(if whole {
-                x
-            } else {
-                add(eg, EOp::Shrink(rel), vec![x])
-            });
+        let x = inner.children[0];
+        let shape = facts(eg, x).shape.clone();
+        let inside = bounds
+            .iter()
+            .zip(p)
+            .zip(&shape)
+            .all(|((&(s, e), &(before, _)), &len)| s >= before && e <= before + len);
+        if !inside {
+            continue;
         }
+        let rel: Vec<(usize, usize)> = bounds
+            .iter()
+            .zip(p)
+            .map(|(&(s, e), &(before, _))| (s - before, e - before))
+            .collect();
+        let whole = rel
+            .iter()
+            .zip(&shape)
+            .all(|(&(s, e), &len)| s == 0 && e == len);
+        out.push(if whole {
+            x
+        } else {
+            add(eg, EOp::Shrink(rel), vec![x])
+        });
     }
     out
 }
