@@ -10,7 +10,7 @@ mod common;
 
 use common::*;
 use ferrograd::testing::check;
-use ferrograd::{Conv2dOptions, DType, Tensor};
+use ferrograd::{All, Conv2dOptions, DType, Tensor};
 use proptest::prelude::*;
 
 fn dot_atol(k: usize) -> f64 {
@@ -534,6 +534,70 @@ fn pooling_host_values() {
     // NaN propagates through max pooling.
     let nan = Tensor::from_vec(vec![1.0f32, f32::NAN, 3.0, 4.0], &[1, 1, 2, 2]);
     assert!(f64s(&nan.max_pool2d((2, 2), d))[0].is_nan());
+}
+
+/// A 2x2 max-pool window is four elements: with the graph optimizer on, its maximum and its
+/// gradient's tie count are elementwise kernels (`unroll/small-reduce`), not reductions with
+/// two-element loops (~2x slower). Ties still share the gradient equally and NaN propagates.
+#[test]
+fn a_two_by_two_max_pool_runs_as_elementwise_kernels() {
+    use ferrograd::runtime::rewrite::{with_mode, Mode};
+    let d = Conv2dOptions::default().stride(2, 2);
+    // Windows: one maximum; three tied at 3; four tied at 0; a NaN.
+    #[rustfmt::skip]
+    let xv = [
+        1.0f32, 7.0, 3.0, 3.0, //
+        2.0, 4.0, 1.0, 3.0, //
+        0.0, 0.0, f32::NAN, 1.0, //
+        0.0, 0.0, 2.0, 5.0,
+    ];
+    let kinds = |mode: Mode| {
+        with_mode(mode, || {
+            let x = Tensor::from_slice(&xv, &[1, 1, 4, 4]);
+            let y = x.max_pool2d((2, 2), d);
+            let names: Vec<String> = ferrograd::runtime::programs(&[y.node()])
+                .unwrap()
+                .into_iter()
+                .map(|p| p.name)
+                .collect();
+            (names, f64s(&y))
+        })
+    };
+    let (on, on_values) = kinds(Mode::Eager);
+    let (off, off_values) = kinds(Mode::Off);
+    assert!(
+        on.iter().all(|n| n.starts_with("e_")),
+        "optimizer on: {on:?}"
+    );
+    assert!(
+        off.iter().any(|n| n.starts_with("r_max")),
+        "optimizer off: {off:?}"
+    );
+    for values in [&on_values, &off_values] {
+        assert_eq!(values[..3], [7.0, 3.0, 0.0]);
+        assert!(values[3].is_nan());
+    }
+    for mode in [Mode::Eager, Mode::Off] {
+        let grad = with_mode(mode, || {
+            let x = Tensor::from_slice(&xv, &[1, 1, 4, 4]).requires_grad(true);
+            let w = Tensor::from_slice(&[6.0f32, 6.0, 8.0, 1.0], &[1, 1, 2, 2]);
+            (&x.max_pool2d((2, 2), d) * &w).sum(All).backward();
+            f64s(&x.grad().expect("x has a gradient"))
+        });
+        // A NaN window has no element equal to its maximum: 0 hits, 0/0 in all four.
+        let nan = f64::NAN;
+        let expected = [
+            0.0, 6.0, 2.0, 2.0, //
+            0.0, 0.0, 0.0, 2.0, //
+            2.0, 2.0, nan, nan, //
+            2.0, 2.0, nan, nan,
+        ];
+        let same = |g: &f64, e: &f64| g == e || (g.is_nan() && e.is_nan());
+        assert!(
+            grad.iter().zip(&expected).all(|(g, e)| same(g, e)),
+            "{mode:?}: gradient {grad:?}, expected {expected:?}"
+        );
+    }
 }
 
 // ---- one_hot and gather -------------------------------------------------------------------------

@@ -4,11 +4,15 @@
 //! work per element (transcendentals and integer division more than adds) and, for movement
 //! ops, the index arithmetic they add. Leaves cost the bytes read from memory. Materialized
 //! nodes (reductions, `Contiguous`, `Copy`) cost their work plus writing and reading back
-//! their result. One flop is weighted like one byte moved (roughly what a CPU core sustains on
-//! a streaming kernel). A permutation that brings another axis innermost costs a strided read
-//! per element (its readers walk memory across, which defeats vector loads and wastes cache
-//! lines); one that keeps the innermost axis only its index arithmetic. Every e-node adds one
-//! more, so the cost grows strictly with the tree (egg's extractor needs a monotonic cost).
+//! their result; a reduction also pays a loop per output element, which is most of its cost
+//! when it combines only a few elements. A shrink costs the kept share of its operand's work
+//! (not through a pad): the shrinks that take a small reduction apart into elementwise ops
+//! read its input once between them. One flop is weighted like one byte moved (roughly what a
+//! CPU core sustains on a streaming kernel). A permutation that brings another axis innermost
+//! costs a strided read per element (its readers walk memory across, which defeats vector
+//! loads and wastes cache lines); one that keeps the innermost axis only its index
+//! arithmetic. Every e-node adds one more, so the cost grows strictly with the tree (egg's
+//! extractor needs a monotonic cost).
 
 use super::lang::{ENode, EOp, GraphEGraph};
 use crate::ops::{BinaryOp, UnaryOp};
@@ -41,6 +45,11 @@ fn flops_per_element(op: &EOp) -> f64 {
     }
 }
 
+/// The reduction loop of one output element (its setup, accumulator and exit), in flops: a
+/// reduction over a 2x2 window ran ~2x slower than the same four elements combined by
+/// elementwise ops.
+const REDUCE_LOOP: f64 = 8.0;
+
 /// A strided read, per element: a permutation that changes the innermost axis.
 const STRIDED_READ: f64 = 1.0;
 
@@ -58,7 +67,7 @@ pub fn node_cost(op: &EOp, numel: f64, size: f64, first_shape: &[usize]) -> f64 
     1.0 + match op {
         EOp::Leaf { .. } => numel * size,
         EOp::Const { .. } | EOp::Arange { .. } => 0.0,
-        EOp::Reduce(..) => first_numel + 2.0 * numel * size,
+        EOp::Reduce(..) => first_numel + numel * (2.0 * size + REDUCE_LOOP),
         EOp::Contiguous => 2.0 * numel * size,
         EOp::Copy(_) => 4.0 * numel * size,
         EOp::Permute(p) if moves_innermost(p, first_shape) => numel * STRIDED_READ,
@@ -110,11 +119,25 @@ impl CostFunction<ENode> for FusedCost<'_> {
                 (numel as f64, size as f64)
             }
         };
+        // A shrink computes (or reads) its operand only where it keeps it: the shrinks that
+        // take a reduction's elements apart each cost their share of its input, not all of
+        // it. Not through a pad, whose kept part may be all of its source.
+        let kept = match &enode.op {
+            EOp::Shrink(_)
+                if !self.egraph[enode.children[0]]
+                    .nodes
+                    .iter()
+                    .any(|n| matches!(n.op, EOp::Pad(_))) =>
+            {
+                numel / (first_shape.iter().product::<usize>() as f64).max(1.0)
+            }
+            _ => 1.0,
+        };
         enode
             .children
             .iter()
             .fold(node_cost(&enode.op, numel, size, first_shape), |acc, &c| {
-                acc + costs(c)
+                acc + kept * costs(c)
             })
     }
 }

@@ -257,16 +257,16 @@ fn reduced_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
     out
 }
 
-/// The facts of `node` from the facts of its children (`None` for an e-node that does not fit
-/// its operands, which rules never build).
-pub fn infer(node: &ENode, child: &dyn Fn(usize) -> Facts) -> Facts {
+/// The facts of a node of `op` from the facts of its operands (an op that does not fit its
+/// operands is never built by the rules).
+pub fn infer(op: &EOp, child: &dyn Fn(usize) -> Facts) -> Facts {
     let same = |dtype: DType, shape: Vec<usize>, device: Arc<str>| Facts {
         dtype,
         shape,
         device,
         konst: None,
     };
-    match &node.op {
+    match op {
         EOp::Leaf {
             dtype,
             shape,
@@ -397,7 +397,7 @@ impl Analysis<ENode> for GraphAnalysis {
 
     fn make(egraph: &mut GraphEGraph, enode: &ENode, _id: Id) -> Facts {
         let child = |i: usize| egraph[enode.children[i]].data.clone();
-        let mut facts = infer(enode, &child);
+        let mut facts = infer(&enode.op, &child);
         if egraph.analysis.fold_constants || matches!(enode.op, EOp::Const { .. }) {
             facts.konst = fold(enode, &facts, &child);
         }

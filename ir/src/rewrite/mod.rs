@@ -32,6 +32,7 @@
 //! | reduce-broadcast/reduce-expand | `sum(expand(x)) -> x*n (+0)`, `max(expand(x)) -> x (+0)` | exact (the reference sums exactly) | exact |
 //! | distributive/factor-mul | `a*b + a*c -> a*(b+c)` | fast-math (rounding) | exact (ring) |
 //! | distributive/sum-of-scaled | `sum(x*expand(c)) -> sum(x)*c` | fast-math (rounding) | exact |
+//! | unroll/small-reduce | a reduction over at most 4 elements per output -> `contiguous(((x0 op x1) op x2) op x3 (+0))` over shrinks of its input: a 2x2 max-pool window or its gradient's tie count becomes an elementwise kernel | exact (the same elements combined in the reduction's order, from its identity) | exact |
 //!
 //! Float division is `a * recip(b)` in this IR, so `x / c -> x * (1/c)` is constant folding of
 //! `recip(c)` (exact: it is what the graph computes anyway).

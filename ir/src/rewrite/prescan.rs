@@ -7,7 +7,8 @@
 //! nothing where the scan says yes, never the reverse); every per-rule must-find test runs
 //! through [`super::optimize`], so a rule the scan missed fails its test.
 
-use super::lang::EOp;
+use super::lang::{infer, EOp, Facts};
+use super::rules::MAX_UNROLLED_REDUCE;
 use super::{RewriteConfig, SNode, Structure};
 use crate::dtype::{DType, Scalar};
 use crate::ops::{BinaryOp, ReduceOp, TernaryOp, UnaryOp};
@@ -29,11 +30,17 @@ pub fn may_rewrite(structure: &Structure, config: &RewriteConfig) -> bool {
         strength: on("strength"),
         reduce_broadcast: on("reduce-broadcast"),
         distributive: on("distributive"),
+        unroll: on("unroll"),
         fast_math: config.options.fast_math,
     };
     let mut known: Vec<Known> = Vec::with_capacity(structure.nodes.len());
+    let mut facts: Vec<Facts> = Vec::with_capacity(structure.nodes.len());
     for node in &structure.nodes {
         let src: Vec<Known> = node.src.iter().map(|&s| known[s as usize]).collect();
+        let here_facts = infer(&node.op, &|i| facts[node.src[i] as usize].clone());
+        if groups.unroll && unrolls(&node.op, &node.src, &facts) {
+            return true;
+        }
         if config.fold_constants
             && is_compute(&node.op)
             && !src.is_empty()
@@ -46,8 +53,20 @@ pub fn may_rewrite(structure: &Structure, config: &RewriteConfig) -> bool {
             return true;
         }
         known.push(here);
+        facts.push(here_facts);
     }
     false
+}
+
+/// True when `unroll/small-reduce` applies to a node of `op` over `src`, given the facts of
+/// every earlier position.
+fn unrolls(op: &EOp, src: &[u32], facts: &[Facts]) -> bool {
+    let EOp::Reduce(_, axes) = op else {
+        return false;
+    };
+    let x = &facts[src[0] as usize];
+    let count: usize = axes.iter().map(|&a| x.shape[a]).product();
+    x.dtype != DType::Bool && (2..=MAX_UNROLLED_REDUCE).contains(&count)
 }
 
 /// An op that computes values (constant folding applies to it).
@@ -111,6 +130,7 @@ struct Groups {
     strength: bool,
     reduce_broadcast: bool,
     distributive: bool,
+    unroll: bool,
     fast_math: bool,
 }
 
@@ -200,8 +220,8 @@ mod tests {
 
     #[test]
     fn a_lean_graph_skips_the_e_graph() {
-        let (a, b) = (leaf(&[4, 3]), leaf(&[3]));
-        let b = Node::expand(&Node::reshape(&b, &[1, 3]), &[4, 3]);
+        let (a, b) = (leaf(&[6, 3]), leaf(&[3]));
+        let b = Node::expand(&Node::reshape(&b, &[1, 3]), &[6, 3]);
         let y = Node::binary(BinaryOp::Mul, &Node::unary(UnaryOp::Exp2, &a), &b);
         let y = Node::reduce(ReduceOp::Max, &Node::permute(&y, &[1, 0]), &[1]);
         let s = structure(&y);

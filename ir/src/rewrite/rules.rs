@@ -264,6 +264,14 @@ pub const REDUCE_BROADCAST: &[RuleDef] = &[rule(
     reduce_expand,
 )];
 
+/// Small reductions written out as elementwise ops.
+pub const UNROLL: &[RuleDef] = &[rule(
+    "unroll/small-reduce",
+    Kind::Reduce,
+    true,
+    unroll_small_reduce,
+)];
+
 /// Distributivity where it saves work.
 pub const DISTRIBUTIVE: &[RuleDef] = &[
     rule(
@@ -288,6 +296,7 @@ pub const GROUPS: &[(&str, &[RuleDef])] = &[
     ("strength", STRENGTH),
     ("reduce-broadcast", REDUCE_BROADCAST),
     ("distributive", DISTRIBUTIVE),
+    ("unroll", UNROLL),
 ];
 
 // ---- helpers -----------------------------------------------------------------------------
@@ -819,6 +828,57 @@ fn reduce_expand(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
             };
             out.push(value);
         }
+    }
+    out
+}
+
+// ---- unrolling -----------------------------------------------------------------------------
+
+/// The most elements per output a reduction written out as elementwise ops may combine.
+pub const MAX_UNROLLED_REDUCE: usize = 4;
+
+/// `reduce(op, x, axes)` over at most [`MAX_UNROLLED_REDUCE`] elements per output ->
+/// `((x0 op x1) op x2) op x3` over shrinks of `x`, in the order the reduction visits them
+/// (row-major over `axes`), and for floats `+ 0` at the end as the reduction starts from its
+/// identity (the reference ends every float reduction with `+ 0`: a sum, max or product that
+/// is `-0` comes out `+0`). Exact: the reduction
+/// combines the same elements in the same order. A 2x2 max-pool's window, or its gradient's
+/// tie count, becomes elementwise: it fuses into its users instead of being a kernel of its
+/// own with two-element loops.
+fn unroll_small_reduce(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
+    let mut out = Vec::new();
+    for n in nodes_of(eg, id, Kind::Reduce) {
+        let EOp::Reduce(op, axes) = &n.op else {
+            continue;
+        };
+        let x = n.children[0];
+        let xf = facts(eg, x).clone();
+        let count: usize = axes.iter().map(|&a| xf.shape[a]).product();
+        if !(2..=MAX_UNROLLED_REDUCE).contains(&count) || xf.dtype == DType::Bool {
+            continue;
+        }
+        let mut bounds: Vec<(usize, usize)> = xf.shape.iter().map(|&s| (0, s)).collect();
+        let mut acc: Option<Id> = None;
+        for k in 0..count {
+            // The k-th element in row-major order over the reduced axes.
+            let mut rest = k;
+            for &a in axes.iter().rev() {
+                let i = rest % xf.shape[a];
+                rest /= xf.shape[a];
+                bounds[a] = (i, i + 1);
+            }
+            let part = add(eg, EOp::Shrink(bounds.clone()), vec![x]);
+            acc = Some(match acc {
+                None => part,
+                Some(a) => add(eg, EOp::Binary(op.combine()), vec![a, part]),
+            });
+        }
+        let mut value = acc.expect("count >= 2");
+        if xf.dtype.is_float() {
+            let zero = konst_like(eg, value, Scalar::Int(0));
+            value = add(eg, EOp::Binary(BinaryOp::Add), vec![value, zero]);
+        }
+        out.push(add(eg, EOp::Contiguous, vec![value]));
     }
     out
 }

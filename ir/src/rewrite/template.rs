@@ -199,7 +199,7 @@ impl Template {
                         device: src[i].device().clone(),
                         konst: None,
                     };
-                    let f = infer(&super::lang::ENode::new(op.clone(), Vec::new()), &child);
+                    let f = infer(op, &child);
                     Node::intern(
                         op.to_op().expect("not a leaf"),
                         src,

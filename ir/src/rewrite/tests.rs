@@ -290,7 +290,7 @@ fn permute_moves_through_a_reduction_to_cancel() {
     let direct = Node::reshape(&Node::reduce(ReduceOp::Sum, &m, &[0, 1]), &[5, 2]);
     assert_unchanged(&Node::permute(&direct, &[1, 0]));
     // The reduced axes follow the permutation (a max, over a permuted axis).
-    let x = leaf(DType::F32, &[3, 4, 2]);
+    let x = leaf(DType::F32, &[5, 4, 2]);
     let mx = Node::reduce(ReduceOp::Max, &Node::permute(&x, &[2, 0, 1]), &[1]);
     let t = Node::permute(&mx, &[1, 2, 0]);
     assert_rewrites_to(&t, &Node::reduce(ReduceOp::Max, &x, &[0]));
@@ -417,6 +417,89 @@ fn sum_of_broadcast_is_a_product() {
     let y = leaf(DType::F32, &[3, 5]);
     assert_unchanged(&Node::reduce(ReduceOp::Sum, &y, &[1]));
     assert_unchanged(&Node::reduce(ReduceOp::Prod, &e, &[1]));
+}
+
+// ---- unrolling -----------------------------------------------------------------------------
+
+/// `x` restricted to index `at` along each of `axes` (the other axes whole).
+fn element(x: &NodeRef, axes: &[usize], at: &[usize]) -> NodeRef {
+    let mut bounds: Vec<(usize, usize)> = x.shape().iter().map(|&n| (0, n)).collect();
+    for (&a, &i) in axes.iter().zip(at) {
+        bounds[a] = (i, i + 1);
+    }
+    Node::shrink(x, &bounds)
+}
+
+#[test]
+fn a_small_reduction_becomes_an_elementwise_kernel() {
+    // A 2x2 max-pool window: ((x00 max x01) max x10) max x11, + 0 as the reduction ends.
+    let x = leaf(DType::F32, &[3, 2, 5, 2]);
+    let m = Node::reduce(ReduceOp::Max, &x, &[1, 3]);
+    let at = |i, j| element(&x, &[1, 3], &[i, j]);
+    let folded = bin(
+        BinaryOp::Max,
+        &bin(
+            BinaryOp::Max,
+            &bin(BinaryOp::Max, &at(0, 0), &at(0, 1)),
+            &at(1, 0),
+        ),
+        &at(1, 1),
+    );
+    let zero = konst(f(0.0), DType::F32, &[3, 1, 5, 1]);
+    let expected = Node::contiguous(&bin(BinaryOp::Add, &folded, &zero));
+    assert_rewrites_to(&m, &expected);
+    // An integer sum of three: no `+ 0`.
+    let n = leaf(DType::I32, &[4, 3]);
+    let s = Node::reduce(ReduceOp::Sum, &n, &[1]);
+    let e = |j| element(&n, &[1], &[j]);
+    let sum = bin(BinaryOp::Add, &bin(BinaryOp::Add, &e(0), &e(1)), &e(2));
+    assert_rewrites_to(&s, &Node::contiguous(&sum));
+    // must not: five elements per output, one element, or bools.
+    assert_unchanged(&Node::reduce(
+        ReduceOp::Max,
+        &leaf(DType::F32, &[3, 5]),
+        &[1],
+    ));
+    assert_unchanged(&Node::reduce(
+        ReduceOp::Sum,
+        &leaf(DType::F32, &[3, 1]),
+        &[1],
+    ));
+    assert_unchanged(&Node::reduce(
+        ReduceOp::Max,
+        &leaf(DType::Bool, &[3, 2]),
+        &[1],
+    ));
+}
+
+#[test]
+fn an_unrolled_reduction_keeps_signed_zeros_nan_and_infinities() {
+    // Every float reduction over windows of -0s, NaNs and infinities, bit for bit.
+    let specials = [
+        -0.0,
+        -0.0,
+        f64::NAN,
+        1.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+        2.5,
+    ];
+    let x = leaf(DType::F32, &[4, 2]);
+    for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Prod] {
+        let r = Node::reduce(op, &x, &[1]);
+        let u = rewrite(&r);
+        assert!(
+            matches!(u.op(), Op::Contiguous),
+            "{op:?} not unrolled: {u:?}"
+        );
+        let values = |n: &Node| RefTensor::from_f64(n.dtype(), n.shape(), &specials);
+        let (a, b) = (
+            evaluate(&r, &mut |n| values(n)),
+            evaluate(&u, &mut |n| values(n)),
+        );
+        assert_eq!(bits(&a), bits(&b), "{op:?}: {a:?} vs {b:?}");
+    }
 }
 
 // ---- distributivity ----------------------------------------------------------------------
