@@ -107,7 +107,7 @@ impl Translator<'_> {
     fn pick(&mut self, cond: Value, a: Value, b: Value) -> Value {
         let ty = self.b.func.dfg.value_type(a);
         if !ty.is_vector() {
-            return self.b.ins().select(cond, a, b);
+            return self.select_scalar(cond, a, b);
         }
         let mask = if self.b.func.dfg.value_type(cond) == ty {
             cond

@@ -1,10 +1,11 @@
 //! CPU-only cases: workgroup programs are rejected, launches split across rayon threads with
-//! identical results, the device describes the host, and disassembly shows machine code.
+//! identical results, the device describes the host, disassembly shows machine code, and
+//! scalar float selects compile without branches.
 use super::Cpu;
 use ferrograd_conformance::{
-    compile_err, device, download, map_program, rows_program, rows_want, TestDevice,
+    compile_err, device, download, map_program, rows_program, rows_want, run, upload, TestDevice,
 };
-use ferrograd_ir::{DType, Inst, Program, ReduceOp, UnaryOp, ValueId};
+use ferrograd_ir::{BinaryOp, DType, Inst, Program, ReduceOp, UnaryOp, ValueId};
 use ferrograd_runtime::{Device, Error};
 
 fn simple() -> Program {
@@ -123,4 +124,73 @@ fn disassembly_shows_machine_code() {
         }),
         Err(Error::Compile { .. })
     ));
+}
+
+/// A scalar float `Where` picks its operand's exact bits (NaN payloads, signed zeros) through
+/// a conditional move: x86 has no float conditional move, and the jump Cranelift emits instead
+/// mispredicts on data-dependent conditions (a max-pool's backward kernel ran 3.2x slower).
+#[test]
+fn scalar_float_selects_are_branchless_and_exact() {
+    let dev = device::<Cpu>();
+    // `a != b ? b : a`, a ReLU-gradient-like mask (not the `a < b ? a : b` of a minimum,
+    // which compiles to `minss`).
+    let select = |dtype: DType| {
+        map_program("select", &[dtype, dtype], dtype, 8, 1, |b, v| {
+            let cond = b.push(Inst::Binary {
+                op: BinaryOp::CmpNe,
+                a: v[0],
+                b: v[1],
+            });
+            b.push(Inst::Where {
+                cond,
+                a: v[1],
+                b: v[0],
+            })
+        })
+    };
+    let quiet_nan_with_payload = f32::from_bits(0x7fc0_1234);
+    let a = [
+        quiet_nan_with_payload,
+        -0.0,
+        0.0,
+        f32::INFINITY,
+        -1.0,
+        1.5,
+        7.0,
+        -3.0,
+    ];
+    let b = [1.0, 0.0, -0.0, f32::NAN, f32::NEG_INFINITY, 2.5, 7.0, -2.0];
+    let p = select(DType::F32);
+    let (ba, bb, out) = (
+        upload(&dev, &a),
+        upload(&dev, &b),
+        dev.allocate(32).unwrap(),
+    );
+    run(&dev, &p, &[&ba, &bb, &out]);
+    let got: Vec<f32> = download(&dev, &out, 8);
+    for k in 0..8 {
+        let want = if a[k] != b[k] { b[k] } else { a[k] };
+        assert_eq!(got[k].to_bits(), want.to_bits(), "f32 element {k}: {got:?}");
+    }
+    let a64: Vec<f64> = a.iter().map(|&x| x as f64).collect();
+    let b64: Vec<f64> = b.iter().map(|&x| x as f64).collect();
+    let p64 = select(DType::F64);
+    let (ba, bb, out) = (
+        upload(&dev, &a64),
+        upload(&dev, &b64),
+        dev.allocate(64).unwrap(),
+    );
+    run(&dev, &p64, &[&ba, &bb, &out]);
+    let got: Vec<f64> = download(&dev, &out, 8);
+    for k in 0..8 {
+        let want = if a64[k] != b64[k] { b64[k] } else { a64[k] };
+        assert_eq!(got[k].to_bits(), want.to_bits(), "f64 element {k}: {got:?}");
+    }
+    if cfg!(target_arch = "x86_64") {
+        for program in [&p, &p64] {
+            let text = dev.disassemble(program).unwrap();
+            // Cranelift prints its jump-over-a-move select as `jnp $next` / `jz $next`.
+            assert!(!text.contains("$next"), "a branch in a select:\n{text}");
+        }
+    }
 }
