@@ -18,7 +18,7 @@ use ferrograd::{All, Conv2dOptions, Tensor};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const STEADY_STEPS: usize = 7;
+const STEADY_STEPS: usize = 60;
 
 /// A workload: builds its state, returns one step.
 type Step = Box<dyn FnMut()>;
@@ -157,7 +157,7 @@ fn child(name: &str) {
         ferrograd_ir::index_egraph::stats()
     );
     if ferrograd::runtime::profile::enabled() {
-        for k in ferrograd::runtime::profile::take_report().iter().take(12) {
+        for k in ferrograd::runtime::profile::take_report().iter().take(16) {
             eprintln!(
                 "{:>10.3} ms {:>4} x {}",
                 k.total.as_secs_f64() * 1e3,

@@ -303,8 +303,12 @@ impl Translator<'_> {
         let exit = self.b.create_block();
         self.b.ins().jump(header, &[BlockArg::Value(lo)]);
         self.b.switch_to_block(header);
-        let more = self.b.ins().icmp(IntCC::SignedLessThan, iv, hi);
-        self.b.ins().brif(more, body, &[], exit, &[]);
+        // The exit is the branch's first target: Cranelift's elaborator walks the dominator
+        // tree in CFG reverse post-order and forgets a loop once it visits a block outside
+        // it. With the body first, the exit came first in that order and no pure value was
+        // hoisted out of any loop (a convolution recomputed its whole index per trip).
+        let done = self.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, iv, hi);
+        self.b.ins().brif(done, exit, &[], body, &[]);
         self.b.seal_block(body);
         self.b.switch_to_block(body);
         self.frames.push(Frame::Loop { header, exit, iv });

@@ -1,11 +1,11 @@
 //! CPU-only cases: workgroup programs are rejected, launches split across rayon threads with
 //! identical results, the device describes the host, disassembly shows machine code, and
-//! scalar float selects compile without branches.
+//! scalar float selects compile without branches, and loop invariants leave their loops.
 use super::Cpu;
 use ferrograd_conformance::{
     compile_err, device, download, map_program, rows_program, rows_want, run, upload, TestDevice,
 };
-use ferrograd_ir::{BinaryOp, DType, Inst, Program, ReduceOp, UnaryOp, ValueId};
+use ferrograd_ir::{BinaryOp, DType, Inst, Program, ReduceOp, Scalar, UnaryOp, VType, ValueId};
 use ferrograd_runtime::{Device, Error};
 
 fn simple() -> Program {
@@ -192,5 +192,81 @@ fn scalar_float_selects_are_branchless_and_exact() {
             // Cranelift prints its jump-over-a-move select as `jnp $next` / `jz $next`.
             assert!(!text.contains("$next"), "a branch in a select:\n{text}");
         }
+    }
+}
+
+/// Index arithmetic that does not depend on a loop's variable is computed before the loop:
+/// `out[g*28 + i*7 + j]` multiplies the group id by 28 outside both loops and `i` by 7
+/// outside the inner one. (Cranelift hoists pure values only while it walks a loop's blocks
+/// before the loop's exit; with the exit first it hoisted nothing.)
+#[test]
+fn loop_invariant_arithmetic_leaves_the_loop() {
+    let dev = device::<Cpu>();
+    let mut b = ferrograd_ir::ProgramBuilder::new();
+    let int = |b: &mut ferrograd_ir::ProgramBuilder, v: i64| {
+        b.push(Inst::Const {
+            ty: VType::scalar(DType::I32),
+            value: Scalar::Int(v),
+        })
+    };
+    let g = b.push(Inst::GroupId(0));
+    let (zero, four, seven) = (int(&mut b, 0), int(&mut b, 4), int(&mut b, 7));
+    let i = b.push(Inst::Loop {
+        start: zero,
+        end: four,
+    });
+    let j = b.push(Inst::Loop {
+        start: zero,
+        end: seven,
+    });
+    let (k28, k7) = (int(&mut b, 28), int(&mut b, 7));
+    let mul = |b: &mut ferrograd_ir::ProgramBuilder, a, c| {
+        b.push(Inst::Binary {
+            op: BinaryOp::Mul,
+            a,
+            b: c,
+        })
+    };
+    let add = |b: &mut ferrograd_ir::ProgramBuilder, a, c| {
+        b.push(Inst::Binary {
+            op: BinaryOp::Add,
+            a,
+            b: c,
+        })
+    };
+    let row = mul(&mut b, g, k28);
+    let col = mul(&mut b, i, k7);
+    let at = add(&mut b, row, col);
+    let at = add(&mut b, at, j);
+    b.push(Inst::Store {
+        mem: ferrograd_ir::Memory::Global(0),
+        index: at,
+        value: at,
+        gate: None,
+    });
+    b.push(Inst::EndLoop);
+    b.push(Inst::EndLoop);
+    let p = ferrograd_conformance::program(
+        "invariants",
+        vec![ferrograd_conformance::param(DType::I32, 84, true)],
+        vec![3],
+        b.finish(),
+    );
+    let out = dev.allocate(84 * 4).unwrap();
+    run(&dev, &p, &[&out]);
+    let got: Vec<i32> = download(&dev, &out, 84);
+    assert_eq!(got, (0..84).collect::<Vec<i32>>());
+    if cfg!(target_arch = "x86_64") {
+        let text = dev.disassemble(&p).unwrap();
+        // The block that stores (the innermost loop's body) multiplies nothing.
+        let store_block = text
+            .split("\nblock")
+            .find(|block| {
+                block
+                    .lines()
+                    .any(|l| l.trim_start().starts_with("movl %") && l.contains(", (%"))
+            })
+            .expect("a block with the store");
+        assert!(!store_block.contains("imul"), "{text}");
     }
 }
