@@ -730,6 +730,19 @@ fn odd_width_rows_vectorize_with_an_overlapping_last_vector() {
     let name = kernel_name(&e, "e");
     assert!(name.contains("v4"), "{name}: not vectorized");
     check(&e, 1e-5, 1e-5, "65 elements, overlapping last vector");
+    // Every other column of 26-wide rows (a 2x2 max-pool window's stride-2 reads): the
+    // strided operands are gathered lane by lane (39 outputs: an overlapping last vector).
+    let r = Tensor::randn(&[3, 26]);
+    r.realize().unwrap();
+    let column = |j: usize| {
+        r.reshape([3, 13, 2])
+            .shrink(&[(0, 3), (0, 13), (j, j + 1)])
+            .reshape([3, 13])
+    };
+    let pooled = column(0).maximum(column(1)).relu();
+    let name = kernel_name(&pooled, "e");
+    assert!(name.contains("v4"), "{name}: strided reads not vectorized");
+    check(&pooled, 1e-6, 1e-6, "stride-2 reads into 13-wide rows");
     // Too narrow to vectorize at all: fewer elements than lanes.
     let narrow = Tensor::randn(&[3]);
     narrow.realize().unwrap();

@@ -319,8 +319,12 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
                 })
             })
             .or_else(|| {
-                // Overlapping last vector: a 13- or 26-wide image row.
-                inner_output.filter(|&i| axes[i].size > lanes && unit(&axis_coefs[i]))
+                // Overlapping last vector: a 13- or 26-wide image row. Elementwise, strided
+                // operands are gathered lane by lane (a max-pool window's stride-2 reads), as
+                // for the rows a multiple of the vector wide below.
+                inner_output.filter(|&i| {
+                    axes[i].size > lanes && (!is_reduce_kernel || unit(&axis_coefs[i]))
+                })
             })
             .or_else(|| {
                 // The innermost reduction axis with a scalar tail: a convolution's weight
