@@ -18,6 +18,8 @@ use ferrograd::{All, Conv2dOptions, Tensor};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Steady steps per fresh process: a median of 7 swung by +-25% between runs on this noisy
+/// machine, one of 60 by about +-10%.
 const STEADY_STEPS: usize = 60;
 
 /// A workload: builds its state, returns one step.
@@ -157,7 +159,7 @@ fn child(name: &str) {
         ferrograd_ir::index_egraph::stats()
     );
     if ferrograd::runtime::profile::enabled() {
-        for k in ferrograd::runtime::profile::take_report().iter().take(16) {
+        for k in ferrograd::runtime::profile::take_report().iter().take(12) {
             eprintln!(
                 "{:>10.3} ms {:>4} x {}",
                 k.total.as_secs_f64() * 1e3,
