@@ -126,28 +126,52 @@ fn disassembly_shows_machine_code() {
     ));
 }
 
+/// `out = a != b ? b : a` on scalars of `dtype`, a ReLU-gradient-like mask (not the
+/// `a < b ? a : b` of a minimum, which compiles to `minss`).
+fn select_program(dtype: DType) -> Program {
+    map_program("select", &[dtype, dtype], dtype, 8, 1, |b, v| {
+        let cond = b.push(Inst::Binary {
+            op: BinaryOp::CmpNe,
+            a: v[0],
+            b: v[1],
+        });
+        b.push(Inst::Where {
+            cond,
+            a: v[1],
+            b: v[0],
+        })
+    })
+}
+
+/// Runs [`select_program`] on `a` and `b` and checks every result bit for bit.
+fn check_select<T: ferrograd_conformance::Elem>(
+    dev: &TestDevice<Cpu>,
+    a: &[T],
+    b: &[T],
+    bits: impl Fn(T) -> u64,
+) -> Program {
+    let p = select_program(T::DTYPE);
+    let out = dev.allocate(a.len() * T::DTYPE.size()).unwrap();
+    run(dev, &p, &[&upload(dev, a), &upload(dev, b), &out]);
+    let got: Vec<T> = download(dev, &out, a.len());
+    for k in 0..a.len() {
+        let want = if a[k] != b[k] { b[k] } else { a[k] };
+        assert_eq!(
+            bits(got[k]),
+            bits(want),
+            "{} element {k}: {got:?}",
+            T::DTYPE
+        );
+    }
+    p
+}
+
 /// A scalar float `Where` picks its operand's exact bits (NaN payloads, signed zeros) through
 /// a conditional move: x86 has no float conditional move, and the jump Cranelift emits instead
 /// mispredicts on data-dependent conditions (a max-pool's backward kernel ran 3.2x slower).
 #[test]
 fn scalar_float_selects_are_branchless_and_exact() {
     let dev = device::<Cpu>();
-    // `a != b ? b : a`, a ReLU-gradient-like mask (not the `a < b ? a : b` of a minimum,
-    // which compiles to `minss`).
-    let select = |dtype: DType| {
-        map_program("select", &[dtype, dtype], dtype, 8, 1, |b, v| {
-            let cond = b.push(Inst::Binary {
-                op: BinaryOp::CmpNe,
-                a: v[0],
-                b: v[1],
-            });
-            b.push(Inst::Where {
-                cond,
-                a: v[1],
-                b: v[0],
-            })
-        })
-    };
     let quiet_nan_with_payload = f32::from_bits(0x7fc0_1234);
     let a = [
         quiet_nan_with_payload,
@@ -160,34 +184,11 @@ fn scalar_float_selects_are_branchless_and_exact() {
         -3.0,
     ];
     let b = [1.0, 0.0, -0.0, f32::NAN, f32::NEG_INFINITY, 2.5, 7.0, -2.0];
-    let p = select(DType::F32);
-    let (ba, bb, out) = (
-        upload(&dev, &a),
-        upload(&dev, &b),
-        dev.allocate(32).unwrap(),
-    );
-    run(&dev, &p, &[&ba, &bb, &out]);
-    let got: Vec<f32> = download(&dev, &out, 8);
-    for k in 0..8 {
-        let want = if a[k] != b[k] { b[k] } else { a[k] };
-        assert_eq!(got[k].to_bits(), want.to_bits(), "f32 element {k}: {got:?}");
-    }
-    let a64: Vec<f64> = a.iter().map(|&x| x as f64).collect();
-    let b64: Vec<f64> = b.iter().map(|&x| x as f64).collect();
-    let p64 = select(DType::F64);
-    let (ba, bb, out) = (
-        upload(&dev, &a64),
-        upload(&dev, &b64),
-        dev.allocate(64).unwrap(),
-    );
-    run(&dev, &p64, &[&ba, &bb, &out]);
-    let got: Vec<f64> = download(&dev, &out, 8);
-    for k in 0..8 {
-        let want = if a64[k] != b64[k] { b64[k] } else { a64[k] };
-        assert_eq!(got[k].to_bits(), want.to_bits(), "f64 element {k}: {got:?}");
-    }
+    let p32 = check_select(&dev, &a, &b, |x: f32| x.to_bits() as u64);
+    let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+    let p64 = check_select(&dev, &wide(&a), &wide(&b), f64::to_bits);
     if cfg!(target_arch = "x86_64") {
-        for program in [&p, &p64] {
+        for program in [&p32, &p64] {
             let text = dev.disassemble(program).unwrap();
             // Cranelift prints its jump-over-a-move select as `jnp $next` / `jz $next`.
             assert!(!text.contains("$next"), "a branch in a select:\n{text}");
