@@ -743,6 +743,18 @@ fn odd_width_rows_vectorize_with_an_overlapping_last_vector() {
     let name = kernel_name(&pooled, "e");
     assert!(name.contains("v4"), "{name}: strided reads not vectorized");
     check(&pooled, 1e-6, 1e-6, "stride-2 reads into 13-wide rows");
+    // And back: each of 39 values spread over two columns of 26-wide rows (a max-pool's
+    // gradient). The innermost axis (2) is narrower than a vector, so the one outside it is
+    // the vector axis, its stores and stride-2 reads lane by lane.
+    let g = Tensor::randn(&[3, 13]);
+    g.realize().unwrap();
+    let spread = (&r.reshape([3, 13, 2]) * &g.reshape([3, 13, 1])).reshape([3, 26]);
+    let name = kernel_name(&spread, "e");
+    assert!(
+        name.contains("v4_2"),
+        "{name}: not vectorized outside the 2-wide axis"
+    );
+    check(&spread, 1e-6, 1e-6, "13 values spread over 26-wide rows");
     // Too narrow to vectorize at all: fewer elements than lanes.
     let narrow = Tensor::randn(&[3]);
     narrow.realize().unwrap();

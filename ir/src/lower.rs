@@ -335,6 +335,15 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
             })
             .or_else(|| {
                 inner_output.filter(|&i| !is_reduce_kernel && axes[i].size.is_multiple_of(lanes))
+            })
+            .or_else(|| {
+                // Elementwise with an innermost axis narrower than a vector (a 2x2 window's
+                // column): the next output axis out, its stores and strided loads lane by lane
+                // (a max-pool's gradient written back into 26-wide rows).
+                let inner = inner_output.filter(|&i| !is_reduce_kernel && axes[i].size < lanes)?;
+                (0..inner)
+                    .rev()
+                    .find(|&i| !axes[i].reduce && axes[i].size > lanes)
             });
         if let Some(i) = chosen {
             axes[i].vector = lanes;
