@@ -838,13 +838,13 @@ fn reduce_expand(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
 pub const MAX_UNROLLED_REDUCE: usize = 4;
 
 /// `reduce(op, x, axes)` over at most [`MAX_UNROLLED_REDUCE`] elements per output ->
-/// `((x0 op x1) op x2) op x3` over shrinks of `x`, in the order the reduction visits them
-/// (row-major over `axes`), and for floats `+ 0` at the end as the reduction starts from its
-/// identity (the reference ends every float reduction with `+ 0`: a sum, max or product that
-/// is `-0` comes out `+0`). Exact: the reduction
-/// combines the same elements in the same order. A 2x2 max-pool's window, or its gradient's
-/// tie count, becomes elementwise: it fuses into its users instead of being a kernel of its
-/// own with two-element loops.
+/// `contiguous(((x0 op x1) op x2) op x3)` over shrinks of `x`, in the order the reduction
+/// visits them (row-major over the reduced axes), with `+ 0` at the end for floats (the
+/// reference ends every float reduction with `+ 0`: a sum, max or product that is `-0` comes
+/// out `+0`). Exact: the same elements combined in the same order, from the identity. A 2x2
+/// max-pool's window, or its gradient's tie count, becomes an elementwise kernel instead of a
+/// reduction with two-element loops; `contiguous` keeps it materialized as the reduction was
+/// (bare, it would be recomputed by every kernel that reads it).
 fn unroll_small_reduce(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
     let mut out = Vec::new();
     for n in nodes_of(eg, id, Kind::Reduce) {
@@ -857,6 +857,8 @@ fn unroll_small_reduce(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> 
         if !(2..=MAX_UNROLLED_REDUCE).contains(&count) || xf.dtype == DType::Bool {
             continue;
         }
+        let mut axes = axes.clone();
+        axes.sort_unstable();
         let mut bounds: Vec<(usize, usize)> = xf.shape.iter().map(|&s| (0, s)).collect();
         let mut acc: Option<Id> = None;
         for k in 0..count {
