@@ -9,7 +9,7 @@ use ferrograd::distributed::{remote, Security};
 use ferrograd::shard::split::split_sizes;
 use ferrograd::shard::{all_gather, all_reduce, Algorithm, Layout, ReduceOp};
 use ferrograd::{All, ShardedTensor, Tensor};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 /// Three TLS workers in this process and the client identity, shared by the tests.
@@ -48,6 +48,19 @@ fn worker_devices() -> Vec<String> {
         .iter()
         .map(|w| format!("remote:{}/cpu", w.addr()))
         .collect()
+}
+
+/// Tests that use the workers share them; the test that counts the bytes passing through the
+/// client holds them alone (another test's uploads in its window counted: 1,092 bytes once
+/// under a full workspace run).
+static WORKERS: RwLock<()> = RwLock::new(());
+
+fn workers_shared() -> RwLockReadGuard<'static, ()> {
+    WORKERS.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn workers_alone() -> RwLockWriteGuard<'static, ()> {
+    WORKERS.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Two local devices: the CPU and the first Vulkan device, or a loopback worker without one.
@@ -192,18 +205,21 @@ fn ops_match_one_device(devices: &[&str]) {
 
 #[test]
 fn sharded_ops_match_one_device_on_local_devices() {
+    let _workers = workers_shared();
     let devices = local_devices();
     ops_match_one_device(&names(&devices));
 }
 
 #[test]
 fn sharded_ops_match_one_device_on_three_workers() {
+    let _workers = workers_shared();
     let devices = worker_devices();
     ops_match_one_device(&names(&devices));
 }
 
 #[test]
 fn measured_weights_split_the_axis_completely() {
+    let _workers = workers_shared();
     let devices = local_devices();
     let x = data(&[64, 3], 9);
     let s = x.shard(&names(&devices), 0).unwrap();
@@ -248,6 +264,7 @@ fn split_sizes_follow_weights_memory_and_give_every_device_a_row() {
     expected = "shard: axis of size 2 of shape [2, 3] cannot give each of 3 devices a row"
 )]
 fn more_devices_than_rows_panics_naming_op_and_shape() {
+    let _workers = workers_shared();
     let devices = worker_devices();
     let _ = data(&[2, 3], 10).shard_weighted(&names(&devices), 0, &[1.0, 1.0, 1.0]);
 }
@@ -261,6 +278,7 @@ fn rows_beyond_the_devices_memory_panic() {
 #[test]
 #[should_panic(expected = "matmul: sharded shapes [7, 5] and [4, 3] do not fit")]
 fn sharded_matmul_shape_mismatch_panics_naming_shapes() {
+    let _workers = workers_shared();
     let devices = worker_devices();
     let s = data(&[7, 5], 11)
         .shard_weighted(&names(&devices), 0, &[1.0; 3])
@@ -318,6 +336,7 @@ fn check_all_reduce(devices: &[&str], shape: &[usize]) {
 
 #[test]
 fn all_reduce_and_all_gather_equal_a_naive_reduction_on_workers() {
+    let _workers = workers_shared();
     let devices = worker_devices();
     let devices = names(&devices);
     // Fewer elements than devices (ring falls back to direct), odd sizes, 0-d, and one large
@@ -345,12 +364,14 @@ fn all_reduce_and_all_gather_equal_a_naive_reduction_on_workers() {
 
 #[test]
 fn all_reduce_on_local_devices() {
+    let _workers = workers_shared();
     let devices = local_devices();
     check_all_reduce(&names(&devices), &[5, 9]);
 }
 
 #[test]
 fn copies_between_workers_go_worker_to_worker() {
+    let _workers = workers_alone();
     let devices = worker_devices();
     let (a, b) = (&devices[0], &devices[1]);
     let x = data(&[512, 256], 13); // 512 KiB
@@ -396,6 +417,7 @@ fn copies_between_workers_go_worker_to_worker() {
 
 #[test]
 fn index_ops_build_their_indices_on_the_operands_device() {
+    let _workers = workers_shared();
     // gather, argmax, one_hot and cumsum make index tensors internally; on a device other than
     // the default they must make them there (a loss on a replica's device needs gather).
     let device = worker_devices()[2].clone();
