@@ -8,7 +8,7 @@
 //! through [`super::optimize`], so a rule the scan missed fails its test.
 
 use super::lang::{infer, EOp, Facts};
-use super::rules::MAX_UNROLLED_REDUCE;
+use super::rules::unrollable;
 use super::{RewriteConfig, SNode, Structure};
 use crate::dtype::{DType, Scalar};
 use crate::ops::{BinaryOp, ReduceOp, TernaryOp, UnaryOp};
@@ -66,7 +66,7 @@ fn unrolls(op: &EOp, src: &[u32], facts: &[Facts]) -> bool {
     };
     let x = &facts[src[0] as usize];
     let count: usize = axes.iter().map(|&a| x.shape[a]).product();
-    x.dtype != DType::Bool && (2..=MAX_UNROLLED_REDUCE).contains(&count)
+    unrollable(x.dtype, count)
 }
 
 /// An op that computes values (constant folding applies to it).

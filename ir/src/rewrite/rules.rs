@@ -835,7 +835,13 @@ fn reduce_expand(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> {
 // ---- unrolling -----------------------------------------------------------------------------
 
 /// The most elements per output a reduction written out as elementwise ops may combine.
-pub const MAX_UNROLLED_REDUCE: usize = 4;
+const MAX_UNROLLED_REDUCE: usize = 4;
+
+/// True when `unroll/small-reduce` writes out a reduction of `dtype` values combining `count`
+/// elements per output.
+pub fn unrollable(dtype: DType, count: usize) -> bool {
+    dtype != DType::Bool && (2..=MAX_UNROLLED_REDUCE).contains(&count)
+}
 
 /// `reduce(op, x, axes)` over at most [`MAX_UNROLLED_REDUCE`] elements per output ->
 /// `contiguous(((x0 op x1) op x2) op x3)` over shrinks of `x`, in the order the reduction
@@ -854,7 +860,7 @@ fn unroll_small_reduce(eg: &mut GraphEGraph, id: Id, _: RuleOptions) -> Vec<Id> 
         let x = n.children[0];
         let xf = facts(eg, x).clone();
         let count: usize = axes.iter().map(|&a| xf.shape[a]).product();
-        if !(2..=MAX_UNROLLED_REDUCE).contains(&count) || xf.dtype == DType::Bool {
+        if !unrollable(xf.dtype, count) {
             continue;
         }
         let mut axes = axes.clone();
