@@ -25,6 +25,17 @@ fn main() {
             Tensor::realize_all(&[x.clone(), w.clone()]).unwrap();
             x.conv2d(&w, None, ferrograd::Conv2dOptions::default())
         }
+        "conv_weight_grad" => {
+            // The weight gradient of the second convolution of the MNIST convnet.
+            let x = Tensor::randn(&[64, 8, 13, 13]);
+            let upstream = Tensor::randn(&[64, 16, 11, 11]);
+            let w = Tensor::randn(&[16, 8, 3, 3]);
+            Tensor::realize_all(&[x.clone(), upstream.clone(), w.clone()]).unwrap();
+            let w = w.requires_grad(true);
+            let out = x.conv2d(&w, None, ferrograd::Conv2dOptions::default());
+            (&out * &upstream).sum(ferrograd::All).backward();
+            w.grad().unwrap()
+        }
         other => panic!("unknown workload {other}"),
     };
     for p in ferrograd::runtime::programs(&[t.node()]).unwrap() {

@@ -11,6 +11,7 @@ mod common;
 use common::*;
 use ferrograd::testing::check;
 use ferrograd::{All, Conv2dOptions, DType, Tensor};
+use ferrograd_ir::program::Inst;
 use proptest::prelude::*;
 
 fn dot_atol(k: usize) -> f64 {
@@ -783,32 +784,73 @@ fn a_padded_convolution_reads_its_windows_unguarded() {
 }
 
 /// A reduction axis whose length is not a multiple of the vector lanes vectorizes its whole
-/// vectors and adds the rest one element at a time into lane 0 (the other lanes get the
-/// identity: 0 for a sum, -inf for a max), after the axis' loop.
+/// vectors, then adds its tail as one more vector ending at the axis' end: the lanes that
+/// vector shares with the last whole one contribute the identity (0 for a sum, -inf for a
+/// max; both factors 0 for a multiply-add), so nothing is counted twice and no special
+/// value in a shared lane leaks. No element is loaded on its own.
 #[test]
-fn odd_length_reductions_vectorize_with_a_scalar_tail() {
+fn odd_length_reductions_vectorize_with_a_masked_last_vector() {
     let mut values: Vec<f32> = (0..66).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
     values[21] = f32::NAN; // in row 1's tail
     values[32] = f32::INFINITY; // in row 2's tail
     values[33..44].fill(f32::NEG_INFINITY); // row 3: all -inf
+    values[44 + 7] = 1000.0; // row 4: in the lane the tail vector shares (counted once)
+    values[55 + 7] = f32::INFINITY; // row 5: likewise
     let x = Tensor::from_vec(values, &[6, 11]);
     x.realize().unwrap();
     let sum = x.sum(-1);
     let name = kernel_name(&sum, "r_sum");
     assert!(name.contains("11rv4"), "{name}: not vectorized");
+    assert_eq!(scalar_loads(&sum, "r_sum"), 0, "{name}: a scalar tail");
     check(&sum, 1e-5, 1e-5, "sum over 11");
     let max = x.max(-1);
     let name = kernel_name(&max, "r_max");
     assert!(name.contains("11rv4"), "{name}: not vectorized");
     check(&max, 0.0, 0.0, "max over 11");
-    // A product accumulates with multiply-adds over the whole vectors, the tail with a
-    // multiply and an add.
-    let a = Tensor::randn(&[5, 11]);
-    let b = Tensor::randn(&[11, 3]);
+    check(&(-&x).max(-1), 0.0, 0.0, "max over 11 of the negated rows");
+    // A product accumulates with multiply-adds. An infinite factor in a shared lane: zeroing
+    // only the other factor would add inf * 0 = NaN.
+    let mut a = values_for(5 * 11, 3);
+    a[7] = f32::INFINITY;
+    a[11 + 7] = f32::NEG_INFINITY;
+    let mut b = values_for(11 * 3, 4);
+    b[7 * 3 + 2] = f32::INFINITY;
+    let a = Tensor::from_vec(a, &[5, 11]);
+    let b = Tensor::from_vec(b, &[11, 3]);
     Tensor::realize_all(&[a.clone(), b.clone()]).unwrap();
     let p = a.matmul(&b.t().contiguous().t());
+    assert_eq!(scalar_loads(&p, "r_sum"), 0, "matmul over k = 11: a scalar tail");
     check(&p, 1e-5, 1e-5, "matmul over k = 11");
-    check(&a.exp().sum(-1), 1e-5, 1e-5, "sum of exp over 11");
+    let f = Tensor::randn(&[5, 11]);
+    f.realize().unwrap();
+    check(&f.exp().sum(-1), 1e-5, 1e-5, "sum of exp over 11");
+    // Shorter than a vector: no vector, the elements one by one.
+    let short = Tensor::randn(&[5, 3]);
+    short.realize().unwrap();
+    check(&short.sum(-1), 1e-5, 1e-5, "sum over 3");
+}
+
+/// Deterministic values in [-1, 1) with a few exact zeros.
+fn values_for(n: usize, seed: u64) -> Vec<f32> {
+    values(n, seed)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| if i % 7 == 3 { 0.0 } else { v })
+        .collect()
+}
+
+/// How many single-element loads the (first) kernel of kind `kind` computing `t` makes.
+fn scalar_loads(t: &Tensor, kind: &str) -> usize {
+    let programs = ferrograd::runtime::programs(&[t.node()]).unwrap();
+    let program = programs
+        .iter()
+        .find(|p| p.name.starts_with(kind))
+        .expect("a kernel of that kind");
+    program
+        .insts
+        .iter()
+        .filter(|i| matches!(i, Inst::Load { ty, .. } if ty.lanes == 1))
+        .count()
 }
 
 /// A reduction vectorizes along the output axis its fused operand varies along: in

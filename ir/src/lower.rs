@@ -1039,8 +1039,23 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
             _ => None,
         };
         // Adds the reduction input at `red_origin` to every accumulator: `lanes` lanes, or one
-        // element of a tail, which goes to lane 0 (the other lanes get the identity).
-        let accumulate = |em: &mut Emitter, red_origin: &[Idx], lanes: usize| {
+        // element of a tail, which goes to lane 0 (the other lanes get the identity). Lanes
+        // below `from_lane` were added before and contribute the identity instead.
+        let accumulate = |em: &mut Emitter, red_origin: &[Idx], lanes: usize, from_lane: usize| {
+            let mask = (from_lane > 0).then(|| {
+                let parts: Vec<ValueId> = (0..lanes)
+                    .map(|l| em.konst(DType::Bool, Scalar::Bool(l >= from_lane)))
+                    .collect();
+                em.b.push(Inst::Vectorize(parts))
+            });
+            let masked = |em: &mut Emitter, v: ValueId, dtype: DType, fill: Scalar| match mask {
+                Some(cond) => {
+                    let fill = em.konst(dtype, fill);
+                    let fill = em.splat(LVal { id: fill, lanes: 1 }, lanes as u8);
+                    em.b.push(Inst::Where { cond, a: v, b: fill })
+                }
+                None => v,
+            };
             for (ci, oc) in out_combos.iter().enumerate() {
                 for (ri, rc) in red_combos.iter().enumerate() {
                     let acc = accs[ci][ri];
@@ -1064,6 +1079,11 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
                             let x = em.lower(x, at.clone());
                             let y = em.lower(y, at);
                             let (x, y) = (em.splat(x, acc_lanes), em.splat(y, acc_lanes));
+                            // Both factors zeroed: an infinite factor in a masked lane must
+                            // not turn into a NaN product.
+                            let zero = Scalar::Float(0.0);
+                            let x = masked(em, x, acc_dtype, zero);
+                            let y = masked(em, y, acc_dtype, zero);
                             em.b.push(Inst::MulAcc { a: x, b: y, c: cur })
                         }
                         _ => {
@@ -1078,6 +1098,7 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
                                 };
                             }
                             let v = widen(em, v);
+                            let v = masked(em, v, acc_dtype, rop.identity(acc_dtype));
                             em.b.push(Inst::Binary {
                                 op: rop.combine(),
                                 a: cur,
@@ -1094,16 +1115,27 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
             .zip(&red_outer)
             .map(|(a, outer)| em.ctx.mul(outer, (a.vector * a.unroll) as i64))
             .collect();
-        accumulate(&mut em, &red_origin, lanes_n);
+        accumulate(&mut em, &red_origin, lanes_n, 0);
         if let Some(last) = red_axes.last() {
             em.b.push(Inst::EndLoop);
             em.pop_scope();
-            // The innermost axis' tail, after its loop, inside the others.
-            let whole = (last.size - last.tail()) as i64;
+            // The innermost axis' tail, after its loop, inside the others. A vector axis adds
+            // it as one vector ending at the axis' end, the lanes it shares with the last
+            // whole vector masked: an 11-wide row's 3 leftover elements one at a time cost
+            // more than its 2 whole vectors (a convolution's weight gradient).
             let mut origin = red_origin.clone();
-            for j in 0..last.tail() as i64 {
-                *origin.last_mut().expect("a reduction axis") = Idx::konst(whole + j);
-                accumulate(&mut em, &origin, 1);
+            let tail = last.tail();
+            if last.vector > 1 && tail > 0 {
+                debug_assert!(last.unroll == 1 && tail < last.vector, "{last:?}");
+                *origin.last_mut().expect("a reduction axis") =
+                    Idx::konst((last.size - last.vector) as i64);
+                accumulate(&mut em, &origin, last.vector, last.vector - tail);
+            } else {
+                let whole = (last.size - tail) as i64;
+                for j in 0..tail as i64 {
+                    *origin.last_mut().expect("a reduction axis") = Idx::konst(whole + j);
+                    accumulate(&mut em, &origin, 1, 0);
+                }
             }
         }
         for _ in 1..red_axes.len() {
