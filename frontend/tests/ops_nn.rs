@@ -819,7 +819,11 @@ fn odd_length_reductions_vectorize_with_a_masked_last_vector() {
     let b = Tensor::from_vec(b, &[11, 3]);
     Tensor::realize_all(&[a.clone(), b.clone()]).unwrap();
     let p = a.matmul(&b.t().contiguous().t());
-    assert_eq!(scalar_loads(&p, "r_sum"), 0, "matmul over k = 11: a scalar tail");
+    assert_eq!(
+        scalar_loads(&p, "r_sum"),
+        0,
+        "matmul over k = 11: a scalar tail"
+    );
     check(&p, 1e-5, 1e-5, "matmul over k = 11");
     let f = Tensor::randn(&[5, 11]);
     f.realize().unwrap();

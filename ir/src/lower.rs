@@ -14,7 +14,7 @@
 
 use crate::dtype::{DType, Scalar};
 use crate::graph::{numel, NodeRef};
-use crate::index::{Gate, Idx, IdxCtx};
+use crate::index::{Atom, Gate, Idx, IdxCtx};
 use crate::ops::{BinaryOp, Op, ReduceOp, TernaryOp};
 use crate::program::{Inst, Memory, Param, Program, ProgramBuilder, VType, ValueId};
 use crate::schedule::Kernel;
@@ -229,7 +229,7 @@ fn analyze(kernel: &Kernel, orig: &Space, split: &Split) -> (Analysis, Vec<Idx>,
 /// Per-load coefficient of one original axis variable (None = not affine or gated).
 fn coefs(an: &Analysis, vars: &[Idx], d: usize) -> Vec<Option<i64>> {
     let Some(v) = vars[d].terms().first().map(|t| match t.0 {
-        crate::index::Atom::Var(v) => v,
+        Atom::Var(v) => v,
         _ => unreachable!("plain variable"),
     }) else {
         return vec![Some(0); an.loads.len()];
@@ -295,7 +295,7 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
             !axes[i].reduce && axes[i].size.is_multiple_of(lanes) && unit(&axis_coefs[i])
         };
         let alu_along = |i: usize| match vars[*axes[i].dims.last().expect("dims")].terms() {
-            [(crate::index::Atom::Var(v), _)] => an.reduce_alu_along[*v as usize],
+            [(Atom::Var(v), _)] => an.reduce_alu_along[*v as usize],
             _ => 0,
         };
         // A reduction computes the ops of its input that vary along the vector axis once per
@@ -461,10 +461,14 @@ impl Emitter<'_> {
         }
         let it = self.index_dtype;
         let mut acc: Option<ValueId> = None;
-        for (atom, c) in e.terms().to_vec() {
+        // Terms of outer loops' variables first: the partial sum before an inner loop's term
+        // is invariant in that loop, and the backend hoists it out.
+        let mut terms = e.terms().to_vec();
+        terms.sort_by_key(|(atom, _)| newest_var(atom));
+        for (atom, c) in terms {
             let a = match &atom {
-                crate::index::Atom::Var(v) => self.var_values[*v as usize],
-                crate::index::Atom::Div(inner, d) => {
+                Atom::Var(v) => self.var_values[*v as usize],
+                Atom::Div(inner, d) => {
                     let x = self.emit_idx(inner);
                     let dv = self.konst(it, Scalar::Int(*d));
                     self.b.push(Inst::Binary {
@@ -473,7 +477,7 @@ impl Emitter<'_> {
                         b: dv,
                     })
                 }
-                crate::index::Atom::Mod(inner, d) => {
+                Atom::Mod(inner, d) => {
                     let x = self.emit_idx(inner);
                     let dv = self.konst(it, Scalar::Int(*d));
                     self.b.push(Inst::Binary {
@@ -807,6 +811,19 @@ fn combos(axes: &[&Axis]) -> Vec<Vec<usize>> {
     out
 }
 
+/// The most recently defined loop variable `atom` reads (variables are numbered as their
+/// loops open), or `None` for none.
+fn newest_var(atom: &Atom) -> Option<u32> {
+    match atom {
+        Atom::Var(v) => Some(*v),
+        Atom::Div(inner, _) | Atom::Mod(inner, _) => inner
+            .terms()
+            .iter()
+            .filter_map(|(a, _)| newest_var(a))
+            .max(),
+    }
+}
+
 fn accumulate_dtype(dtype: DType) -> DType {
     match dtype {
         DType::F16 | DType::BF16 => DType::F32,
@@ -1052,7 +1069,11 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
                 Some(cond) => {
                     let fill = em.konst(dtype, fill);
                     let fill = em.splat(LVal { id: fill, lanes: 1 }, lanes as u8);
-                    em.b.push(Inst::Where { cond, a: v, b: fill })
+                    em.b.push(Inst::Where {
+                        cond,
+                        a: v,
+                        b: fill,
+                    })
                 }
                 None => v,
             };

@@ -10,7 +10,7 @@ use crate::helpers::Helper;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, I16, I32, I64, I8};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
-use ferrograd_ir::{DType, Memory, VType, ValueId};
+use ferrograd_ir::{BinaryOp, DType, Inst, Memory, Scalar, VType, ValueId};
 
 /// Largest load in bytes: 16 lanes of 8 bytes.
 const MAX_LOAD_BYTES: usize = 16 * 8;
@@ -50,8 +50,13 @@ impl Translator<'_> {
         }
     }
 
-    /// Address of element `index` of param `mem`.
-    fn element_addr(&mut self, mem: Memory, index: ValueId) -> Result<(Value, DType), String> {
+    /// Address of element `index` of param `mem`, as a base and a constant byte offset.
+    ///
+    /// An index `x + y + k` (terms of outer loops first, as the lowering adds them) becomes
+    /// `(base + x·size) + y·size` at offset `k·size`: the first sum is invariant in the loop
+    /// of `y` and leaves it, and the rest fits one x86 address (`k·size(B, y, size)`), where
+    /// `base + (x + y + k)·size` took two more adds per access.
+    fn element_addr(&mut self, mem: Memory, index: ValueId) -> Result<(Value, i32, DType), String> {
         let Memory::Global(p) = mem else {
             return Err(crate::validate::WORKGROUP_ERROR.to_string());
         };
@@ -65,17 +70,63 @@ impl Translator<'_> {
             .get(p as usize)
             .ok_or("internal: no such param")?
             .dtype;
-        let index = self.whole(index)?;
-        let index = if self.index == I64 {
-            index
-        } else {
-            self.b.ins().sextend(I64, index)
+        let shift = dtype.size().trailing_zeros() as i64;
+        if self.index != I64 {
+            let index = self.whole(index)?;
+            let index = self.b.ins().sextend(I64, index);
+            let offset = self.b.ins().ishl_imm_u(index, shift);
+            return Ok((self.b.ins().iadd(base, offset), 0, dtype));
+        }
+        let (rest, constant) = match self.sum_of(index) {
+            Some((x, y)) => match self.int_constant(y) {
+                Some(k) => (x, k),
+                None => (index, 0),
+            },
+            None => (index, 0),
         };
-        let offset = self
-            .b
-            .ins()
-            .ishl_imm_u(index, dtype.size().trailing_zeros() as i64);
-        Ok((self.b.ins().iadd(base, offset), dtype))
+        let offset = constant
+            .checked_mul(dtype.size() as i64)
+            .and_then(|o| i32::try_from(o).ok());
+        let (rest, offset) = match offset {
+            Some(o) => (rest, o),
+            None => (index, 0),
+        };
+        let (outer, inner) = match self.sum_of(rest) {
+            Some((x, y)) => (Some(x), y),
+            None => (None, rest),
+        };
+        let mut addr = base;
+        if let Some(outer) = outer {
+            let outer = self.whole(outer)?;
+            let outer = self.b.ins().ishl_imm_u(outer, shift);
+            addr = self.b.ins().iadd(addr, outer);
+        }
+        let inner = self.whole(inner)?;
+        let inner = self.b.ins().ishl_imm_u(inner, shift);
+        Ok((self.b.ins().iadd(addr, inner), offset, dtype))
+    }
+
+    /// The operands of `id` if it is an index addition.
+    fn sum_of(&self, id: ValueId) -> Option<(ValueId, ValueId)> {
+        match self.program.insts.get(id.0 as usize)? {
+            Inst::Binary {
+                op: BinaryOp::Add,
+                a,
+                b,
+            } => Some((*a, *b)),
+            _ => None,
+        }
+    }
+
+    /// The value of `id` if it is an integer constant.
+    fn int_constant(&self, id: ValueId) -> Option<i64> {
+        match self.program.insts.get(id.0 as usize)? {
+            Inst::Const {
+                value: Scalar::Int(k),
+                ..
+            } => Some(*k),
+            _ => None,
+        }
     }
 
     /// `Load`: `ty.lanes` consecutive elements from `index`, zero where `gate` is false.
@@ -86,8 +137,12 @@ impl Translator<'_> {
         gate: Option<ValueId>,
         ty: VType,
     ) -> Result<Repr, String> {
-        let (mut addr, dtype) = self.element_addr(mem, index)?;
+        let (mut addr, mut offset, dtype) = self.element_addr(mem, index)?;
         if let Some(gate) = gate {
+            // The offset goes into the address first: a gated-off load reads the zero block
+            // from its start.
+            addr = self.b.ins().iadd_imm_s(addr, offset as i64);
+            offset = 0;
             let gate = self.whole(gate)?;
             let zeros = self
                 .b
@@ -97,11 +152,12 @@ impl Translator<'_> {
         }
         let flags = self.load_flags(mem);
         if let (Some(simd), false) = (simd_type(ty), ty.dtype == DType::Bool) {
-            return Ok(Repr::Whole(self.b.ins().load(simd, flags, addr, 0)));
+            return Ok(Repr::Whole(self.b.ins().load(simd, flags, addr, offset)));
         }
         let mut lanes = Vec::with_capacity(ty.lanes as usize);
         for lane in 0..ty.lanes as i32 {
-            lanes.push(self.load_scalar(dtype, addr, lane * dtype.size() as i32, flags)?);
+            let at = offset + lane * dtype.size() as i32;
+            lanes.push(self.load_scalar(dtype, addr, at, flags)?);
         }
         Ok(self.pack(ty, lanes))
     }
@@ -150,16 +206,17 @@ impl Translator<'_> {
             }
             None => None,
         };
-        let (addr, dtype) = self.element_addr(mem, index)?;
+        let (addr, offset, dtype) = self.element_addr(mem, index)?;
         let vt = self.ty(value)?;
         match self.val(value)? {
             Repr::Whole(v) if vt.lanes == 1 || dtype != DType::Bool => {
-                self.store_whole(dtype, v, addr, vt)?
+                self.store_whole(dtype, v, addr, offset, vt)?
             }
             repr => {
                 let lanes = self.lanes_of(vt, &repr);
                 for (lane, v) in lanes.into_iter().enumerate() {
-                    self.store_scalar(dtype, v, addr, lane as i32 * dtype.size() as i32)?;
+                    let at = offset + lane as i32 * dtype.size() as i32;
+                    self.store_scalar(dtype, v, addr, at)?;
                 }
             }
         }
@@ -174,13 +231,14 @@ impl Translator<'_> {
         dtype: DType,
         v: Value,
         addr: Value,
+        offset: i32,
         vt: VType,
     ) -> Result<(), String> {
         if vt.lanes > 1 {
-            self.b.ins().store(flags(), v, addr, 0);
+            self.b.ins().store(flags(), v, addr, offset);
             Ok(())
         } else {
-            self.store_scalar(dtype, v, addr, 0)
+            self.store_scalar(dtype, v, addr, offset)
         }
     }
 

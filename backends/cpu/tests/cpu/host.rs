@@ -271,3 +271,82 @@ fn loop_invariant_arithmetic_leaves_the_loop() {
         assert!(!store_block.contains("imul"), "{text}");
     }
 }
+
+/// An access at `(outer + j) + k` with 64-bit indices: `base + outer·size` is computed
+/// outside the loop over `j`, and the constant `k` goes into the instruction's displacement,
+/// so the innermost loop adds nothing to address an element (`0x14(B, j, 4)`).
+#[test]
+fn accesses_fold_outer_index_and_constant_into_the_address() {
+    let dev = device::<Cpu>();
+    let mut b = ferrograd_ir::ProgramBuilder::new();
+    let int = |b: &mut ferrograd_ir::ProgramBuilder, v: i64| {
+        b.push(Inst::Const {
+            ty: VType::scalar(DType::I64),
+            value: Scalar::Int(v),
+        })
+    };
+    let binary =
+        |b: &mut ferrograd_ir::ProgramBuilder, op, x, y| b.push(Inst::Binary { op, a: x, b: y });
+    let g = b.push(Inst::GroupId(0));
+    let (zero, four, seven) = (int(&mut b, 0), int(&mut b, 4), int(&mut b, 7));
+    let i = b.push(Inst::Loop {
+        start: zero,
+        end: four,
+    });
+    let j = b.push(Inst::Loop {
+        start: zero,
+        end: seven,
+    });
+    let (k28, k7, k5) = (int(&mut b, 28), int(&mut b, 7), int(&mut b, 5));
+    let row = binary(&mut b, BinaryOp::Mul, g, k28);
+    let col = binary(&mut b, BinaryOp::Mul, i, k7);
+    let outer = binary(&mut b, BinaryOp::Add, row, col);
+    let at = binary(&mut b, BinaryOp::Add, outer, j);
+    let from = binary(&mut b, BinaryOp::Add, at, k5);
+    let value = b.push(Inst::Load {
+        mem: ferrograd_ir::Memory::Global(1),
+        index: from,
+        gate: None,
+        ty: VType::scalar(DType::F32),
+    });
+    b.push(Inst::Store {
+        mem: ferrograd_ir::Memory::Global(0),
+        index: at,
+        value,
+        gate: None,
+    });
+    b.push(Inst::EndLoop);
+    b.push(Inst::EndLoop);
+    let mut p = ferrograd_conformance::program(
+        "addresses",
+        vec![
+            ferrograd_conformance::param(DType::F32, 84, true),
+            ferrograd_conformance::param(DType::F32, 89, false),
+        ],
+        vec![3],
+        b.finish(),
+    );
+    p.index_dtype = DType::I64;
+    let input: Vec<f32> = (0..89).map(|v| v as f32 * 0.5 - 3.0).collect();
+    let src = upload(&dev, &input);
+    let out = dev.allocate(84 * 4).unwrap();
+    run(&dev, &p, &[&out, &src]);
+    let got: Vec<f32> = download(&dev, &out, 84);
+    assert_eq!(got, input[5..].to_vec());
+    if cfg!(target_arch = "x86_64") {
+        let text = dev.disassemble(&p).unwrap();
+        // The innermost loop's body: the block that loads.
+        let body = text
+            .split("\nblock")
+            .find(|block| block.contains("movss 0x14("))
+            .unwrap_or_else(|| panic!("no load at displacement 0x14:\n{text}"));
+        let adds = body
+            .lines()
+            .filter(|l| {
+                let l = l.trim_start();
+                l.starts_with("lea") || l.starts_with("add")
+            })
+            .count();
+        assert!(adds <= 1, "more than the loop counter's add:\n{text}");
+    }
+}
