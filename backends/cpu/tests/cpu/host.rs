@@ -196,92 +196,18 @@ fn scalar_float_selects_are_branchless_and_exact() {
     }
 }
 
-/// Index arithmetic that does not depend on a loop's variable is computed before the loop:
-/// `out[g*28 + i*7 + j]` multiplies the group id by 28 outside both loops and `i` by 7
-/// outside the inner one. (Cranelift hoists pure values only while it walks a loop's blocks
-/// before the loop's exit; with the exit first it hoisted nothing.)
-#[test]
-fn loop_invariant_arithmetic_leaves_the_loop() {
-    let dev = device::<Cpu>();
+/// `for g in 0..3 { for i in 0..4 { for j in 0..7 { body(g*28 + i*7 + j) } } }` with indices
+/// of type `index`, the sum built as `(g*28 + i*7) + j`; `body` gets the builder and the index.
+fn rows_of_seven(
+    name: &str,
+    index: DType,
+    params: Vec<ferrograd_ir::Param>,
+    body: impl FnOnce(&mut ferrograd_ir::ProgramBuilder, ValueId),
+) -> Program {
     let mut b = ferrograd_ir::ProgramBuilder::new();
     let int = |b: &mut ferrograd_ir::ProgramBuilder, v: i64| {
         b.push(Inst::Const {
-            ty: VType::scalar(DType::I32),
-            value: Scalar::Int(v),
-        })
-    };
-    let g = b.push(Inst::GroupId(0));
-    let (zero, four, seven) = (int(&mut b, 0), int(&mut b, 4), int(&mut b, 7));
-    let i = b.push(Inst::Loop {
-        start: zero,
-        end: four,
-    });
-    let j = b.push(Inst::Loop {
-        start: zero,
-        end: seven,
-    });
-    let (k28, k7) = (int(&mut b, 28), int(&mut b, 7));
-    let mul = |b: &mut ferrograd_ir::ProgramBuilder, a, c| {
-        b.push(Inst::Binary {
-            op: BinaryOp::Mul,
-            a,
-            b: c,
-        })
-    };
-    let add = |b: &mut ferrograd_ir::ProgramBuilder, a, c| {
-        b.push(Inst::Binary {
-            op: BinaryOp::Add,
-            a,
-            b: c,
-        })
-    };
-    let row = mul(&mut b, g, k28);
-    let col = mul(&mut b, i, k7);
-    let at = add(&mut b, row, col);
-    let at = add(&mut b, at, j);
-    b.push(Inst::Store {
-        mem: ferrograd_ir::Memory::Global(0),
-        index: at,
-        value: at,
-        gate: None,
-    });
-    b.push(Inst::EndLoop);
-    b.push(Inst::EndLoop);
-    let p = ferrograd_conformance::program(
-        "invariants",
-        vec![ferrograd_conformance::param(DType::I32, 84, true)],
-        vec![3],
-        b.finish(),
-    );
-    let out = dev.allocate(84 * 4).unwrap();
-    run(&dev, &p, &[&out]);
-    let got: Vec<i32> = download(&dev, &out, 84);
-    assert_eq!(got, (0..84).collect::<Vec<i32>>());
-    if cfg!(target_arch = "x86_64") {
-        let text = dev.disassemble(&p).unwrap();
-        // The block that stores (the innermost loop's body) multiplies nothing.
-        let store_block = text
-            .split("\nblock")
-            .find(|block| {
-                block
-                    .lines()
-                    .any(|l| l.trim_start().starts_with("movl %") && l.contains(", (%"))
-            })
-            .expect("a block with the store");
-        assert!(!store_block.contains("imul"), "{text}");
-    }
-}
-
-/// An access at `(outer + j) + k` with 64-bit indices: `base + outer·size` is computed
-/// outside the loop over `j`, and the constant `k` goes into the instruction's displacement,
-/// so the innermost loop adds nothing to address an element (`0x14(B, j, 4)`).
-#[test]
-fn accesses_fold_outer_index_and_constant_into_the_address() {
-    let dev = device::<Cpu>();
-    let mut b = ferrograd_ir::ProgramBuilder::new();
-    let int = |b: &mut ferrograd_ir::ProgramBuilder, v: i64| {
-        b.push(Inst::Const {
-            ty: VType::scalar(DType::I64),
+            ty: VType::scalar(index),
             value: Scalar::Int(v),
         })
     };
@@ -297,36 +223,88 @@ fn accesses_fold_outer_index_and_constant_into_the_address() {
         start: zero,
         end: seven,
     });
-    let (k28, k7, k5) = (int(&mut b, 28), int(&mut b, 7), int(&mut b, 5));
+    let (k28, k7) = (int(&mut b, 28), int(&mut b, 7));
     let row = binary(&mut b, BinaryOp::Mul, g, k28);
     let col = binary(&mut b, BinaryOp::Mul, i, k7);
     let outer = binary(&mut b, BinaryOp::Add, row, col);
     let at = binary(&mut b, BinaryOp::Add, outer, j);
-    let from = binary(&mut b, BinaryOp::Add, at, k5);
-    let value = b.push(Inst::Load {
-        mem: ferrograd_ir::Memory::Global(1),
-        index: from,
-        gate: None,
-        ty: VType::scalar(DType::F32),
-    });
-    b.push(Inst::Store {
-        mem: ferrograd_ir::Memory::Global(0),
-        index: at,
-        value,
-        gate: None,
-    });
+    body(&mut b, at);
     b.push(Inst::EndLoop);
     b.push(Inst::EndLoop);
-    let mut p = ferrograd_conformance::program(
-        "addresses",
-        vec![
-            ferrograd_conformance::param(DType::F32, 84, true),
-            ferrograd_conformance::param(DType::F32, 89, false),
-        ],
-        vec![3],
-        b.finish(),
-    );
-    p.index_dtype = DType::I64;
+    let mut p = ferrograd_conformance::program(name, params, vec![3], b.finish());
+    p.index_dtype = index;
+    p
+}
+
+/// The first block of a disassembly with a line (leading spaces trimmed) that `pred` accepts.
+fn block_with<'t>(text: &'t str, pred: impl Fn(&str) -> bool) -> Option<&'t str> {
+    text.split("\nblock")
+        .find(|block| block.lines().any(|l| pred(l.trim_start())))
+}
+
+/// Index arithmetic that does not depend on a loop's variable is computed before the loop:
+/// `out[g*28 + i*7 + j]` multiplies the group id by 28 and `i` by 7 outside the inner loop.
+/// (Cranelift hoists pure values only while it walks a loop's blocks before the loop's exit;
+/// with the exit first it hoisted nothing. It hoists `g*28` one loop only, not out of the
+/// loop over `i`.)
+#[test]
+fn loop_invariant_arithmetic_leaves_the_loop() {
+    let dev = device::<Cpu>();
+    let params = vec![ferrograd_conformance::param(DType::I32, 84, true)];
+    let p = rows_of_seven("invariants", DType::I32, params, |b, at| {
+        b.push(Inst::Store {
+            mem: ferrograd_ir::Memory::Global(0),
+            index: at,
+            value: at,
+            gate: None,
+        });
+    });
+    let out = dev.allocate(84 * 4).unwrap();
+    run(&dev, &p, &[&out]);
+    let got: Vec<i32> = download(&dev, &out, 84);
+    assert_eq!(got, (0..84).collect::<Vec<i32>>());
+    if cfg!(target_arch = "x86_64") {
+        let text = dev.disassemble(&p).unwrap();
+        // The block that stores (the innermost loop's body) multiplies nothing.
+        let store_block = block_with(&text, |l| l.starts_with("movl %") && l.contains(", (%"))
+            .expect("a block with the store");
+        assert!(!store_block.contains("imul"), "{text}");
+    }
+}
+
+/// An access at `(outer + j) + k` with 64-bit indices: `base + outer·size` is computed
+/// outside the loop over `j`, and the constant `k` goes into the instruction's displacement,
+/// so the innermost loop adds nothing to address an element (`0x14(B, j, 4)`).
+#[test]
+fn accesses_fold_outer_index_and_constant_into_the_address() {
+    let dev = device::<Cpu>();
+    let params = vec![
+        ferrograd_conformance::param(DType::F32, 84, true),
+        ferrograd_conformance::param(DType::F32, 89, false),
+    ];
+    let p = rows_of_seven("addresses", DType::I64, params, |b, at| {
+        let k5 = b.push(Inst::Const {
+            ty: VType::scalar(DType::I64),
+            value: Scalar::Int(5),
+        });
+        let from = b.push(Inst::Binary {
+            op: BinaryOp::Add,
+            a: at,
+            b: k5,
+        });
+        let value = b.push(Inst::Load {
+            mem: ferrograd_ir::Memory::Global(1),
+            index: from,
+            gate: None,
+            ty: VType::scalar(DType::F32),
+        });
+        b.push(Inst::Store {
+            mem: ferrograd_ir::Memory::Global(0),
+            index: at,
+            value,
+            gate: None,
+        });
+    });
     let input: Vec<f32> = (0..89).map(|v| v as f32 * 0.5 - 3.0).collect();
     let src = upload(&dev, &input);
     let out = dev.allocate(84 * 4).unwrap();
@@ -336,9 +314,7 @@ fn accesses_fold_outer_index_and_constant_into_the_address() {
     if cfg!(target_arch = "x86_64") {
         let text = dev.disassemble(&p).unwrap();
         // The innermost loop's body: the block that loads.
-        let body = text
-            .split("\nblock")
-            .find(|block| block.contains("movss 0x14("))
+        let body = block_with(&text, |l| l.contains("movss 0x14("))
             .unwrap_or_else(|| panic!("no load at displacement 0x14:\n{text}"));
         let adds = body
             .lines()
