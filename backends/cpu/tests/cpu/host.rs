@@ -237,7 +237,7 @@ fn rows_of_seven(
 }
 
 /// The first block of a disassembly with a line (leading spaces trimmed) that `pred` accepts.
-fn block_with<'t>(text: &'t str, pred: impl Fn(&str) -> bool) -> Option<&'t str> {
+fn block_with(text: &str, pred: impl Fn(&str) -> bool) -> Option<&str> {
     text.split("\nblock")
         .find(|block| block.lines().any(|l| pred(l.trim_start())))
 }
