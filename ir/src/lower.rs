@@ -79,8 +79,8 @@ impl Axis {
         !self.reduce && self.vector > 1 && !self.size.is_multiple_of(self.vector)
     }
 
-    /// Elements of a vector reduction axis past its last whole vector, reduced one at a time
-    /// after its loop (into lane 0 of the accumulators).
+    /// Elements of a vector reduction axis past its last whole vector, added after its loop as
+    /// one masked vector (an unrolled axis divides evenly: it has none).
     fn tail(&self) -> usize {
         if self.reduce {
             self.size % (self.vector * self.unroll)
@@ -327,8 +327,8 @@ fn plan(space: &Space, an: &Analysis, vars: &[Idx], target: &LoweringTarget) -> 
                 })
             })
             .or_else(|| {
-                // The innermost reduction axis with a scalar tail: a convolution's weight
-                // gradient summed over 11-wide rows.
+                // The innermost reduction axis, its tail a masked vector: a convolution's
+                // weight gradient summed over 11-wide rows.
                 axes.iter().rposition(|a| a.reduce).filter(|&i| {
                     axes[i].size > lanes && unit(&axis_coefs[i]) && axis_coefs[i].contains(&Some(1))
                 })
@@ -1055,10 +1055,10 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
             }
             _ => None,
         };
-        // Adds the reduction input at `red_origin` to every accumulator: `lanes` lanes, or one
-        // element of a tail, which goes to lane 0 (the other lanes get the identity). Lanes
-        // below `from_lane` were added before and contribute the identity instead.
-        let accumulate = |em: &mut Emitter, red_origin: &[Idx], lanes: usize, from_lane: usize| {
+        // Adds the reduction input at `red_origin` (`lanes_n` lanes) to every accumulator.
+        // Lanes below `from_lane` were added before and contribute the identity instead.
+        let lanes = lanes_n;
+        let accumulate = |em: &mut Emitter, red_origin: &[Idx], from_lane: usize| {
             let mask = (from_lane > 0).then(|| {
                 let parts: Vec<ValueId> = (0..lanes)
                     .map(|l| em.konst(DType::Bool, Scalar::Bool(l >= from_lane)))
@@ -1085,18 +1085,8 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
                         .map(|f| (f, Gate::always()))
                         .collect();
                     let cur = em.b.push(Inst::ReadAcc(acc));
-                    let widen = |em: &mut Emitter, v: LVal| {
-                        if lanes == 1 && acc_lanes > 1 {
-                            let identity = em.konst(acc_dtype, rop.identity(acc_dtype));
-                            let mut parts = vec![identity; acc_lanes as usize];
-                            parts[0] = v.id;
-                            em.b.push(Inst::Vectorize(parts))
-                        } else {
-                            em.splat(v, acc_lanes)
-                        }
-                    };
                     let new = match &product {
-                        Some((x, y)) if lanes == acc_lanes as usize || acc_lanes == 1 => {
+                        Some((x, y)) => {
                             let x = em.lower(x, at.clone());
                             let y = em.lower(y, at);
                             let (x, y) = (em.splat(x, acc_lanes), em.splat(y, acc_lanes));
@@ -1118,7 +1108,7 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
                                     lanes: v.lanes,
                                 };
                             }
-                            let v = widen(em, v);
+                            let v = em.splat(v, acc_lanes);
                             let v = masked(em, v, acc_dtype, rop.identity(acc_dtype));
                             em.b.push(Inst::Binary {
                                 op: rop.combine(),
@@ -1136,27 +1126,24 @@ pub fn lower(kernel: &Kernel, target: &LoweringTarget) -> Program {
             .zip(&red_outer)
             .map(|(a, outer)| em.ctx.mul(outer, (a.vector * a.unroll) as i64))
             .collect();
-        accumulate(&mut em, &red_origin, lanes_n, 0);
+        accumulate(&mut em, &red_origin, 0);
         if let Some(last) = red_axes.last() {
             em.b.push(Inst::EndLoop);
             em.pop_scope();
-            // The innermost axis' tail, after its loop, inside the others. A vector axis adds
-            // it as one vector ending at the axis' end, the lanes it shares with the last
-            // whole vector masked: an 11-wide row's 3 leftover elements one at a time cost
-            // more than its 2 whole vectors (a convolution's weight gradient).
-            let mut origin = red_origin.clone();
+            // The innermost axis' tail, after its loop, inside the others: one vector ending at
+            // the axis' end, the lanes it shares with the last whole vector masked (an 11-wide
+            // row's 3 leftover elements one at a time cost more than its 2 whole vectors, in a
+            // convolution's weight gradient). Only a vector axis has a tail.
             let tail = last.tail();
-            if last.vector > 1 && tail > 0 {
-                debug_assert!(last.unroll == 1 && tail < last.vector, "{last:?}");
+            if tail > 0 {
+                debug_assert!(
+                    last.vector == lanes && last.unroll == 1 && tail < last.vector,
+                    "{last:?}"
+                );
+                let mut origin = red_origin.clone();
                 *origin.last_mut().expect("a reduction axis") =
                     Idx::konst((last.size - last.vector) as i64);
-                accumulate(&mut em, &origin, last.vector, last.vector - tail);
-            } else {
-                let whole = (last.size - tail) as i64;
-                for j in 0..tail as i64 {
-                    *origin.last_mut().expect("a reduction axis") = Idx::konst(whole + j);
-                    accumulate(&mut em, &origin, 1, 0);
-                }
+                accumulate(&mut em, &origin, last.vector - tail);
             }
         }
         for _ in 1..red_axes.len() {
